@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs every Debian package that the build, the tests and the main job need.
+# Idempotent: packages already present are left alone; safe to re-run. Prints what it did.
+set -euo pipefail
+
+PACKAGES=(
+  bazel-bootstrap          # Bazel 4.2.3 (offline; WORKSPACE shims rules_cc/rules_java)
+  g++ pkg-config
+  libtorch-dev             # libtorch 1.13, CPU
+  libopenblas0-openmp      # without it libtorch uses the reference BLAS (~15x slower GEMM)
+  libopenmpi-dev openmpi-bin
+  libhdf5-openmpi-dev hdf5-tools   # parallel (MPI-IO) HDF5, and h5dump
+  libabsl-dev libgoogle-glog-dev libgflags-dev
+  libgtest-dev libgmock-dev
+  libjpeg62-turbo-dev      # JPEG codec for the image-quality reward
+)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "setup.sh: not root and no sudo; install as root: ${PACKAGES[*]}" >&2; exit 1; }
+  SUDO="sudo"
+fi
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if dpkg-query -W -f='${Status}' "${pkg}" 2>/dev/null | grep -q "install ok installed"; then
+    :
+  else
+    missing+=("${pkg}")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "setup.sh: all ${#PACKAGES[@]} packages already installed; nothing to do."
+else
+  echo "setup.sh: installing ${#missing[@]} missing package(s): ${missing[*]}"
+  ${SUDO} apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive ${SUDO} apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "setup.sh: installed ${missing[*]}"
+fi
+
+# Report which BLAS libtorch will load (libblas.so.3 is a Debian alternative).
+blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || true)
+case "${blas}" in
+  *openblas*) echo "setup.sh: BLAS = OpenBLAS (${blas})" ;;
+  *) echo "setup.sh: WARNING: BLAS = ${blas:-none}; libtorch GEMM will be ~15x slower than with OpenBLAS" >&2 ;;
+esac
+echo "setup.sh: bazel-bootstrap $(dpkg-query -W -f='${Version}' bazel-bootstrap), $(mpirun --version 2>/dev/null | head -1)"
