@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -99,7 +100,11 @@ int main(int argc, char** argv) {
   failures += !mpi_ok;
 
   const std::string path = FLAGS_out + "/doctor.h5";
-  if (rank == 0) std::system(("mkdir -p '" + FLAGS_out + "'").c_str());
+  if (rank == 0) {
+    std::error_code ec;
+    std::filesystem::create_directories(FLAGS_out, ec);
+    if (ec) std::fprintf(stderr, "cannot create --out=%s: %s\n", FLAGS_out.c_str(), ec.message().c_str());
+  }
   MPI_Barrier(MPI_COMM_WORLD);
   const bool h5_ok = Hdf5RoundTrip(path, rank, size);
   failures += !h5_ok;
