@@ -1,0 +1,106 @@
+#include "dancegrpo/rollout.h"
+
+#include <torch/torch.h>
+
+#include "dancegrpo/rng.h"
+#include "glog/logging.h"
+
+namespace dancegrpo {
+
+SdeStepResult PolicyStep(models::VelocityModel& policy, const SdeConfig& sde, double cfg_scale,
+                         const torch::Tensor& x, const torch::Tensor& sigma,
+                         const torch::Tensor& sigma_next, const models::Conditioning& condition,
+                         const models::Conditioning& null_condition, const torch::Tensor& noise,
+                         const torch::Tensor& given_next) {
+  torch::Tensor v;
+  if (cfg_scale == 1.0) {
+    v = policy.Velocity(x, sigma, condition);
+  } else {
+    const int64_t b = x.size(0);
+    CHECK(null_condition.pooled.defined()) << "classifier-free guidance needs the null condition";
+    auto null_rows = null_condition.Rows(torch::zeros({b}, torch::kLong));
+    // One batched evaluation of [conditional; unconditional].
+    auto both = policy.Velocity(torch::cat({x, x}), torch::cat({sigma, sigma}),
+                                models::Conditioning::Cat({condition, null_rows}));
+    auto v_cond = both.narrow(0, 0, b);
+    auto v_uncond = both.narrow(0, b, b);
+    v = v_uncond + cfg_scale * (v_cond - v_uncond);
+  }
+  return SdeStep(sde, x, v, sigma, sigma_next, noise, given_next);
+}
+
+torch::Tensor InitialNoise(const RolloutConfig& config, int64_t iteration, int64_t prompt_slot,
+                           int64_t member) {
+  RandomKey key{config.seed, RandomStream::kInitialNoise, iteration, prompt_slot,
+                config.shared_noise ? -1 : member, -1};
+  return KeyedNormal(key, config.latent_shape);
+}
+
+std::vector<std::pair<int64_t, int64_t>> MicroBatches(int64_t n, int micro_batch) {
+  const int64_t b = micro_batch > 0 ? micro_batch : std::max<int64_t>(n, 1);
+  std::vector<std::pair<int64_t, int64_t>> out;
+  for (int64_t s = 0; s < n; s += b) out.emplace_back(s, std::min(n, s + b));
+  return out;
+}
+
+Trajectories Rollout(models::VelocityModel& policy, const RolloutConfig& config,
+                     const std::vector<double>& sigmas, int64_t iteration,
+                     const std::vector<int64_t>& prompt_slots,
+                     const models::Conditioning& prompt_conditions,
+                     const models::Conditioning& null_condition) {
+  torch::NoGradGuard no_grad;
+  const int steps = static_cast<int>(sigmas.size()) - 1;
+  const SdeConfig sde = WithSchedule(config.sde, sigmas);
+  const int64_t g = config.group_size;
+  const int64_t n = static_cast<int64_t>(prompt_slots.size()) * g;
+  CHECK_EQ(prompt_conditions.batch(), static_cast<int64_t>(prompt_slots.size()));
+
+  Trajectories traj;
+  traj.iteration = iteration;
+  traj.sigmas = sigmas;
+  std::vector<int64_t> row_of_sample(n);
+  for (int64_t i = 0; i < n; ++i) {
+    traj.prompt_slot.push_back(prompt_slots[i / g]);
+    traj.member.push_back(i % g);
+    row_of_sample[i] = i / g;
+  }
+  traj.conditions = prompt_conditions.Rows(torch::tensor(row_of_sample, torch::kLong));
+  traj.null_condition = null_condition;
+
+  std::vector<int64_t> shape = {n, steps + 1};
+  shape.insert(shape.end(), config.latent_shape.begin(), config.latent_shape.end());
+  traj.latents = torch::empty(shape, torch::kFloat32);
+  traj.log_probs = torch::empty({n, steps}, torch::kFloat32);
+  std::vector<int64_t> x0_shape = {n};
+  x0_shape.insert(x0_shape.end(), config.latent_shape.begin(), config.latent_shape.end());
+  traj.final_x0 = torch::empty(x0_shape, torch::kFloat32);
+
+  for (auto [begin, end] : MicroBatches(n, config.micro_batch)) {
+    const int64_t b = end - begin;
+    std::vector<torch::Tensor> init;
+    for (int64_t i = begin; i < end; ++i)
+      init.push_back(InitialNoise(config, iteration, traj.prompt_slot[i], traj.member[i]));
+    auto x = torch::stack(init);
+    auto cond = traj.conditions.Rows(torch::arange(begin, end, torch::kLong));
+    traj.latents.select(1, 0).narrow(0, begin, b).copy_(x);
+    for (int i = 0; i < steps; ++i) {
+      std::vector<torch::Tensor> noise;
+      for (int64_t s = begin; s < end; ++s) {
+        RandomKey key{config.seed, RandomStream::kSdeNoise, iteration, traj.prompt_slot[s],
+                      traj.member[s], i};
+        noise.push_back(KeyedNormal(key, config.latent_shape));
+      }
+      auto sigma = torch::full({b}, sigmas[i], torch::kFloat32);
+      auto sigma_next = torch::full({b}, sigmas[i + 1], torch::kFloat32);
+      auto step = PolicyStep(policy, sde, config.cfg_scale, x, sigma, sigma_next, cond,
+                             null_condition, torch::stack(noise), torch::Tensor());
+      traj.latents.select(1, i + 1).narrow(0, begin, b).copy_(step.next);
+      traj.log_probs.select(1, i).narrow(0, begin, b).copy_(step.log_prob);
+      if (i == steps - 1) traj.final_x0.narrow(0, begin, b).copy_(step.x0_hat);
+      x = step.next;
+    }
+  }
+  return traj;
+}
+
+}  // namespace dancegrpo

@@ -1,0 +1,75 @@
+// Rollout (Algorithm 1, lines 2-6): G samples per prompt, drawn with the SDE sampler,
+// recording the latents and the log-prob of every step.
+//
+// Samples are ordered prompt-major (sample i is member i % G of prompt i / G). With
+// shared noise, all G samples of a prompt start from the same x_0 ~ N(0, I), keyed by
+// (seed, iteration, prompt slot); they then differ only through the SDE noise of each
+// step, keyed by (seed, iteration, prompt slot, member, step). No key involves the rank.
+//
+// The policy is evaluated in micro-batches of `micro_batch` consecutive samples. The
+// update (update.h) evaluates the same micro-batches, so each row sees the same batch
+// shape in both phases and the recomputed log-probs are bitwise equal to these.
+#ifndef DANCEGRPO_DANCEGRPO_ROLLOUT_H_
+#define DANCEGRPO_DANCEGRPO_ROLLOUT_H_
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "dancegrpo/sde.h"
+#include "models/velocity_model.h"
+
+namespace dancegrpo {
+
+struct RolloutConfig {
+  uint64_t seed = 0;
+  int group_size = 1;       // G
+  bool shared_noise = true;
+  int micro_batch = 0;      // samples per policy evaluation; 0 = all samples at once
+  double cfg_scale = 1.0;   // classifier-free guidance; 1 = off
+  SdeConfig sde;
+  std::vector<int64_t> latent_shape;  // [C, F, H, W]
+};
+
+struct Trajectories {
+  int64_t iteration = 0;
+  std::vector<double> sigmas;         // T + 1 values, sigmas[0] = 1, sigmas[T] = 0
+  torch::Tensor latents;              // [N, T+1, C, F, H, W]; index i is x at sigmas[i]
+  torch::Tensor log_probs;            // [N, T]; step i goes from sigmas[i] to sigmas[i+1]
+  torch::Tensor final_x0;             // [N, C, F, H, W]: x0_hat of the last step (decoded)
+  std::vector<int64_t> prompt_slot;   // [N]: the prompt's slot in this iteration's batch
+  std::vector<int64_t> member;        // [N]: index within the prompt's group
+  models::Conditioning conditions;    // [N] rows
+  models::Conditioning null_condition;  // [1] row, defined when cfg_scale != 1
+
+  int64_t num_samples() const { return latents.defined() ? latents.size(0) : 0; }
+  int steps() const { return static_cast<int>(sigmas.size()) - 1; }
+};
+
+// The guided velocity v_u + s (v_c - v_u) (or v_c when s == 1), followed by one SDE step.
+// The one code path for the policy's log-probs, in rollout and in training.
+SdeStepResult PolicyStep(models::VelocityModel& policy, const SdeConfig& sde, double cfg_scale,
+                         const torch::Tensor& x, const torch::Tensor& sigma,
+                         const torch::Tensor& sigma_next, const models::Conditioning& condition,
+                         const models::Conditioning& null_condition, const torch::Tensor& noise,
+                         const torch::Tensor& given_next);
+
+// The initial noise of one sample: shared by the group when `shared_noise`.
+torch::Tensor InitialNoise(const RolloutConfig& config, int64_t iteration, int64_t prompt_slot,
+                           int64_t member);
+
+// Draws G samples for each prompt slot. `prompt_conditions` has one row per slot;
+// `null_condition` one row (used when cfg_scale != 1). Runs without gradients.
+Trajectories Rollout(models::VelocityModel& policy, const RolloutConfig& config,
+                     const std::vector<double>& sigmas, int64_t iteration,
+                     const std::vector<int64_t>& prompt_slots,
+                     const models::Conditioning& prompt_conditions,
+                     const models::Conditioning& null_condition);
+
+// [begin, end) sample ranges of the micro-batches over n samples.
+std::vector<std::pair<int64_t, int64_t>> MicroBatches(int64_t n, int micro_batch);
+
+}  // namespace dancegrpo
+
+#endif  // DANCEGRPO_DANCEGRPO_ROLLOUT_H_

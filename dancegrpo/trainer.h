@@ -1,0 +1,110 @@
+// The DanceGRPO trainer: Algorithm 1 for M iterations, on one process.
+//
+// One iteration:
+//   1. pick this iteration's prompts (a keyed shuffle per epoch of the prompt set);
+//   2. roll out G samples per prompt with the SDE sampler (rollout.h);
+//   3. decode x0_hat of the last step and score it with every reward;
+//   4. turn rewards into group-normalised, weighted, clipped advantages (advantage.h),
+//      optionally keep only best-of-n;
+//   5. update the policy with the clipped objective (update.h);
+//   6. report metrics (rewards, ratio, clip fraction, approx KL, grad norm, samples/s).
+// The same seed and config give the same bits.
+#ifndef DANCEGRPO_DANCEGRPO_TRAINER_H_
+#define DANCEGRPO_DANCEGRPO_TRAINER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "dancegrpo/rollout.h"
+#include "dancegrpo/sde.h"
+#include "dancegrpo/update.h"
+#include "models/velocity_model.h"
+#include "rewards/reward.h"
+
+namespace dancegrpo {
+
+struct TrainerConfig {
+  uint64_t seed = 0;
+  int64_t iterations = 1;
+  int prompts_per_iteration = 1;
+  int group_size = 12;              // G
+  int steps = 16;                   // T
+  double shift = 1.0;
+  SdeConfig sde;
+  bool shared_noise = true;
+  int micro_batch = 0;              // 0 = all samples of the iteration at once
+  int grad_accum_samples = 0;       // GA; 0 = all trained samples (one step per iteration)
+  double timestep_fraction = 0.6;
+  double clip_range = 1e-4;
+  double adv_clip_max = 5.0;
+  bool global_normalization = false;
+  int best_of_n = 0;                // 0 = off
+  double cfg_scale = 1.0;
+  double kl_beta = 0.0;
+  OptimizerConfig optimizer;
+  std::vector<int64_t> latent_shape;  // [C, F, H, W]
+};
+
+struct IterationMetrics {
+  int64_t iteration = 0;
+  int64_t samples = 0;
+  std::vector<std::string> reward_names;
+  std::vector<double> reward_mean;
+  std::vector<double> reward_std;
+  UpdateStats update;
+  double rollout_seconds = 0;
+  double update_seconds = 0;
+  double seconds = 0;
+  double samples_per_second = 0;
+};
+
+// One progress line: iteration, rewards, ratio/clip/KL, grad norm, throughput and ETA.
+std::string FormatProgress(const IterationMetrics& m, int64_t total_iterations, double eta_seconds);
+
+class Trainer {
+ public:
+  // `reference` is needed only when kl_beta > 0: it must have the policy's architecture and
+  // is frozen at the policy's initial weights. `decoder` may be null (identity).
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(
+      const TrainerConfig& config, std::shared_ptr<models::VelocityModel> policy,
+      std::shared_ptr<models::VelocityModel> reference, std::shared_ptr<models::PromptEncoder> encoder,
+      std::shared_ptr<models::LatentDecoder> decoder, std::vector<rewards::WeightedReward> rewards,
+      std::vector<rewards::Prompt> prompts);
+
+  // Runs iteration `iteration()` and advances it.
+  absl::StatusOr<IterationMetrics> Step();
+  // Runs the remaining iterations, calling `on_iteration` after each.
+  absl::Status Run(const std::function<void(const IterationMetrics&)>& on_iteration);
+
+  // Indices into the prompt set for the given iteration's slots.
+  std::vector<int64_t> PromptsFor(int64_t iteration) const;
+
+  int64_t iteration() const { return iteration_; }
+  const TrainerConfig& config() const { return config_; }
+  models::VelocityModel& policy() { return *policy_; }
+  PolicyOptimizer& optimizer() { return *optimizer_; }
+  const std::vector<double>& sigmas() const { return sigmas_; }
+
+ private:
+  Trainer() = default;
+
+  TrainerConfig config_;
+  std::vector<double> sigmas_;
+  std::shared_ptr<models::VelocityModel> policy_;
+  std::shared_ptr<models::VelocityModel> reference_;
+  std::shared_ptr<models::PromptEncoder> encoder_;
+  std::shared_ptr<models::LatentDecoder> decoder_;
+  std::vector<rewards::WeightedReward> rewards_;
+  std::vector<rewards::Prompt> prompts_;
+  std::unique_ptr<PolicyOptimizer> optimizer_;
+  models::Conditioning null_condition_;
+  int64_t iteration_ = 0;
+};
+
+}  // namespace dancegrpo
+
+#endif  // DANCEGRPO_DANCEGRPO_TRAINER_H_

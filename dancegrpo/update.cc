@@ -1,0 +1,193 @@
+#include "dancegrpo/update.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "dancegrpo/rng.h"
+#include "glog/logging.h"
+
+namespace dancegrpo {
+
+PolicyOptimizer::PolicyOptimizer(std::vector<torch::Tensor> parameters, const OptimizerConfig& config)
+    : config_(config), parameters_(std::move(parameters)) {
+  adamw_ = std::make_unique<torch::optim::AdamW>(
+      parameters_, torch::optim::AdamWOptions(config.lr)
+                       .betas(std::make_tuple(config.beta1, config.beta2))
+                       .eps(config.eps)
+                       .weight_decay(config.weight_decay));
+  if (config.ema) {
+    torch::NoGradGuard no_grad;
+    for (const auto& p : parameters_) ema_.push_back(p.detach().clone());
+  }
+}
+
+void PolicyOptimizer::ZeroGrad() {
+  for (auto& p : parameters_) {
+    if (p.grad().defined()) p.mutable_grad().zero_();
+  }
+}
+
+double PolicyOptimizer::Step() {
+  const double norm = torch::nn::utils::clip_grad_norm_(parameters_, config_.max_grad_norm);
+  adamw_->step();
+  ZeroGrad();
+  ++steps_;
+  if (!ema_.empty()) {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < parameters_.size(); ++i) {
+      ema_[i].mul_(config_.ema_decay).add_(parameters_[i].detach(), 1.0 - config_.ema_decay);
+    }
+  }
+  return norm;
+}
+
+absl::StatusOr<int> TrainedStepCount(int steps, double timestep_fraction) {
+  if (steps < 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sampling steps = ", steps, ": the last step is never trained, so at least 2 are needed"));
+  }
+  if (!(timestep_fraction > 0 && timestep_fraction <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("timestep_fraction = ", timestep_fraction, "; it must be in (0, 1]"));
+  }
+  // The small slack keeps e.g. 15 * 0.6 at 9, not 8.999...
+  const int count = static_cast<int>(std::floor((steps - 1) * timestep_fraction + 1e-9));
+  if (count < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("floor((T-1) * timestep_fraction) = floor(", steps - 1,
+                                                   " * ", timestep_fraction,
+                                                   ") = 0 trained steps; raise timestep_fraction or T"));
+  }
+  return count;
+}
+
+std::vector<int64_t> TrainedTimesteps(uint64_t seed, int64_t iteration, int64_t prompt_slot,
+                                      int64_t member, int steps, int count) {
+  auto perm = KeyedPermutation({seed, RandomStream::kTimesteps, iteration, prompt_slot, member, -1}, steps - 1);
+  perm.resize(count);
+  return perm;
+}
+
+absl::StatusOr<UpdateStats> UpdatePolicy(models::VelocityModel& policy,
+                                         models::VelocityModel* reference,
+                                         PolicyOptimizer& optimizer, const UpdateConfig& config,
+                                         const Trajectories& traj,
+                                         const std::vector<double>& advantages,
+                                         const std::vector<int64_t>& samples) {
+  const int64_t n = traj.num_samples();
+  if (static_cast<int64_t>(advantages.size()) != n) {
+    return absl::InvalidArgumentError(absl::StrCat(advantages.size(), " advantages for ", n, " samples"));
+  }
+  if (config.grad_accum_samples < 1) {
+    return absl::InvalidArgumentError("grad_accum_samples must be >= 1");
+  }
+  if (config.micro_batch > 0 && config.grad_accum_samples < static_cast<int64_t>(samples.size()) &&
+      config.grad_accum_samples % config.micro_batch != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "grad_accum_samples = ", config.grad_accum_samples, " is not a multiple of micro_batch = ",
+        config.micro_batch, "; optimizer steps must fall between micro-batches"));
+  }
+  if (config.kl_beta > 0 && reference == nullptr) {
+    return absl::InvalidArgumentError("kl_beta > 0 needs a reference policy");
+  }
+  auto count_or = TrainedStepCount(traj.steps(), config.timestep_fraction);
+  if (!count_or.ok()) return count_or.status();
+  const int n_steps = *count_or;
+  const SdeConfig sde = WithSchedule(config.sde, traj.sigmas);
+  const double norm = 1.0 / (static_cast<double>(config.grad_accum_samples) * n_steps);
+
+  std::vector<char> selected(n, 0);
+  for (int64_t s : samples) {
+    if (s < 0 || s >= n) return absl::InvalidArgumentError(absl::StrCat("sample index ", s, " out of range"));
+    selected[s] = 1;
+  }
+  std::vector<float> sigma_values(traj.sigmas.begin(), traj.sigmas.end());
+  const auto sigma_table = torch::tensor(sigma_values, torch::kFloat32);
+
+  UpdateStats stats;
+  stats.ratio_min = INFINITY;
+  stats.ratio_max = -INFINITY;
+  double ratio_sum = 0, clipped = 0, approx_kl = 0, kl_ref = 0, grad_norm_sum = 0;
+  int64_t accumulated = 0;
+  optimizer.ZeroGrad();
+
+  for (auto [begin, end] : MicroBatches(n, config.micro_batch)) {
+    std::vector<int64_t> rows;
+    for (int64_t s = begin; s < end; ++s)
+      if (selected[s]) rows.push_back(s);
+    if (rows.empty()) continue;
+    std::vector<std::vector<int64_t>> chosen;
+    for (int64_t s : rows)
+      chosen.push_back(TrainedTimesteps(config.seed, traj.iteration, traj.prompt_slot[s], traj.member[s],
+                                        traj.steps(), n_steps));
+    const auto row_index = torch::tensor(rows, torch::kLong);
+    const auto condition = traj.conditions.Rows(row_index);
+    std::vector<double> adv_rows;
+    for (int64_t s : rows) adv_rows.push_back(advantages[s]);
+    const auto adv = torch::tensor(adv_rows, torch::kFloat64).to(torch::kFloat32);
+
+    for (int k = 0; k < n_steps; ++k) {
+      std::vector<int64_t> t_values;
+      for (const auto& c : chosen) t_values.push_back(c[k]);
+      const auto t = torch::tensor(t_values, torch::kLong);
+      const auto x = traj.latents.index({row_index, t});
+      const auto x_next = traj.latents.index({row_index, t + 1});
+      const auto sigma = sigma_table.index_select(0, t);
+      const auto sigma_next = sigma_table.index_select(0, t + 1);
+      const auto old_log_prob = traj.log_probs.index({row_index, t});
+
+      auto step = PolicyStep(policy, sde, config.cfg_scale, x, sigma, sigma_next, condition,
+                             traj.null_condition, torch::Tensor(), x_next);
+      auto ratio = torch::exp(step.log_prob - old_log_prob);
+      auto unclipped = -adv * ratio;
+      auto clipped_loss = -adv * torch::clamp(ratio, 1.0 - config.clip_range, 1.0 + config.clip_range);
+      auto loss = torch::max(unclipped, clipped_loss).sum() * norm;
+      if (config.kl_beta > 0) {
+        torch::Tensor ref_mean;
+        {
+          torch::NoGradGuard no_grad;
+          ref_mean = PolicyStep(*reference, sde, config.cfg_scale, x, sigma, sigma_next, condition,
+                                traj.null_condition, torch::Tensor(), x_next)
+                         .mean;
+        }
+        std::vector<int64_t> dims;
+        for (int64_t d = 1; d < x.dim(); ++d) dims.push_back(d);
+        auto kl = ((step.mean - ref_mean).pow(2) / (2.0 * step.std.pow(2))).mean(dims);
+        loss = loss + config.kl_beta * kl.sum() * norm;
+        kl_ref += kl.sum().item<double>();
+      }
+      loss.backward();
+
+      const auto r = ratio.detach();
+      const auto diff = (step.log_prob.detach() - old_log_prob);
+      stats.loss += loss.item<double>();
+      ratio_sum += r.sum().item<double>();
+      stats.ratio_min = std::min(stats.ratio_min, r.min().item<double>());
+      stats.ratio_max = std::max(stats.ratio_max, r.max().item<double>());
+      clipped += ((r - 1.0).abs() > config.clip_range).sum().item<double>();
+      approx_kl += (0.5 * diff.pow(2)).sum().item<double>();
+      stats.trained_pairs += static_cast<int64_t>(rows.size());
+    }
+    accumulated += static_cast<int64_t>(rows.size());
+    if (accumulated >= config.grad_accum_samples) {
+      grad_norm_sum += optimizer.Step();
+      ++stats.optimizer_steps;
+      accumulated = 0;
+    }
+  }
+  if (accumulated > 0) {
+    grad_norm_sum += optimizer.Step();
+    ++stats.optimizer_steps;
+  }
+  if (stats.trained_pairs > 0) {
+    stats.mean_ratio = ratio_sum / stats.trained_pairs;
+    stats.clip_fraction = clipped / stats.trained_pairs;
+    stats.approx_kl = approx_kl / stats.trained_pairs;
+    stats.kl_to_reference = kl_ref / stats.trained_pairs;
+  }
+  if (stats.optimizer_steps > 0) stats.grad_norm = grad_norm_sum / stats.optimizer_steps;
+  return stats;
+}
+
+}  // namespace dancegrpo

@@ -1,0 +1,48 @@
+#include "models/mlp_velocity.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <string>
+
+#include "glog/logging.h"
+
+namespace dancegrpo::models {
+
+torch::Tensor TimestepEmbedding(const torch::Tensor& t, int64_t dim) {
+  CHECK_EQ(dim % 2, 0) << "timestep embedding dim must be even";
+  const int64_t half = dim / 2;
+  auto freqs = torch::exp(-std::log(10000.0) *
+                          torch::arange(half, t.options().dtype(torch::kFloat32)) / half);
+  auto args = t.to(torch::kFloat32).unsqueeze(1) * freqs.unsqueeze(0);
+  return torch::cat({torch::cos(args), torch::sin(args)}, 1);
+}
+
+MlpVelocity::MlpVelocity(const MlpVelocityConfig& config) : config_(config) {
+  CHECK_EQ(config.latent_shape.size(), 4u) << "latent_shape is [C, F, H, W]";
+  latent_numel_ = 1;
+  for (int64_t d : config.latent_shape) latent_numel_ *= d;
+  int64_t in = latent_numel_ + config.time_embed_dim + config.condition_dim;
+  for (int64_t i = 0; i < config.layers; ++i) {
+    hidden_.push_back(register_module("hidden" + std::to_string(i),
+                                      torch::nn::Linear(in, config.hidden)));
+    in = config.hidden;
+  }
+  out_ = register_module("out", torch::nn::Linear(in, latent_numel_));
+  torch::NoGradGuard no_grad;
+  out_->weight.zero_();
+  out_->bias.zero_();
+}
+
+torch::Tensor MlpVelocity::Velocity(const torch::Tensor& x, const torch::Tensor& sigma,
+                                    const Conditioning& condition) {
+  const int64_t b = x.size(0);
+  auto h = torch::cat({x.reshape({b, latent_numel_}),
+                       TimestepEmbedding(sigma * 1000.0, config_.time_embed_dim),
+                       condition.pooled.to(x.dtype())},
+                      1);
+  for (auto& layer : hidden_) h = torch::silu(layer->forward(h));
+  return out_->forward(h).reshape(x.sizes());
+}
+
+}  // namespace dancegrpo::models

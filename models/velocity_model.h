@@ -1,0 +1,62 @@
+// The policy interface that DanceGRPO fine-tunes: a rectified-flow velocity model
+//   v = v_theta(x, sigma, c)
+// for latents x shaped [B, C, F, H, W], one sigma per batch row (shape [B], in [0, 1];
+// the model itself scales it to its timestep input, sigma * 1000), and a text condition.
+//
+// Contract that the algorithm relies on (dancegrpo/rollout, dancegrpo/update):
+//   - rows are independent: row i of the output depends only on row i of the inputs;
+//   - the forward pass is deterministic: the same inputs, in the same batch shape, give
+//     the same bits. Rollout and training evaluate the same batch shapes, so the
+//     recomputed log-probs equal the recorded ones exactly (ratio == 1 on-policy).
+#ifndef DANCEGRPO_MODELS_VELOCITY_MODEL_H_
+#define DANCEGRPO_MODELS_VELOCITY_MODEL_H_
+
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include <string>
+#include <vector>
+
+namespace dancegrpo::models {
+
+// A batch of text conditions. `pooled` is [B, D] (always present); `tokens` [B, L, D]
+// and `token_mask` [B, L] (1 = real token) are present for cross-attention models.
+struct Conditioning {
+  torch::Tensor pooled;
+  torch::Tensor tokens;
+  torch::Tensor token_mask;
+
+  int64_t batch() const { return pooled.defined() ? pooled.size(0) : 0; }
+  // The rows `index` (a 1-D int64 tensor) of every defined field.
+  Conditioning Rows(const torch::Tensor& index) const;
+  // Row-wise concatenation of several conditionings with the same fields.
+  static Conditioning Cat(const std::vector<Conditioning>& parts);
+};
+
+class VelocityModel : public torch::nn::Module {
+ public:
+  // x: [B, C, F, H, W]; sigma: [B]; returns the velocity, shaped like x.
+  virtual torch::Tensor Velocity(const torch::Tensor& x, const torch::Tensor& sigma,
+                                 const Conditioning& condition) = 0;
+  ~VelocityModel() override = default;
+};
+
+// Turns prompt texts into conditions. The empty prompt "" is the unconditional (null)
+// condition used by classifier-free guidance.
+class PromptEncoder {
+ public:
+  virtual ~PromptEncoder() = default;
+  virtual Conditioning Encode(const std::vector<std::string>& prompts) = 0;
+};
+
+// Maps latents [B, C, F, H, W] to decoded clips for the rewards (a VAE decoder in a real
+// pipeline). With no decoder the latents are the clips.
+class LatentDecoder {
+ public:
+  virtual ~LatentDecoder() = default;
+  virtual torch::Tensor Decode(const torch::Tensor& latents) = 0;
+};
+
+}  // namespace dancegrpo::models
+
+#endif  // DANCEGRPO_MODELS_VELOCITY_MODEL_H_
