@@ -47,7 +47,7 @@ struct World {
       slots.push_back(p);
       texts.push_back("target " + std::to_string(p % 3));
     }
-    return Rollout(*policy, rollout, sigmas, iteration, slots, encoder.Encode(texts), encoder.Encode({""}));
+    return Rollout(*policy, rollout, sigmas, iteration, slots, *encoder.Encode(texts), *encoder.Encode({""}));
   }
   UpdateConfig Update(int ga) const {
     UpdateConfig u;
@@ -259,8 +259,8 @@ TEST(PolicyStep, CfgCombinesConditionalAndUnconditional) {
   World s(1, 0);
   auto x = torch::randn({2, 2, 1, 2, 2});
   auto sigma = torch::tensor({0.7f, 0.7f}), sigma_next = torch::tensor({0.5f, 0.5f});
-  auto cond = s.encoder.Encode({"target 0", "target 2"});
-  auto null = s.encoder.Encode({""});
+  auto cond = *s.encoder.Encode({"target 0", "target 2"});
+  auto null = *s.encoder.Encode({""});
   auto noise = torch::zeros_like(x);
   auto guided = PolicyStep(*s.policy, SdeConfig{}, 4.0, x, sigma, sigma_next, cond, null, noise, {});
   torch::NoGradGuard no_grad;

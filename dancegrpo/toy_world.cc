@@ -23,7 +23,7 @@ int TargetOf(const std::string& text) {
 }
 }  // namespace
 
-models::Conditioning OneHotPromptEncoder::Encode(const std::vector<std::string>& prompts) {
+absl::StatusOr<models::Conditioning> OneHotPromptEncoder::Encode(const std::vector<std::string>& prompts) {
   models::Conditioning c;
   c.pooled = torch::zeros({static_cast<int64_t>(prompts.size()), num_targets_});
   for (size_t i = 0; i < prompts.size(); ++i) {

@@ -21,7 +21,7 @@ std::vector<rewards::Prompt> TargetPrompts(int num_targets);
 class OneHotPromptEncoder : public models::PromptEncoder {
  public:
   explicit OneHotPromptEncoder(int num_targets) : num_targets_(num_targets) {}
-  models::Conditioning Encode(const std::vector<std::string>& prompts) override;
+  absl::StatusOr<models::Conditioning> Encode(const std::vector<std::string>& prompts) override;
 
  private:
   int num_targets_;

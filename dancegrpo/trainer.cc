@@ -91,7 +91,9 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
     t->reference_ = std::move(reference);
   }
   t->optimizer_ = std::make_unique<PolicyOptimizer>(t->policy_->parameters(), config.optimizer);
-  if (config.cfg_scale != 1.0) t->null_condition_ = t->encoder_->Encode({""});
+  if (config.cfg_scale != 1.0) {
+    DGRPO_ASSIGN_OR_RETURN(t->null_condition_, t->encoder_->Encode({""}));
+  }
   return t;
 }
 
@@ -121,7 +123,7 @@ absl::StatusOr<IterationMetrics> Trainer::Step() {
   std::iota(slots.begin(), slots.end(), 0);
   std::vector<std::string> texts;
   for (int64_t id : prompt_ids) texts.push_back(prompts_[id].text);
-  const auto conditions = encoder_->Encode(texts);
+  DGRPO_ASSIGN_OR_RETURN(const auto conditions, encoder_->Encode(texts));
 
   RolloutConfig rc;
   rc.seed = config_.seed;

@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+
 namespace dancegrpo::models {
 
 // A batch of text conditions. `pooled` is [B, D] (always present); `tokens` [B, L, D]
@@ -46,7 +48,9 @@ class VelocityModel : public torch::nn::Module {
 class PromptEncoder {
  public:
   virtual ~PromptEncoder() = default;
-  virtual Conditioning Encode(const std::vector<std::string>& prompts) = 0;
+  // Fails (naming the prompt) when a prompt cannot be encoded, e.g. a prompt missing
+  // from a table of precomputed embeddings.
+  virtual absl::StatusOr<Conditioning> Encode(const std::vector<std::string>& prompts) = 0;
 };
 
 // Maps latents [B, C, F, H, W] to decoded clips for the rewards (a VAE decoder in a real

@@ -13,6 +13,7 @@ PACKAGES=(
   libabsl-dev libgoogle-glog-dev libgflags-dev
   libgtest-dev libgmock-dev
   libjpeg62-turbo-dev      # JPEG codec for the image-quality reward
+  nlohmann-json3-dev       # JSON headers of .safetensors files
 )
 
 SUDO=""

@@ -39,6 +39,11 @@ def dancegrpo_system_dependencies():
         },
     )
     pkg_config_library(
+        name = "system_json",
+        what = "nlohmann JSON (nlohmann-json3-dev)",
+        targets = {"json": ["nlohmann_json"]},
+    )
+    pkg_config_library(
         name = "system_gtest",
         what = "GoogleTest (libgtest-dev, libgmock-dev)",
         targets = {
