@@ -6,17 +6,9 @@
 #include <string>
 
 #include "glog/logging.h"
+#include "models/timestep_embedding.h"
 
 namespace dancegrpo::models {
-
-torch::Tensor TimestepEmbedding(const torch::Tensor& t, int64_t dim) {
-  CHECK_EQ(dim % 2, 0) << "timestep embedding dim must be even";
-  const int64_t half = dim / 2;
-  auto freqs = torch::exp(-std::log(10000.0) *
-                          torch::arange(half, t.options().dtype(torch::kFloat32)) / half);
-  auto args = t.to(torch::kFloat32).unsqueeze(1) * freqs.unsqueeze(0);
-  return torch::cat({torch::cos(args), torch::sin(args)}, 1);
-}
 
 MlpVelocity::MlpVelocity(const MlpVelocityConfig& config) : config_(config) {
   CHECK_EQ(config.latent_shape.size(), 4u) << "latent_shape is [C, F, H, W]";

@@ -35,9 +35,6 @@ class MlpVelocity : public VelocityModel {
   torch::nn::Linear out_{nullptr};
 };
 
-// Sinusoidal embedding of timesteps t ([B]) into [B, dim] (dim even).
-torch::Tensor TimestepEmbedding(const torch::Tensor& t, int64_t dim);
-
 }  // namespace dancegrpo::models
 
 #endif  // DANCEGRPO_MODELS_MLP_VELOCITY_H_

@@ -1,0 +1,266 @@
+#include "models/dit/dit.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "glog/logging.h"
+#include "models/timestep_embedding.h"
+
+namespace dancegrpo::models {
+
+// ----------------------------------------------------------------------------- attention
+
+torch::Tensor LocalAttention::Attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                     const torch::Tensor& key_mask) {
+#if TORCH_VERSION_MAJOR >= 2
+  torch::Tensor mask;
+  if (key_mask.defined()) mask = key_mask.to(torch::kBool).unsqueeze(1).unsqueeze(1);
+  return at::scaled_dot_product_attention(q, k, v, mask);
+#else
+  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(-1)));
+  if (key_mask.defined()) {
+    scores = scores.masked_fill(key_mask.to(torch::kBool).logical_not().unsqueeze(1).unsqueeze(1),
+                                -std::numeric_limits<float>::infinity());
+  }
+  return torch::matmul(torch::softmax(scores, -1), v);
+#endif
+}
+
+// ----------------------------------------------------------------------------- norms, RoPE
+
+RmsNormImpl::RmsNormImpl(int64_t dim, double eps) : eps_(eps) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
+  auto xf = x.to(torch::kFloat32);
+  return (xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps_)).to(x.dtype()) * weight;
+}
+
+RopeTables RopeTables::Slice(int64_t begin, int64_t count) const {
+  return {cos.narrow(0, begin, count), sin.narrow(0, begin, count)};
+}
+
+RopeTables MakeRopeTables(int64_t head_dim, const std::array<int64_t, 3>& grid) {
+  // Wan's split of the d/2 rotation pairs over (frame, row, col): c - 2(c/3), c/3, c/3.
+  const int64_t c = head_dim / 2;
+  const std::array<int64_t, 3> pairs = {c - 2 * (c / 3), c / 3, c / 3};
+  const int64_t L = grid[0] * grid[1] * grid[2];
+  auto idx = torch::arange(L, torch::kLong);
+  const std::array<torch::Tensor, 3> pos = {idx.div(grid[1] * grid[2], "floor"),
+                                            idx.div(grid[2], "floor").remainder(grid[1]), idx.remainder(grid[2])};
+  std::vector<torch::Tensor> angles;
+  for (int a = 0; a < 3; ++a) {
+    const int64_t axis_dim = 2 * pairs[a];
+    auto freqs = 1.0 / torch::pow(10000.0, torch::arange(0, axis_dim, 2, torch::kFloat64) / axis_dim);
+    angles.push_back(torch::outer(pos[a].to(torch::kFloat64), freqs));
+  }
+  auto theta = torch::cat(angles, 1);  // [L, c]
+  return {torch::cos(theta).to(torch::kFloat32), torch::sin(theta).to(torch::kFloat32)};
+}
+
+torch::Tensor ApplyRope(const torch::Tensor& x, const RopeTables& rope) {
+  const auto sizes = x.sizes().vec();  // [B, L, H, d]
+  auto pairs = x.to(torch::kFloat32).reshape({sizes[0], sizes[1], sizes[2], sizes[3] / 2, 2});
+  auto x0 = pairs.select(-1, 0), x1 = pairs.select(-1, 1);
+  auto cos = rope.cos.unsqueeze(0).unsqueeze(2), sin = rope.sin.unsqueeze(0).unsqueeze(2);
+  return torch::stack({x0 * cos - x1 * sin, x0 * sin + x1 * cos}, -1).reshape(sizes).to(x.dtype());
+}
+
+// ----------------------------------------------------------------------------- attention module
+
+AttentionImpl::AttentionImpl(int64_t dim, int64_t heads, double eps) : heads_(heads) {
+  q = register_module("q", torch::nn::Linear(dim, dim));
+  k = register_module("k", torch::nn::Linear(dim, dim));
+  v = register_module("v", torch::nn::Linear(dim, dim));
+  o = register_module("o", torch::nn::Linear(dim, dim));
+  norm_q = register_module("norm_q", RmsNorm(dim, eps));
+  norm_k = register_module("norm_k", RmsNorm(dim, eps));
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& context,
+                                     const torch::Tensor& context_mask, const RopeTables* rope,
+                                     AttentionKernel& kernel) {
+  const auto& kv_src = context.defined() ? context : x;
+  const int64_t b = x.size(0), lq = x.size(1), lk = kv_src.size(1), d = x.size(2) / heads_;
+  auto qh = norm_q(q(x)).view({b, lq, heads_, d});
+  auto kh = norm_k(k(kv_src)).view({b, lk, heads_, d});
+  auto vh = v(kv_src).view({b, lk, heads_, d});
+  if (rope != nullptr) {
+    qh = ApplyRope(qh, *rope);
+    kh = ApplyRope(kh, *rope);
+  }
+  auto out = kernel.Attend(qh.transpose(1, 2), kh.transpose(1, 2), vh.transpose(1, 2), context_mask);
+  return o(out.transpose(1, 2).reshape({b, lq, heads_ * d}));
+}
+
+// ----------------------------------------------------------------------------- block
+
+namespace {
+torch::nn::Sequential Mlp(int64_t in, int64_t hidden, int64_t out) {
+  return torch::nn::Sequential(torch::nn::Linear(in, hidden),
+                               torch::nn::GELU(torch::nn::GELUOptions().approximate("tanh")),
+                               torch::nn::Linear(hidden, out));
+}
+
+torch::nn::LayerNorm PlainLayerNorm(int64_t dim, double eps, bool affine) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(eps).elementwise_affine(affine));
+}
+}  // namespace
+
+DitBlockImpl::DitBlockImpl(const DitConfig& c) {
+  self_attn = register_module("self_attn", Attention(c.dim, c.heads, c.eps));
+  cross_attn = register_module("cross_attn", Attention(c.dim, c.heads, c.eps));
+  norm1 = register_module("norm1", PlainLayerNorm(c.dim, c.eps, false));
+  norm2 = register_module("norm2", PlainLayerNorm(c.dim, c.eps, false));
+  norm3 = register_module("norm3", PlainLayerNorm(c.dim, c.eps, true));
+  ffn = register_module("ffn", Mlp(c.dim, c.ffn_dim, c.dim));
+  modulation = register_parameter("modulation", torch::randn({1, 6, c.dim}) / std::sqrt(static_cast<double>(c.dim)));
+}
+
+torch::Tensor DitBlockImpl::forward(const torch::Tensor& x_in, const torch::Tensor& e0, const torch::Tensor& context,
+                                    const torch::Tensor& context_mask, const RopeTables& rope,
+                                    AttentionKernel& kernel) {
+  static LocalAttention cross_kernel;
+  auto e = (modulation + e0).chunk(6, 1);  // each [B, 1, dim]
+  auto x = x_in;
+  auto y = self_attn(norm1(x) * (1 + e[1]) + e[0], torch::Tensor(), torch::Tensor(), &rope, kernel);
+  x = x + y * e[2];
+  x = x + cross_attn(norm3(x), context, context_mask, nullptr, cross_kernel);
+  y = ffn->forward(norm2(x) * (1 + e[4]) + e[3]);
+  return x + y * e[5];
+}
+
+// ----------------------------------------------------------------------------- checkpointing
+
+namespace {
+
+// Re-entrant activation checkpointing for one block: forward keeps only the inputs;
+// backward recomputes the block with gradients enabled and back-propagates through it,
+// which accumulates the block's parameter gradients and yields the input gradients.
+struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x, torch::Tensor e0,
+                               torch::Tensor context, torch::Tensor context_mask, torch::Tensor rope_cos,
+                               torch::Tensor rope_sin, DitBlockImpl* block, AttentionKernel* kernel) {
+    ctx->save_for_backward({x, e0, context, context_mask, rope_cos, rope_sin});
+    // Autograd IValues cannot hold raw pointers; the block and kernel outlive the graph.
+    ctx->saved_data["block"] = reinterpret_cast<int64_t>(block);
+    ctx->saved_data["kernel"] = reinterpret_cast<int64_t>(kernel);
+    return block->forward(x, e0, context, context_mask, RopeTables{rope_cos, rope_sin}, *kernel);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    auto saved = ctx->get_saved_variables();
+    auto* block = reinterpret_cast<DitBlockImpl*>(ctx->saved_data["block"].toInt());
+    auto* kernel = reinterpret_cast<AttentionKernel*>(ctx->saved_data["kernel"].toInt());
+    std::vector<torch::Tensor> in;
+    for (int i = 0; i < 3; ++i) in.push_back(saved[i].detach().requires_grad_(saved[i].requires_grad()));
+    torch::Tensor out;
+    {
+      torch::AutoGradMode enable(true);
+      out = block->forward(in[0], in[1], in[2], saved[3], RopeTables{saved[4], saved[5]}, *kernel);
+    }
+    torch::autograd::backward({out}, {grad_out[0]});
+    return {in[0].grad(), in[1].grad(), in[2].grad(), torch::Tensor(), torch::Tensor(), torch::Tensor(),
+            torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+// ----------------------------------------------------------------------------- model
+
+VideoDit::HeadImpl::HeadImpl(const DitConfig& c) {
+  norm = register_module("norm", PlainLayerNorm(c.dim, c.eps, false));
+  head = register_module("head", torch::nn::Linear(c.dim, c.out_channels * c.patch_volume()));
+  modulation = register_parameter("modulation", torch::randn({1, 2, c.dim}) / std::sqrt(static_cast<double>(c.dim)));
+  torch::NoGradGuard no_grad;
+  head->weight.zero_();  // the untrained model predicts v = 0
+  head->bias.zero_();
+}
+
+VideoDit::VideoDit(const DitConfig& config) : config_(config) {
+  const auto status = ValidateDitConfig(config);
+  CHECK(status.ok()) << status;
+  const auto& c = config;
+  patch_embedding = register_module(
+      "patch_embedding",
+      torch::nn::Conv3d(torch::nn::Conv3dOptions(c.in_channels, c.dim, {c.patch[0], c.patch[1], c.patch[2]})
+                            .stride({c.patch[0], c.patch[1], c.patch[2]})));
+  text_embedding = register_module("text_embedding", Mlp(c.text_dim, c.dim, c.dim));
+  time_embedding = register_module(
+      "time_embedding", torch::nn::Sequential(torch::nn::Linear(c.freq_dim, c.dim), torch::nn::SiLU(),
+                                              torch::nn::Linear(c.dim, c.dim)));
+  time_projection = register_module("time_projection",
+                                    torch::nn::Sequential(torch::nn::SiLU(), torch::nn::Linear(c.dim, 6 * c.dim)));
+  if (c.pooled_dim > 0) pooled_embedding = register_module("pooled_embedding", torch::nn::Linear(c.pooled_dim, c.dim));
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.layers; ++i) blocks->push_back(DitBlock(c));
+  head = register_module("head", std::make_shared<HeadImpl>(c));
+  self_attention_ = std::make_shared<LocalAttention>();
+}
+
+std::array<int64_t, 3> VideoDit::TokenGrid(int64_t frames, int64_t height, int64_t width) const {
+  const auto& p = config_.patch;
+  return {(frames + p[0] - 1) / p[0], (height + p[1] - 1) / p[1], (width + p[2] - 1) / p[2]};
+}
+
+torch::Tensor VideoDit::Patchify(const torch::Tensor& x) {
+  const auto grid = TokenGrid(x.size(2), x.size(3), x.size(4));
+  const auto& p = config_.patch;
+  // Zero-pad (back of each axis) to whole patches: odd sizes keep working.
+  auto padded = torch::constant_pad_nd(
+      x, {0, grid[2] * p[2] - x.size(4), 0, grid[1] * p[1] - x.size(3), 0, grid[0] * p[0] - x.size(2)}, 0.0);
+  return patch_embedding(padded).flatten(2).transpose(1, 2);  // [B, L, dim]
+}
+
+torch::Tensor VideoDit::Unpatchify(const torch::Tensor& tokens, const std::array<int64_t, 3>& grid, int64_t frames,
+                                   int64_t height, int64_t width) const {
+  const auto& p = config_.patch;
+  const int64_t b = tokens.size(0), c = config_.out_channels;
+  // Wan's head layout per token is (pf, ph, pw, c).
+  auto t = tokens.view({b, grid[0], grid[1], grid[2], p[0], p[1], p[2], c});
+  t = t.permute({0, 7, 1, 4, 2, 5, 3, 6}).reshape({b, c, grid[0] * p[0], grid[1] * p[1], grid[2] * p[2]});
+  return t.narrow(2, 0, frames).narrow(3, 0, height).narrow(4, 0, width);
+}
+
+torch::Tensor VideoDit::Velocity(const torch::Tensor& x, const torch::Tensor& sigma, const Conditioning& cond) {
+  const auto& c = config_;
+  TORCH_CHECK(x.dim() == 5 && x.size(1) == c.in_channels, "VideoDit expects latents [B, ", c.in_channels,
+              ", F, H, W], got ", x.sizes());
+  TORCH_CHECK(cond.tokens.defined() && cond.tokens.size(-1) == c.text_dim, "VideoDit expects text tokens [B, L, ",
+              c.text_dim, "]");
+  const int64_t b = x.size(0);
+  const auto grid = TokenGrid(x.size(2), x.size(3), x.size(4));
+  auto tokens = Patchify(x);
+
+  auto e = time_embedding->forward(TimestepEmbedding(sigma * 1000.0, c.freq_dim));
+  if (c.pooled_dim > 0) {
+    TORCH_CHECK(cond.pooled.defined() && cond.pooled.size(-1) == c.pooled_dim, "VideoDit expects pooled text [B, ",
+                c.pooled_dim, "]");
+    e = e + pooled_embedding(cond.pooled.to(e.dtype()));
+  }
+  auto e0 = time_projection->forward(e).view({b, 6, c.dim});
+  auto context = text_embedding->forward(cond.tokens.to(tokens.dtype()));
+  auto mask = cond.token_mask.defined() ? cond.token_mask.to(torch::kBool)
+                                        : torch::ones({b, context.size(1)}, torch::kBool);
+  const auto rope = MakeRopeTables(c.head_dim(), grid);
+
+  for (const auto& module : *blocks) {
+    auto* block = module->as<DitBlockImpl>();
+    if (c.activation_checkpointing && torch::GradMode::is_enabled()) {
+      tokens = CheckpointedBlock::apply(tokens, e0, context, mask, rope.cos, rope.sin, block, self_attention_.get());
+    } else {
+      tokens = block->forward(tokens, e0, context, mask, rope, *self_attention_);
+    }
+  }
+  auto mod = (head->modulation + e.unsqueeze(1)).chunk(2, 1);
+  auto out = head->head(head->norm(tokens) * (1 + mod[1]) + mod[0]);
+  return Unpatchify(out, grid, x.size(2), x.size(3), x.size(4));
+}
+
+}  // namespace dancegrpo::models
