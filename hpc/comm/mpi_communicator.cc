@@ -1,0 +1,271 @@
+#include "hpc/comm/mpi_communicator.h"
+
+#include <time.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <climits>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "hpc/mpi_error.h"
+
+namespace dancegrpo::hpc {
+namespace {
+
+constexpr int kArrivalTag = 7301;
+
+using Clock = std::chrono::steady_clock;
+
+absl::StatusOr<MPI_Datatype> MpiType(const torch::Tensor& t, bool reduction) {
+  switch (t.scalar_type()) {
+    case torch::kFloat32: return MPI_FLOAT;
+    case torch::kFloat64: return MPI_DOUBLE;
+    case torch::kInt64: return MPI_INT64_T;
+    case torch::kInt32: return MPI_INT32_T;
+    case torch::kUInt8: return MPI_UINT8_T;
+    case torch::kBool: return MPI_C_BOOL;
+    case torch::kBFloat16:
+    case torch::kFloat16:
+      if (!reduction) return MPI_UINT16_T;  // moved as raw 16-bit words
+      [[fallthrough]];
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("the MPI backend cannot ", reduction ? "reduce " : "move ",
+                                                     c10::toString(t.scalar_type()), " tensors"));
+  }
+}
+
+MPI_Op MpiOp(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kMax: return MPI_MAX;
+    case ReduceOp::kMin: return MPI_MIN;
+    default: return MPI_SUM;
+  }
+}
+
+absl::Status CheckCpu(const torch::Tensor& t, const char* op) {
+  if (!t.device().is_cpu())
+    return absl::InvalidArgumentError(absl::StrCat(op, ": the MPI backend takes CPU tensors; use the NCCL backend ",
+                                                   "(--config=cuda) for ", t.device().str(), " tensors"));
+  if (t.numel() > INT_MAX)
+    return absl::InvalidArgumentError(absl::StrCat(op, ": ", t.numel(), " elements exceed one MPI call; bucket them"));
+  return absl::OkStatus();
+}
+
+std::string Describe(const char* op, const torch::Tensor& t) {
+  return absl::StrCat(op, " of ", t.numel(), " ", c10::toString(t.scalar_type()));
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<MpiCommunicator>> MpiCommunicator::Create(MPI_Comm comm, WatchdogOptions options) {
+  std::shared_ptr<MpiCommunicator> c(new MpiCommunicator());
+  c->options_ = options;
+  auto s = MpiCall(MPI_Comm_dup(comm, &c->comm_), "MPI_Comm_dup");
+  if (s.ok()) s = MpiCall(MPI_Comm_dup(comm, &c->watch_comm_), "MPI_Comm_dup(watchdog)");
+  if (!s.ok()) return s;
+  MPI_Comm_set_errhandler(c->comm_, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(c->comm_, &c->rank_);
+  MPI_Comm_size(c->comm_, &c->size_);
+  MPI_Group group, world;
+  MPI_Comm_group(c->comm_, &group);
+  MPI_Comm_group(MPI_COMM_WORLD, &world);
+  std::vector<int> local(c->size_);
+  for (int i = 0; i < c->size_; ++i) local[i] = i;
+  c->world_ranks_.resize(c->size_);
+  MPI_Group_translate_ranks(group, c->size_, local.data(), world, c->world_ranks_.data());
+  MPI_Group_free(&group);
+  MPI_Group_free(&world);
+  c->last_seen_.assign(c->size_, 0);
+  return c;
+}
+
+MpiCommunicator::~MpiCommunicator() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (finalized) return;
+  for (auto& p : sends_) MPI_Wait(&p.request, MPI_STATUS_IGNORE);
+  if (watch_comm_ != MPI_COMM_NULL) {
+    // Receive any announcements still in flight so the communicator can be freed cleanly.
+    DrainArrivals();
+    MPI_Comm_free(&watch_comm_);
+  }
+  if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+}
+
+int64_t MpiCommunicator::Enter() {
+  const int64_t seq = ++seq_;
+  if (options_.timeout_seconds <= 0 || size_ == 1) return seq;
+  while (!sends_.empty()) {  // retire completed announcements
+    int done = 0;
+    MPI_Test(&sends_.front().request, &done, MPI_STATUS_IGNORE);
+    if (!done) break;
+    sends_.pop_front();
+  }
+  for (int monitor = 0; monitor < std::min(2, size_); ++monitor) {
+    if (monitor == rank_) continue;
+    PendingSend p{std::make_unique<int64_t>(seq), MPI_REQUEST_NULL};
+    MPI_Isend(p.value.get(), 1, MPI_INT64_T, monitor, kArrivalTag, watch_comm_, &p.request);
+    sends_.push_back(std::move(p));
+  }
+  if (is_monitor()) last_seen_[rank_] = seq;
+  return seq;
+}
+
+void MpiCommunicator::DrainArrivals() {
+  while (true) {
+    int flag = 0;
+    MPI_Status st;
+    MPI_Iprobe(MPI_ANY_SOURCE, kArrivalTag, watch_comm_, &flag, &st);
+    if (!flag) return;
+    int64_t seq = 0;
+    MPI_Recv(&seq, 1, MPI_INT64_T, st.MPI_SOURCE, kArrivalTag, watch_comm_, MPI_STATUS_IGNORE);
+    last_seen_[st.MPI_SOURCE] = std::max(last_seen_[st.MPI_SOURCE], seq);
+  }
+}
+
+void MpiCommunicator::ReportAndAbort(int64_t seq, const std::string& what, double waited) {
+  std::string msg = absl::StrCat("DanceGRPO watchdog: collective #", seq, " (", what, ") on a ", size_,
+                                 "-rank communicator has waited ", static_cast<int>(waited), " s (timeout ",
+                                 options_.timeout_seconds, " s) on rank ", rank_, " (world rank ",
+                                 world_ranks_[rank_], "). ");
+  if (is_monitor()) {
+    std::vector<std::string> late;
+    for (int r = 0; r < size_; ++r) {
+      if (last_seen_[r] < seq)
+        late.push_back(absl::StrCat("rank ", r, " (world rank ", world_ranks_[r], ", last entered collective #",
+                                    last_seen_[r], ")"));
+    }
+    if (late.empty()) {
+      absl::StrAppend(&msg, "Every rank has entered it; the transport itself is stuck.");
+    } else {
+      absl::StrAppend(&msg, "Not arrived: ", absl::StrJoin(late, ", "),
+                      ". Those ranks skipped this collective, are stuck before it, or died.");
+    }
+  } else {
+    absl::StrAppend(&msg, "The monitor ranks (0 and 1) did not report; this rank cannot name the late ranks.");
+  }
+  absl::StrAppend(&msg, " Aborting the job.");
+  std::fprintf(stderr, "%s\n", msg.c_str());
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, 3);
+  std::abort();  // MPI_Abort does not return; keep the compiler and the contract honest
+}
+
+absl::Status MpiCommunicator::Wait(MPI_Request* request, int rc, const std::string& what) {
+  if (rc != MPI_SUCCESS) return MpiStatus(rc, what);
+  const int64_t seq = seq_;
+  const auto start = Clock::now();
+  double grace_until = -1;
+  for (int spins = 0;; ++spins) {
+    int done = 0;
+    MPI_Status status;
+    rc = MPI_Test(request, &done, &status);
+    if (rc != MPI_SUCCESS) return MpiStatus(rc, what);
+    if (done) break;
+    if (options_.timeout_seconds > 0) {
+      if (is_monitor()) DrainArrivals();
+      const double waited = std::chrono::duration<double>(Clock::now() - start).count();
+      if (waited > options_.timeout_seconds) {
+        if (is_monitor() || size_ <= 2) ReportAndAbort(seq, what, waited);
+        // Give a monitor time to name the late ranks first.
+        if (grace_until < 0) grace_until = waited + std::min(5.0, options_.timeout_seconds);
+        if (waited > grace_until) ReportAndAbort(seq, what, waited);
+      }
+    }
+    if (spins > 64) {
+      // Oversubscribed CPU runs: yield the core instead of spinning hot.
+      timespec ts{0, 20000};
+      nanosleep(&ts, nullptr);
+    }
+  }
+  seconds_in_collectives_ += std::chrono::duration<double>(Clock::now() - start).count();
+  return absl::OkStatus();
+}
+
+absl::Status MpiCommunicator::AllReduce(torch::Tensor& t, ReduceOp op) {
+  if (auto s = CheckCollectiveArgs("AllReduce", t, t, t.numel(), t.numel()); !s.ok()) return s;
+  if (auto s = CheckCpu(t, "AllReduce"); !s.ok()) return s;
+  auto type = MpiType(t, true);
+  if (!type.ok()) return type.status();
+  Enter();
+  MPI_Request req;
+  const int rc = MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), *type, MpiOp(op), comm_, &req);
+  return Wait(&req, rc, Describe("AllReduce", t));
+}
+
+absl::Status MpiCommunicator::ReduceScatter(const torch::Tensor& in, torch::Tensor& out, ReduceOp op) {
+  if (auto s = CheckCollectiveArgs("ReduceScatter", in, out, out.numel() * size_, out.numel()); !s.ok()) return s;
+  if (auto s = CheckCpu(in, "ReduceScatter"); !s.ok()) return s;
+  auto type = MpiType(in, true);
+  if (!type.ok()) return type.status();
+  Enter();
+  MPI_Request req;
+  const int rc = MPI_Ireduce_scatter_block(in.data_ptr(), out.data_ptr(), static_cast<int>(out.numel()), *type,
+                                           MpiOp(op), comm_, &req);
+  return Wait(&req, rc, Describe("ReduceScatter", in));
+}
+
+absl::Status MpiCommunicator::AllGather(const torch::Tensor& in, torch::Tensor& out) {
+  if (auto s = CheckCollectiveArgs("AllGather", in, out, in.numel(), in.numel() * size_); !s.ok()) return s;
+  if (auto s = CheckCpu(out, "AllGather"); !s.ok()) return s;
+  auto type = MpiType(in, false);
+  if (!type.ok()) return type.status();
+  Enter();
+  MPI_Request req;
+  const int n = static_cast<int>(in.numel());
+  const int rc = MPI_Iallgather(in.data_ptr(), n, *type, out.data_ptr(), n, *type, comm_, &req);
+  return Wait(&req, rc, Describe("AllGather", in));
+}
+
+absl::Status MpiCommunicator::AllToAll(const torch::Tensor& in, torch::Tensor& out) {
+  if (in.numel() % size_ != 0)
+    return absl::InvalidArgumentError(absl::StrCat("AllToAll: ", in.numel(), " elements do not split into ", size_,
+                                                   " equal chunks"));
+  if (auto s = CheckCollectiveArgs("AllToAll", in, out, in.numel(), in.numel()); !s.ok()) return s;
+  if (auto s = CheckCpu(in, "AllToAll"); !s.ok()) return s;
+  auto type = MpiType(in, false);
+  if (!type.ok()) return type.status();
+  Enter();
+  MPI_Request req;
+  const int chunk = static_cast<int>(in.numel() / size_);
+  const int rc = MPI_Ialltoall(in.data_ptr(), chunk, *type, out.data_ptr(), chunk, *type, comm_, &req);
+  return Wait(&req, rc, Describe("AllToAll", in));
+}
+
+absl::Status MpiCommunicator::Broadcast(torch::Tensor& t, int root) {
+  if (root < 0 || root >= size_)
+    return absl::InvalidArgumentError(absl::StrCat("Broadcast root ", root, " is not a rank of this ", size_,
+                                                   "-rank communicator"));
+  if (auto s = CheckCollectiveArgs("Broadcast", t, t, t.numel(), t.numel()); !s.ok()) return s;
+  if (auto s = CheckCpu(t, "Broadcast"); !s.ok()) return s;
+  auto type = MpiType(t, false);
+  if (!type.ok()) return type.status();
+  Enter();
+  MPI_Request req;
+  const int rc = MPI_Ibcast(t.data_ptr(), static_cast<int>(t.numel()), *type, root, comm_, &req);
+  return Wait(&req, rc, Describe("Broadcast", t));
+}
+
+absl::Status MpiCommunicator::Barrier() {
+  Enter();
+  MPI_Request req;
+  const int rc = MPI_Ibarrier(comm_, &req);
+  return Wait(&req, rc, "Barrier");
+}
+
+absl::StatusOr<std::shared_ptr<Communicator>> MpiCommunicator::Split(int color, int key) {
+  // The split is itself a collective: guard it with a watched barrier first.
+  if (auto s = Barrier(); !s.ok()) return s;
+  MPI_Comm sub;
+  if (auto s = MpiCall(MPI_Comm_split(comm_, color, key, &sub), "MPI_Comm_split(color=%d, key=%d)", color, key);
+      !s.ok())
+    return s;
+  auto made = Create(sub, options_);
+  MPI_Comm_free(&sub);
+  if (!made.ok()) return made.status();
+  return std::shared_ptr<Communicator>(*std::move(made));
+}
+
+}  // namespace dancegrpo::hpc
