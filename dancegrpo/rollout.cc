@@ -45,26 +45,22 @@ std::vector<std::pair<int64_t, int64_t>> MicroBatches(int64_t n, int micro_batch
 
 Trajectories Rollout(models::VelocityModel& policy, const RolloutConfig& config,
                      const std::vector<double>& sigmas, int64_t iteration,
-                     const std::vector<int64_t>& prompt_slots,
-                     const models::Conditioning& prompt_conditions,
+                     const std::vector<SampleId>& samples, const models::Conditioning& conditions,
                      const models::Conditioning& null_condition) {
   torch::NoGradGuard no_grad;
   const int steps = static_cast<int>(sigmas.size()) - 1;
   const SdeConfig sde = WithSchedule(config.sde, sigmas);
-  const int64_t g = config.group_size;
-  const int64_t n = static_cast<int64_t>(prompt_slots.size()) * g;
-  CHECK_EQ(prompt_conditions.batch(), static_cast<int64_t>(prompt_slots.size()));
+  const int64_t n = static_cast<int64_t>(samples.size());
+  CHECK_EQ(conditions.batch(), n) << "one condition row per sample";
 
   Trajectories traj;
   traj.iteration = iteration;
   traj.sigmas = sigmas;
-  std::vector<int64_t> row_of_sample(n);
-  for (int64_t i = 0; i < n; ++i) {
-    traj.prompt_slot.push_back(prompt_slots[i / g]);
-    traj.member.push_back(i % g);
-    row_of_sample[i] = i / g;
+  for (const auto& s : samples) {
+    traj.prompt_slot.push_back(s.prompt_slot);
+    traj.member.push_back(s.member);
   }
-  traj.conditions = prompt_conditions.Rows(torch::tensor(row_of_sample, torch::kLong));
+  traj.conditions = conditions;
   traj.null_condition = null_condition;
 
   std::vector<int64_t> shape = {n, steps + 1};

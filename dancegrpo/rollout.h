@@ -1,7 +1,8 @@
 // Rollout (Algorithm 1, lines 2-6): G samples per prompt, drawn with the SDE sampler,
 // recording the latents and the log-prob of every step.
 //
-// Samples are ordered prompt-major (sample i is member i % G of prompt i / G). With
+// The caller names each sample by (prompt slot, member within the prompt's group); a rank
+// may hold whole groups or a part of one. With
 // shared noise, all G samples of a prompt start from the same x_0 ~ N(0, I), keyed by
 // (seed, iteration, prompt slot); they then differ only through the SDE noise of each
 // step, keyed by (seed, iteration, prompt slot, member, step). No key involves the rank.
@@ -24,7 +25,6 @@ namespace dancegrpo {
 
 struct RolloutConfig {
   uint64_t seed = 0;
-  int group_size = 1;       // G
   bool shared_noise = true;
   int micro_batch = 0;      // samples per policy evaluation; 0 = all samples at once
   double cfg_scale = 1.0;   // classifier-free guidance; 1 = off
@@ -59,12 +59,16 @@ SdeStepResult PolicyStep(models::VelocityModel& policy, const SdeConfig& sde, do
 torch::Tensor InitialNoise(const RolloutConfig& config, int64_t iteration, int64_t prompt_slot,
                            int64_t member);
 
-// Draws G samples for each prompt slot. `prompt_conditions` has one row per slot;
-// `null_condition` one row (used when cfg_scale != 1). Runs without gradients.
+struct SampleId {
+  int64_t prompt_slot = 0;  // the prompt's slot in this iteration's global batch
+  int64_t member = 0;       // index within the prompt's group, 0..G-1
+};
+
+// Draws the given samples. `conditions` has one row per sample; `null_condition` one row
+// (used when cfg_scale != 1). Runs without gradients.
 Trajectories Rollout(models::VelocityModel& policy, const RolloutConfig& config,
                      const std::vector<double>& sigmas, int64_t iteration,
-                     const std::vector<int64_t>& prompt_slots,
-                     const models::Conditioning& prompt_conditions,
+                     const std::vector<SampleId>& samples, const models::Conditioning& conditions,
                      const models::Conditioning& null_condition);
 
 // [begin, end) sample ranges of the micro-batches over n samples.

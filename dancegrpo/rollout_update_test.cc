@@ -8,6 +8,7 @@
 #include "dancegrpo/schedule.h"
 #include "dancegrpo/toy_world.h"
 #include "dancegrpo/update.h"
+#include "hpc/comm/communicator.h"
 #include "gtest/gtest.h"
 #include "models/mlp_velocity.h"
 
@@ -15,6 +16,7 @@ namespace dancegrpo {
 namespace {
 
 const std::vector<int64_t> kShape = {2, 1, 2, 2};
+constexpr double kLossScale = 1.0 / 12;
 
 std::shared_ptr<models::MlpVelocity> RandomPolicy(int seed) {
   torch::manual_seed(seed);
@@ -33,21 +35,27 @@ struct World {
   toy::OneHotPromptEncoder encoder{3};
   std::vector<double> sigmas = *SigmaSchedule(6, 3.0);
   RolloutConfig rollout;
+  int group;
+  std::shared_ptr<hpc::Communicator> local = std::make_shared<hpc::LocalCommunicator>();
 
-  World(int group, int micro_batch) {
+  World(int group_size, int micro_batch) : group(group_size) {
     rollout.seed = 42;
-    rollout.group_size = group;
     rollout.micro_batch = micro_batch;
     rollout.latent_shape = kShape;
   }
   Trajectories Run(int prompts, int64_t iteration = 0) {
-    std::vector<int64_t> slots;
+    std::vector<SampleId> samples;
     std::vector<std::string> texts;
     for (int p = 0; p < prompts; ++p) {
-      slots.push_back(p);
-      texts.push_back("target " + std::to_string(p % 3));
+      for (int g = 0; g < group; ++g) {
+        samples.push_back({p, g});
+        texts.push_back("target " + std::to_string(p % 3));
+      }
     }
-    return Rollout(*policy, rollout, sigmas, iteration, slots, *encoder.Encode(texts), *encoder.Encode({""}));
+    return Rollout(*policy, rollout, sigmas, iteration, samples, *encoder.Encode(texts), *encoder.Encode({""}));
+  }
+  std::unique_ptr<hpc::ShardedAdamW> Optimizer(const OptimizerConfig& c = {}) {
+    return *hpc::ShardedAdamW::Create(policy->parameters(), local, c);
   }
   UpdateConfig Update(int ga) const {
     UpdateConfig u;
@@ -127,8 +135,8 @@ TEST_P(RatioIsOne, BitwiseOnFirstUpdate) {
   ASSERT_EQ(traj.num_samples(), batch);
   OptimizerConfig oc;
   oc.lr = 1e-3;
-  PolicyOptimizer opt(s.policy->parameters(), oc);
-  auto stats = UpdatePolicy(*s.policy, nullptr, opt, s.Update(batch), traj, AlternatingAdvantages(batch), All(batch));
+  auto opt = s.Optimizer(oc);
+  auto stats = UpdatePolicy(*s.policy, nullptr, *opt, s.Update(batch), traj, AlternatingAdvantages(batch), All(batch), kLossScale);
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->trained_pairs, batch * 3);  // floor(5 * 0.6) = 3 steps per sample
   EXPECT_EQ(stats->optimizer_steps, 1);
@@ -144,8 +152,8 @@ TEST(Update, RatioIsOneWithSeveralMicroBatchesAndCfg) {
   World s(4, 4);
   s.rollout.cfg_scale = 3.0;
   auto traj = s.Run(3);
-  PolicyOptimizer opt(s.policy->parameters(), OptimizerConfig{});
-  auto stats = UpdatePolicy(*s.policy, nullptr, opt, s.Update(12), traj, AlternatingAdvantages(12), All(12));
+  auto opt = s.Optimizer();
+  auto stats = UpdatePolicy(*s.policy, nullptr, *opt, s.Update(12), traj, AlternatingAdvantages(12), All(12), kLossScale);
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->ratio_min, 1.0);
   EXPECT_EQ(stats->ratio_max, 1.0);
@@ -157,8 +165,8 @@ TEST(Update, RatioMovesAfterAnOptimizerStep) {
   auto traj = s.Run(3);
   OptimizerConfig oc;
   oc.lr = 1e-2;
-  PolicyOptimizer opt(s.policy->parameters(), oc);
-  auto stats = UpdatePolicy(*s.policy, nullptr, opt, s.Update(4), traj, AlternatingAdvantages(12), All(12));
+  auto opt = s.Optimizer(oc);
+  auto stats = UpdatePolicy(*s.policy, nullptr, *opt, s.Update(4), traj, AlternatingAdvantages(12), All(12), kLossScale);
   ASSERT_TRUE(stats.ok());
   EXPECT_EQ(stats->optimizer_steps, 3);
   EXPECT_TRUE(stats->ratio_min < 1.0 || stats->ratio_max > 1.0);
@@ -171,8 +179,8 @@ TEST(Update, ZeroAdvantagesLeaveOnlyWeightDecay) {
   OptimizerConfig oc;
   oc.weight_decay = 0.0;
   auto before = s.policy->parameters()[0].detach().clone();
-  PolicyOptimizer opt(s.policy->parameters(), oc);
-  auto stats = UpdatePolicy(*s.policy, nullptr, opt, s.Update(4), traj, std::vector<double>(4, 0.0), All(4));
+  auto opt = s.Optimizer(oc);
+  auto stats = UpdatePolicy(*s.policy, nullptr, *opt, s.Update(4), traj, std::vector<double>(4, 0.0), All(4), kLossScale);
   ASSERT_TRUE(stats.ok());
   EXPECT_EQ(stats->grad_norm, 0.0);
   EXPECT_TRUE(torch::equal(before, s.policy->parameters()[0]));
@@ -202,8 +210,8 @@ TEST(Update, TrainedTimestepsAreDistinctSubsetsOfTrainableSteps) {
 TEST(Update, RejectsGradAccumulationThatSplitsAMicroBatch) {
   World s(2, 4);
   auto traj = s.Run(4);
-  PolicyOptimizer opt(s.policy->parameters(), OptimizerConfig{});
-  auto stats = UpdatePolicy(*s.policy, nullptr, opt, s.Update(6), traj, AlternatingAdvantages(8), All(8));
+  auto opt = s.Optimizer();
+  auto stats = UpdatePolicy(*s.policy, nullptr, *opt, s.Update(6), traj, AlternatingAdvantages(8), All(8), kLossScale);
   ASSERT_FALSE(stats.ok());
   EXPECT_NE(stats.status().message().find("multiple of micro_batch"), std::string::npos) << stats.status();
 }
@@ -214,45 +222,39 @@ TEST(Update, KlToAnIdenticalReferenceIsZeroAndGrowsAfterward) {
   auto traj = s.Run(2);
   OptimizerConfig oc;
   oc.lr = 1e-2;
-  PolicyOptimizer opt(s.policy->parameters(), oc);
+  auto opt = s.Optimizer(oc);
   UpdateConfig u = s.Update(4);
   u.kl_beta = 0.1;
-  auto first = UpdatePolicy(*s.policy, reference.get(), opt, u, traj, AlternatingAdvantages(4), All(4));
+  auto first = UpdatePolicy(*s.policy, reference.get(), *opt, u, traj, AlternatingAdvantages(4), All(4), kLossScale);
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_EQ(first->kl_to_reference, 0.0);
-  auto second = UpdatePolicy(*s.policy, reference.get(), opt, u, traj, AlternatingAdvantages(4), All(4));
+  auto second = UpdatePolicy(*s.policy, reference.get(), *opt, u, traj, AlternatingAdvantages(4), All(4), kLossScale);
   ASSERT_TRUE(second.ok());
   EXPECT_GT(second->kl_to_reference, 0.0);
   u.kl_beta = 0.1;
-  EXPECT_FALSE(UpdatePolicy(*s.policy, nullptr, opt, u, traj, AlternatingAdvantages(4), All(4)).ok());
+  EXPECT_FALSE(UpdatePolicy(*s.policy, nullptr, *opt, u, traj, AlternatingAdvantages(4), All(4), kLossScale).ok());
 }
 
-TEST(PolicyOptimizer, EmaFollowsClosedForm) {
+TEST(Optimizer, EmaFollowsClosedForm) {
   auto p = torch::tensor({1.0f, -2.0f}).requires_grad_(true);
   OptimizerConfig oc;
   oc.lr = 0.1;
   oc.weight_decay = 0.0;
   oc.ema = true;
   oc.ema_decay = 0.9;
-  oc.max_grad_norm = 1e9;
-  PolicyOptimizer opt({p}, oc);
+  oc.max_grad_norm = 0;
+  auto opt = *hpc::ShardedAdamW::Create({p}, std::make_shared<hpc::LocalCommunicator>(), oc);
   (p * torch::tensor({3.0f, -1.0f})).sum().backward();
-  const double norm = opt.Step();
-  EXPECT_NEAR(norm, std::sqrt(10.0), 1e-6);
+  auto norm = opt->Step();
+  ASSERT_TRUE(norm.ok());
+  EXPECT_NEAR(*norm, std::sqrt(10.0), 1e-6);
   // First AdamW step moves each coordinate by lr * sign(grad) (bias-corrected m/sqrt(v)).
   EXPECT_NEAR(p[0].item<double>(), 0.9, 1e-6);
   EXPECT_NEAR(p[1].item<double>(), -1.9, 1e-6);
-  EXPECT_NEAR(opt.ema()[0][0].item<double>(), 0.9 * 1.0 + 0.1 * 0.9, 1e-6);
-  EXPECT_NEAR(opt.ema()[0][1].item<double>(), 0.9 * -2.0 + 0.1 * -1.9, 1e-6);
-}
-
-TEST(PolicyOptimizer, ClipsGradientNorm) {
-  auto p = torch::zeros({2}).requires_grad_(true);
-  OptimizerConfig oc;
-  oc.max_grad_norm = 1.0;
-  PolicyOptimizer opt({p}, oc);
-  (p * torch::tensor({30.0f, 40.0f})).sum().backward();
-  EXPECT_NEAR(opt.Step(), 50.0, 1e-4);  // reported before clipping
+  auto ema = opt->GatherEma();
+  ASSERT_TRUE(ema.ok());
+  EXPECT_NEAR((*ema)[0][0].item<double>(), 0.9 * 1.0 + 0.1 * 0.9, 1e-6);
+  EXPECT_NEAR((*ema)[0][1].item<double>(), 0.9 * -2.0 + 0.1 * -1.9, 1e-6);
 }
 
 TEST(PolicyStep, CfgCombinesConditionalAndUnconditional) {

@@ -43,6 +43,24 @@ absl::Status ValidateConfig(const TrainerConfig& c, size_t num_prompts) {
   return TrainedStepCount(c.steps, c.timestep_fraction).status();
 }
 
+// Gathers this rank's scores [K][n] over `comm` into [K][comm.size * n], in rank order.
+absl::StatusOr<std::vector<std::vector<double>>> GatherScores(const std::vector<std::vector<double>>& local,
+                                                              hpc::Communicator& comm) {
+  const int64_t k = static_cast<int64_t>(local.size()), n = static_cast<int64_t>(local[0].size());
+  auto mine = torch::empty({k, n}, torch::kFloat64);
+  for (int64_t i = 0; i < k; ++i)
+    for (int64_t j = 0; j < n; ++j) mine[i][j] = local[i][j];
+  auto all = torch::empty({comm.size(), k, n}, torch::kFloat64);
+  DGRPO_RETURN_IF_ERROR(comm.AllGather(mine, all));
+  auto by_reward = all.permute({1, 0, 2}).reshape({k, comm.size() * n}).contiguous();
+  std::vector<std::vector<double>> out(k);
+  for (int64_t i = 0; i < k; ++i) {
+    auto row = by_reward[i];
+    out[i].assign(row.data_ptr<double>(), row.data_ptr<double>() + row.numel());
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string FormatProgress(const IterationMetrics& m, int64_t total, double eta_seconds) {
@@ -61,14 +79,34 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
     const TrainerConfig& config, std::shared_ptr<models::VelocityModel> policy,
     std::shared_ptr<models::VelocityModel> reference, std::shared_ptr<models::PromptEncoder> encoder,
     std::shared_ptr<models::LatentDecoder> decoder, std::vector<rewards::WeightedReward> rewards,
-    std::vector<rewards::Prompt> prompts) {
+    std::vector<rewards::Prompt> prompts, std::shared_ptr<hpc::Communicator> world) {
   DGRPO_RETURN_IF_ERROR(ValidateConfig(config, prompts.size()));
   if (!policy || !encoder) return absl::InvalidArgumentError("a policy and a prompt encoder are required");
   if (rewards.empty()) return absl::InvalidArgumentError("no reward configured: add at least one reward");
+  if (!world) world = std::make_shared<hpc::LocalCommunicator>();
   std::unique_ptr<Trainer> t(new Trainer());
   t->config_ = config;
+  DGRPO_ASSIGN_OR_RETURN(t->grid_, hpc::ProcessGrid::Create(world, config.sequence_parallel));
+  DGRPO_ASSIGN_OR_RETURN(t->layout_,
+                         hpc::SampleLayout::Make(config.prompts_per_iteration, config.group_size, t->grid_.topology));
+  const int dp = t->grid_.topology.dp;
+  if (config.grad_accum_samples > 0) {
+    if (config.grad_accum_samples % dp != 0)
+      return absl::InvalidArgumentError(absl::StrCat("grad_accum_samples = ", config.grad_accum_samples,
+                                                     " does not split over ", dp, " data-parallel ranks"));
+    if (config.best_of_n > 0 && dp > 1)
+      return absl::InvalidArgumentError(
+          "best_of_n keeps different numbers of samples per rank, so with several data-parallel ranks it needs "
+          "grad_accum_samples = 0 (one optimizer step per iteration)");
+  }
+  if (config.global_normalization) {
+    DGRPO_ASSIGN_OR_RETURN(t->group_comm_, t->grid_.dp->Split(0, t->grid_.topology.dp_rank));
+  } else {
+    DGRPO_ASSIGN_OR_RETURN(t->group_comm_, t->grid_.GroupCommunicator(t->layout_));
+  }
   DGRPO_ASSIGN_OR_RETURN(t->sigmas_, SigmaSchedule(config.steps, config.shift));
   t->policy_ = std::move(policy);
+  if (config.sequence_parallel > 1) DGRPO_RETURN_IF_ERROR(t->policy_->SetSequenceParallel(t->grid_.sp));
   t->encoder_ = std::move(encoder);
   t->decoder_ = std::move(decoder);
   t->rewards_ = std::move(rewards);
@@ -88,9 +126,11 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
       d->copy_(item.value());
       d->set_requires_grad(false);
     }
+    if (config.sequence_parallel > 1) DGRPO_RETURN_IF_ERROR(reference->SetSequenceParallel(t->grid_.sp));
     t->reference_ = std::move(reference);
   }
-  t->optimizer_ = std::make_unique<PolicyOptimizer>(t->policy_->parameters(), config.optimizer);
+  DGRPO_ASSIGN_OR_RETURN(t->optimizer_,
+                         hpc::ShardedAdamW::Create(t->policy_->parameters(), t->grid_.world, config.optimizer));
   if (config.cfg_scale != 1.0) {
     DGRPO_ASSIGN_OR_RETURN(t->null_condition_, t->encoder_->Encode({""}));
   }
@@ -116,72 +156,126 @@ std::vector<int64_t> Trainer::PromptsFor(int64_t iteration) const {
 
 absl::StatusOr<IterationMetrics> Trainer::Step() {
   const auto start = Clock::now();
+  const int g = config_.group_size;
   IterationMetrics m;
   m.iteration = iteration_;
-  const auto prompt_ids = PromptsFor(iteration_);
-  std::vector<int64_t> slots(prompt_ids.size());
-  std::iota(slots.begin(), slots.end(), 0);
-  std::vector<std::string> texts;
-  for (int64_t id : prompt_ids) texts.push_back(prompts_[id].text);
-  DGRPO_ASSIGN_OR_RETURN(const auto conditions, encoder_->Encode(texts));
+  m.samples = layout_.global_samples;
 
+  // 1-2. This replica's samples of the global batch, and their rollout.
+  const auto prompt_ids = PromptsFor(iteration_);
+  std::vector<SampleId> samples;
+  std::vector<std::string> texts;
+  std::vector<rewards::Prompt> sample_prompts;
+  for (int64_t i = layout_.first_sample; i < layout_.first_sample + layout_.samples_per_rank; ++i) {
+    samples.push_back({i / g, i % g});
+    sample_prompts.push_back(prompts_[prompt_ids[i / g]]);
+    texts.push_back(sample_prompts.back().text);
+  }
+  DGRPO_ASSIGN_OR_RETURN(const auto conditions, encoder_->Encode(texts));
   RolloutConfig rc;
   rc.seed = config_.seed;
-  rc.group_size = config_.group_size;
   rc.shared_noise = config_.shared_noise;
   rc.micro_batch = config_.micro_batch;
   rc.cfg_scale = config_.cfg_scale;
   rc.sde = config_.sde;
   rc.latent_shape = config_.latent_shape;
-  const auto traj = Rollout(*policy_, rc, sigmas_, iteration_, slots, conditions, null_condition_);
-  m.samples = traj.num_samples();
+  last_trajectories_ = Rollout(*policy_, rc, sigmas_, iteration_, samples, conditions, null_condition_);
+  const auto& traj = last_trajectories_;
 
+  // 3. Decode and score.
   torch::Tensor clips;
   {
     torch::NoGradGuard no_grad;
     clips = decoder_ ? decoder_->Decode(traj.final_x0) : traj.final_x0;
   }
-  std::vector<rewards::Prompt> sample_prompts;
-  for (int64_t i = 0; i < m.samples; ++i) sample_prompts.push_back(prompts_[prompt_ids[i / config_.group_size]]);
   DGRPO_ASSIGN_OR_RETURN(auto scores, rewards::ScoreAll(rewards_, clips, sample_prompts));
   m.rollout_seconds = SecondsSince(start);
 
+  // 4. Advantages over the span of samples this rank can see after the gather: its
+  // sampling group(s), or every sample for global normalisation.
+  std::vector<std::vector<double>> span_scores = scores;
+  int64_t span_begin = layout_.first_sample;
+  if (group_comm_->size() > 1) {
+    DGRPO_ASSIGN_OR_RETURN(span_scores, GatherScores(scores, *group_comm_));
+    span_begin -= group_comm_->rank() * layout_.samples_per_rank;
+  }
   AdvantageConfig ac;
-  ac.group_size = config_.group_size;
+  ac.group_size = g;
   ac.adv_clip_max = config_.adv_clip_max;
   ac.global_normalization = config_.global_normalization;
   for (const auto& r : rewards_) ac.weights.push_back(r.weight);
-  DGRPO_ASSIGN_OR_RETURN(auto advantages, ComputeAdvantages(scores, ac));
-  std::vector<int64_t> train_samples(m.samples);
-  std::iota(train_samples.begin(), train_samples.end(), 0);
+  DGRPO_ASSIGN_OR_RETURN(auto span_adv, ComputeAdvantages(span_scores, ac));
+  const int64_t offset = layout_.first_sample - span_begin, n_local = layout_.samples_per_rank;
+  std::vector<double> advantages(span_adv.begin() + offset, span_adv.begin() + offset + n_local);
+  std::vector<int64_t> train_samples;
   if (config_.best_of_n > 0) {
-    DGRPO_ASSIGN_OR_RETURN(train_samples, BestOfN(advantages, config_.group_size, config_.best_of_n));
+    DGRPO_ASSIGN_OR_RETURN(auto kept, BestOfN(span_adv, g, config_.best_of_n));
+    for (int64_t k : kept)
+      if (k >= offset && k < offset + n_local) train_samples.push_back(k - offset);
+  } else {
+    train_samples.resize(n_local);
+    std::iota(train_samples.begin(), train_samples.end(), 0);
   }
 
-  for (size_t k = 0; k < rewards_.size(); ++k) {
-    const auto& r = scores[k];
-    const double mean = std::accumulate(r.begin(), r.end(), 0.0) / r.size();
-    double ss = 0;
-    for (double v : r) ss += (v - mean) * (v - mean);
+  // Global reward statistics over the replicas: sums, sums of squares.
+  const int64_t k_rewards = static_cast<int64_t>(rewards_.size());
+  auto moments = torch::zeros({2 * k_rewards}, torch::kFloat64);
+  for (int64_t k = 0; k < k_rewards; ++k)
+    for (double v : scores[k]) {
+      moments[k] += v;
+      moments[k_rewards + k] += v * v;
+    }
+  DGRPO_RETURN_IF_ERROR(grid_.dp->AllReduce(moments, hpc::ReduceOp::kSum));
+  const double total = static_cast<double>(layout_.global_samples);
+  for (int64_t k = 0; k < k_rewards; ++k) {
+    const double sum = moments[k].item<double>(), sumsq = moments[k_rewards + k].item<double>();
     m.reward_names.push_back(rewards_[k].reward->name());
-    m.reward_mean.push_back(mean);
-    m.reward_std.push_back(r.size() > 1 ? std::sqrt(ss / (r.size() - 1)) : 0.0);
+    m.reward_mean.push_back(sum / total);
+    m.reward_std.push_back(total > 1 ? std::sqrt(std::max(0.0, (sumsq - sum * sum / total) / (total - 1))) : 0.0);
   }
 
+  // 5. Update. GA counts samples over all replicas; the objective is scaled by it.
+  const int dp = grid_.topology.dp;
+  const int64_t global_trained =
+      config_.best_of_n > 0 ? static_cast<int64_t>(config_.prompts_per_iteration) * config_.best_of_n
+                            : layout_.global_samples;
+  const int64_t ga_global = config_.grad_accum_samples > 0 ? config_.grad_accum_samples : global_trained;
   UpdateConfig uc;
   uc.seed = config_.seed;
   uc.timestep_fraction = config_.timestep_fraction;
   uc.clip_range = config_.clip_range;
-  uc.grad_accum_samples =
-      config_.grad_accum_samples > 0 ? config_.grad_accum_samples : static_cast<int>(train_samples.size());
+  uc.grad_accum_samples = config_.grad_accum_samples > 0 ? static_cast<int>(ga_global / dp)
+                                                         : std::max<int>(1, static_cast<int>(train_samples.size()));
   uc.micro_batch = config_.micro_batch;
   uc.cfg_scale = config_.cfg_scale;
   uc.kl_beta = config_.kl_beta;
   uc.sde = config_.sde;
+  DGRPO_ASSIGN_OR_RETURN(const int n_steps, TrainedStepCount(config_.steps, config_.timestep_fraction));
   const auto update_start = Clock::now();
-  DGRPO_ASSIGN_OR_RETURN(m.update, UpdatePolicy(*policy_, reference_.get(), *optimizer_, uc, traj,
-                                                advantages, train_samples));
+  DGRPO_ASSIGN_OR_RETURN(auto local, UpdatePolicy(*policy_, reference_.get(), *optimizer_, uc, traj, advantages,
+                                                  train_samples, 1.0 / (static_cast<double>(ga_global) * n_steps)));
   m.update_seconds = SecondsSince(update_start);
+
+  // Global update statistics: pair-weighted means over the replicas.
+  const double pairs = static_cast<double>(local.trained_pairs);
+  auto agg = torch::tensor({pairs, local.loss, local.mean_ratio * pairs, local.clip_fraction * pairs,
+                            local.approx_kl * pairs, local.kl_to_reference * pairs},
+                           torch::kFloat64);
+  DGRPO_RETURN_IF_ERROR(grid_.dp->AllReduce(agg, hpc::ReduceOp::kSum));
+  auto extremes = torch::tensor({-local.ratio_min, local.ratio_max}, torch::kFloat64);
+  DGRPO_RETURN_IF_ERROR(grid_.dp->AllReduce(extremes, hpc::ReduceOp::kMax));
+  m.update = local;
+  const double all_pairs = agg[0].item<double>();
+  m.update.trained_pairs = static_cast<int64_t>(all_pairs);
+  m.update.loss = agg[1].item<double>();
+  if (all_pairs > 0) {
+    m.update.mean_ratio = agg[2].item<double>() / all_pairs;
+    m.update.clip_fraction = agg[3].item<double>() / all_pairs;
+    m.update.approx_kl = agg[4].item<double>() / all_pairs;
+    m.update.kl_to_reference = agg[5].item<double>() / all_pairs;
+  }
+  m.update.ratio_min = -extremes[0].item<double>();
+  m.update.ratio_max = extremes[1].item<double>();
   m.seconds = SecondsSince(start);
   m.samples_per_second = m.samples / std::max(m.seconds, 1e-9);
   ++iteration_;

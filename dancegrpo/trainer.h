@@ -1,14 +1,20 @@
-// The DanceGRPO trainer: Algorithm 1 for M iterations, on one process.
+// The DanceGRPO trainer: Algorithm 1 for M iterations, on one process or many.
 //
-// One iteration:
-//   1. pick this iteration's prompts (a keyed shuffle per epoch of the prompt set);
-//   2. roll out G samples per prompt with the SDE sampler (rollout.h);
+// One iteration, seen from a rank (hpc/topology.h says which samples it holds):
+//   1. pick this iteration's prompts (a keyed shuffle per epoch of the prompt set; every
+//      rank computes the same list);
+//   2. roll out this replica's slice of the global samples (G per prompt) with the SDE
+//      sampler (rollout.h); noise keys never involve the rank;
 //   3. decode x0_hat of the last step and score it with every reward;
-//   4. turn rewards into group-normalised, weighted, clipped advantages (advantage.h),
-//      optionally keep only best-of-n;
-//   5. update the policy with the clipped objective (update.h);
-//   6. report metrics (rewards, ratio, clip fraction, approx KL, grad norm, samples/s).
-// The same seed and config give the same bits.
+//   4. all-gather the rewards inside the sampling group (over all replicas for global
+//      normalisation) and compute the advantages exactly as one process would
+//      (advantage.h), optionally keeping best-of-n;
+//   5. update the policy with the clipped objective (update.h); the sharded optimizer sums
+//      the gradients over all ranks, so N ranks take the same step as one rank would on
+//      the same global batch;
+//   6. report global metrics (rewards, ratio, clip fraction, approx KL, grad norm, samples/s).
+// The same seed and config give the same bits on the same number of ranks, and the same
+// parameters to fp32 rounding on any number of ranks.
 #ifndef DANCEGRPO_DANCEGRPO_TRAINER_H_
 #define DANCEGRPO_DANCEGRPO_TRAINER_H_
 
@@ -22,6 +28,9 @@
 #include "dancegrpo/rollout.h"
 #include "dancegrpo/sde.h"
 #include "dancegrpo/update.h"
+#include "hpc/comm/communicator.h"
+#include "hpc/sharding.h"
+#include "hpc/topology.h"
 #include "models/velocity_model.h"
 #include "rewards/reward.h"
 
@@ -37,12 +46,13 @@ struct TrainerConfig {
   SdeConfig sde;
   bool shared_noise = true;
   int micro_batch = 0;              // 0 = all samples of the iteration at once
-  int grad_accum_samples = 0;       // GA; 0 = all trained samples (one step per iteration)
+  int grad_accum_samples = 0;       // GA over all ranks; 0 = all trained samples (one step per iteration)
   double timestep_fraction = 0.6;
   double clip_range = 1e-4;
   double adv_clip_max = 5.0;
   bool global_normalization = false;
   int best_of_n = 0;                // 0 = off
+  int sequence_parallel = 1;        // sp: ranks that split each sample's sequence
   double cfg_scale = 1.0;
   double kl_beta = 0.0;
   OptimizerConfig optimizer;
@@ -68,12 +78,14 @@ std::string FormatProgress(const IterationMetrics& m, int64_t total_iterations, 
 class Trainer {
  public:
   // `reference` is needed only when kl_beta > 0: it must have the policy's architecture and
-  // is frozen at the policy's initial weights. `decoder` may be null (identity).
+  // is frozen at the policy's initial weights. `decoder` may be null (identity). `world`
+  // may be null (one process); otherwise Create and every Step are collective over it, and
+  // every rank must pass the same config, prompts and initial weights.
   static absl::StatusOr<std::unique_ptr<Trainer>> Create(
       const TrainerConfig& config, std::shared_ptr<models::VelocityModel> policy,
       std::shared_ptr<models::VelocityModel> reference, std::shared_ptr<models::PromptEncoder> encoder,
       std::shared_ptr<models::LatentDecoder> decoder, std::vector<rewards::WeightedReward> rewards,
-      std::vector<rewards::Prompt> prompts);
+      std::vector<rewards::Prompt> prompts, std::shared_ptr<hpc::Communicator> world = nullptr);
 
   // Runs iteration `iteration()` and advances it.
   absl::StatusOr<IterationMetrics> Step();
@@ -86,8 +98,12 @@ class Trainer {
   int64_t iteration() const { return iteration_; }
   const TrainerConfig& config() const { return config_; }
   models::VelocityModel& policy() { return *policy_; }
-  PolicyOptimizer& optimizer() { return *optimizer_; }
+  hpc::ShardedAdamW& optimizer() { return *optimizer_; }
   const std::vector<double>& sigmas() const { return sigmas_; }
+  const hpc::ProcessGrid& grid() const { return grid_; }
+  const hpc::SampleLayout& layout() const { return layout_; }
+  // The trajectories of the last Step (this rank's samples), for inspection and storage.
+  const Trajectories& last_trajectories() const { return last_trajectories_; }
 
  private:
   Trainer() = default;
@@ -100,8 +116,12 @@ class Trainer {
   std::shared_ptr<models::LatentDecoder> decoder_;
   std::vector<rewards::WeightedReward> rewards_;
   std::vector<rewards::Prompt> prompts_;
-  std::unique_ptr<PolicyOptimizer> optimizer_;
+  std::unique_ptr<hpc::ShardedAdamW> optimizer_;
   models::Conditioning null_condition_;
+  hpc::ProcessGrid grid_;
+  hpc::SampleLayout layout_;
+  std::shared_ptr<hpc::Communicator> group_comm_;  // reward exchange inside a sampling group
+  Trajectories last_trajectories_;
   int64_t iteration_ = 0;
 };
 

@@ -10,39 +10,6 @@
 
 namespace dancegrpo {
 
-PolicyOptimizer::PolicyOptimizer(std::vector<torch::Tensor> parameters, const OptimizerConfig& config)
-    : config_(config), parameters_(std::move(parameters)) {
-  adamw_ = std::make_unique<torch::optim::AdamW>(
-      parameters_, torch::optim::AdamWOptions(config.lr)
-                       .betas(std::make_tuple(config.beta1, config.beta2))
-                       .eps(config.eps)
-                       .weight_decay(config.weight_decay));
-  if (config.ema) {
-    torch::NoGradGuard no_grad;
-    for (const auto& p : parameters_) ema_.push_back(p.detach().clone());
-  }
-}
-
-void PolicyOptimizer::ZeroGrad() {
-  for (auto& p : parameters_) {
-    if (p.grad().defined()) p.mutable_grad().zero_();
-  }
-}
-
-double PolicyOptimizer::Step() {
-  const double norm = torch::nn::utils::clip_grad_norm_(parameters_, config_.max_grad_norm);
-  adamw_->step();
-  ZeroGrad();
-  ++steps_;
-  if (!ema_.empty()) {
-    torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < parameters_.size(); ++i) {
-      ema_[i].mul_(config_.ema_decay).add_(parameters_[i].detach(), 1.0 - config_.ema_decay);
-    }
-  }
-  return norm;
-}
-
 absl::StatusOr<int> TrainedStepCount(int steps, double timestep_fraction) {
   if (steps < 2) {
     return absl::InvalidArgumentError(
@@ -71,10 +38,10 @@ std::vector<int64_t> TrainedTimesteps(uint64_t seed, int64_t iteration, int64_t 
 
 absl::StatusOr<UpdateStats> UpdatePolicy(models::VelocityModel& policy,
                                          models::VelocityModel* reference,
-                                         PolicyOptimizer& optimizer, const UpdateConfig& config,
+                                         hpc::ShardedAdamW& optimizer, const UpdateConfig& config,
                                          const Trajectories& traj,
                                          const std::vector<double>& advantages,
-                                         const std::vector<int64_t>& samples) {
+                                         const std::vector<int64_t>& samples, double loss_scale) {
   const int64_t n = traj.num_samples();
   if (static_cast<int64_t>(advantages.size()) != n) {
     return absl::InvalidArgumentError(absl::StrCat(advantages.size(), " advantages for ", n, " samples"));
@@ -95,7 +62,7 @@ absl::StatusOr<UpdateStats> UpdatePolicy(models::VelocityModel& policy,
   if (!count_or.ok()) return count_or.status();
   const int n_steps = *count_or;
   const SdeConfig sde = WithSchedule(config.sde, traj.sigmas);
-  const double norm = 1.0 / (static_cast<double>(config.grad_accum_samples) * n_steps);
+  const double norm = loss_scale;
 
   std::vector<char> selected(n, 0);
   for (int64_t s : samples) {
@@ -171,13 +138,19 @@ absl::StatusOr<UpdateStats> UpdatePolicy(models::VelocityModel& policy,
     }
     accumulated += static_cast<int64_t>(rows.size());
     if (accumulated >= config.grad_accum_samples) {
-      grad_norm_sum += optimizer.Step();
+      auto grad_norm = optimizer.Step();
+      if (!grad_norm.ok()) return grad_norm.status();
+      grad_norm_sum += *grad_norm;
       ++stats.optimizer_steps;
       accumulated = 0;
     }
   }
-  if (accumulated > 0) {
-    grad_norm_sum += optimizer.Step();
+  // A rank whose samples are all filtered out (best-of-n) still joins the optimizer's
+  // collectives, with zero gradients, so every rank takes the same number of steps.
+  if (accumulated > 0 || stats.optimizer_steps == 0) {
+    auto grad_norm = optimizer.Step();
+    if (!grad_norm.ok()) return grad_norm.status();
+    grad_norm_sum += *grad_norm;
     ++stats.optimizer_steps;
   }
   if (stats.trained_pairs > 0) {

@@ -15,7 +15,6 @@
 #ifndef DANCEGRPO_DANCEGRPO_UPDATE_H_
 #define DANCEGRPO_DANCEGRPO_UPDATE_H_
 
-#include <torch/optim/adamw.h>
 #include <torch/types.h>
 
 #include <cstdint>
@@ -25,48 +24,20 @@
 #include "absl/status/statusor.h"
 #include "dancegrpo/rollout.h"
 #include "dancegrpo/sde.h"
+#include "hpc/sharding.h"
 #include "models/velocity_model.h"
 
 namespace dancegrpo {
 
-struct OptimizerConfig {
-  double lr = 1e-5;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  double weight_decay = 1e-4;
-  double max_grad_norm = 1.0;
-  bool ema = false;
-  double ema_decay = 0.995;
-};
-
-// AdamW with global gradient-norm clipping and an optional EMA of the weights.
-class PolicyOptimizer {
- public:
-  PolicyOptimizer(std::vector<torch::Tensor> parameters, const OptimizerConfig& config);
-  // Clips the gradients to max_grad_norm, steps AdamW, zeroes the gradients and updates
-  // the EMA. Returns the gradient norm before clipping.
-  double Step();
-  void ZeroGrad();
-  const std::vector<torch::Tensor>& parameters() const { return parameters_; }
-  // EMA weights, parallel to parameters(); empty unless config.ema.
-  const std::vector<torch::Tensor>& ema() const { return ema_; }
-  torch::optim::AdamW& adamw() { return *adamw_; }
-  int64_t steps_taken() const { return steps_; }
-
- private:
-  OptimizerConfig config_;
-  std::vector<torch::Tensor> parameters_;
-  std::unique_ptr<torch::optim::AdamW> adamw_;
-  std::vector<torch::Tensor> ema_;
-  int64_t steps_ = 0;
-};
+// AdamW with global gradient-norm clipping, optional EMA, sharded over the ranks
+// (hpc/sharding.h; with one rank it is plain AdamW).
+using OptimizerConfig = hpc::AdamWConfig;
 
 struct UpdateConfig {
   uint64_t seed = 0;
   double timestep_fraction = 0.6;  // tau
   double clip_range = 1e-4;        // eps
-  int grad_accum_samples = 1;      // GA
+  int grad_accum_samples = 1;      // GA, counted on this rank
   int micro_batch = 0;             // must match the rollout's
   double cfg_scale = 1.0;
   double kl_beta = 0.0;            // KL to the frozen reference policy; 0 = off
@@ -76,7 +47,7 @@ struct UpdateConfig {
 struct UpdateStats {
   int64_t trained_pairs = 0;   // (sample, step) pairs
   int64_t optimizer_steps = 0;
-  double loss = 0;             // summed objective, as back-propagated
+  double loss = 0;             // summed objective, as back-propagated (this rank)
   double mean_ratio = 0;
   double ratio_min = 0;
   double ratio_max = 0;
@@ -96,12 +67,16 @@ std::vector<int64_t> TrainedTimesteps(uint64_t seed, int64_t iteration, int64_t 
 
 // Runs the update over `samples` (indices into the trajectories, increasing; e.g. all of
 // them, or those kept by best-of-n). `reference` may be null unless kl_beta > 0.
+// `loss_scale` multiplies the objective: 1 / (GA * n_steps) with GA counted over all
+// data-parallel ranks, since the optimizer sums the ranks' gradients. Collective over the
+// optimizer's communicator at every optimizer step: every rank must reach the same number
+// of steps (equal `samples` counts and GA on every rank).
 absl::StatusOr<UpdateStats> UpdatePolicy(models::VelocityModel& policy,
                                          models::VelocityModel* reference,
-                                         PolicyOptimizer& optimizer, const UpdateConfig& config,
+                                         hpc::ShardedAdamW& optimizer, const UpdateConfig& config,
                                          const Trajectories& trajectories,
                                          const std::vector<double>& advantages,
-                                         const std::vector<int64_t>& samples);
+                                         const std::vector<int64_t>& samples, double loss_scale);
 
 }  // namespace dancegrpo
 

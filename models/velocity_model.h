@@ -14,10 +14,12 @@
 #include <torch/nn/module.h>
 #include <torch/types.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "hpc/comm/communicator.h"
 
 namespace dancegrpo::models {
 
@@ -40,6 +42,11 @@ class VelocityModel : public torch::nn::Module {
   // x: [B, C, F, H, W]; sigma: [B]; returns the velocity, shaped like x.
   virtual torch::Tensor Velocity(const torch::Tensor& x, const torch::Tensor& sigma,
                                  const Conditioning& condition) = 0;
+  // Splits each sample's token sequence over the ranks of `sp` (Ulysses). Models that
+  // cannot do it refuse, and the trainer reports that sp > 1 needs such a model.
+  virtual absl::Status SetSequenceParallel(std::shared_ptr<hpc::Communicator> sp) {
+    return absl::UnimplementedError("this policy does not support sequence parallelism; use sp = 1 or a VideoDit");
+  }
   ~VelocityModel() override = default;
 };
 
