@@ -57,10 +57,11 @@ struct World {
   std::unique_ptr<hpc::ShardedAdamW> Optimizer(const OptimizerConfig& c = {}) {
     return *hpc::ShardedAdamW::Create(policy->parameters(), local, c);
   }
-  UpdateConfig Update(int ga) const {
+  // `steps` optimizer steps per update.
+  UpdateConfig Update(int steps) const {
     UpdateConfig u;
     u.seed = rollout.seed;
-    u.grad_accum_samples = ga;
+    u.optimizer_steps = steps;
     u.micro_batch = rollout.micro_batch;
     u.sde = rollout.sde;
     u.cfg_scale = rollout.cfg_scale;
@@ -136,7 +137,7 @@ TEST_P(RatioIsOne, BitwiseOnFirstUpdate) {
   OptimizerConfig oc;
   oc.lr = 1e-3;
   auto opt = s.Optimizer(oc);
-  auto stats = UpdatePolicy(*s.policy, nullptr, *opt, s.Update(batch), traj, AlternatingAdvantages(batch), All(batch), kLossScale);
+  auto stats = UpdatePolicy(*s.policy, nullptr, *opt, s.Update(1), traj, AlternatingAdvantages(batch), All(batch), kLossScale);
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->trained_pairs, batch * 3);  // floor(5 * 0.6) = 3 steps per sample
   EXPECT_EQ(stats->optimizer_steps, 1);
@@ -153,7 +154,7 @@ TEST(Update, RatioIsOneWithSeveralMicroBatchesAndCfg) {
   s.rollout.cfg_scale = 3.0;
   auto traj = s.Run(3);
   auto opt = s.Optimizer();
-  auto stats = UpdatePolicy(*s.policy, nullptr, *opt, s.Update(12), traj, AlternatingAdvantages(12), All(12), kLossScale);
+  auto stats = UpdatePolicy(*s.policy, nullptr, *opt, s.Update(1), traj, AlternatingAdvantages(12), All(12), kLossScale);
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->ratio_min, 1.0);
   EXPECT_EQ(stats->ratio_max, 1.0);
@@ -166,7 +167,7 @@ TEST(Update, RatioMovesAfterAnOptimizerStep) {
   OptimizerConfig oc;
   oc.lr = 1e-2;
   auto opt = s.Optimizer(oc);
-  auto stats = UpdatePolicy(*s.policy, nullptr, *opt, s.Update(4), traj, AlternatingAdvantages(12), All(12), kLossScale);
+  auto stats = UpdatePolicy(*s.policy, nullptr, *opt, s.Update(3), traj, AlternatingAdvantages(12), All(12), kLossScale);
   ASSERT_TRUE(stats.ok());
   EXPECT_EQ(stats->optimizer_steps, 3);
   EXPECT_TRUE(stats->ratio_min < 1.0 || stats->ratio_max > 1.0);
@@ -180,7 +181,7 @@ TEST(Update, ZeroAdvantagesLeaveOnlyWeightDecay) {
   oc.weight_decay = 0.0;
   auto before = s.policy->parameters()[0].detach().clone();
   auto opt = s.Optimizer(oc);
-  auto stats = UpdatePolicy(*s.policy, nullptr, *opt, s.Update(4), traj, std::vector<double>(4, 0.0), All(4), kLossScale);
+  auto stats = UpdatePolicy(*s.policy, nullptr, *opt, s.Update(1), traj, std::vector<double>(4, 0.0), All(4), kLossScale);
   ASSERT_TRUE(stats.ok());
   EXPECT_EQ(stats->grad_norm, 0.0);
   EXPECT_TRUE(torch::equal(before, s.policy->parameters()[0]));
@@ -207,13 +208,14 @@ TEST(Update, TrainedTimestepsAreDistinctSubsetsOfTrainableSteps) {
   EXPECT_FALSE(TrainedStepCount(16, 1.5).ok());
 }
 
-TEST(Update, RejectsGradAccumulationThatSplitsAMicroBatch) {
+TEST(Update, RejectsOptimizerStepsThatSplitAMicroBatch) {
   World s(2, 4);
   auto traj = s.Run(4);
   auto opt = s.Optimizer();
-  auto stats = UpdatePolicy(*s.policy, nullptr, *opt, s.Update(6), traj, AlternatingAdvantages(8), All(8), kLossScale);
+  auto stats = UpdatePolicy(*s.policy, nullptr, *opt, s.Update(4), traj, AlternatingAdvantages(8), All(8), kLossScale);
   ASSERT_FALSE(stats.ok());
   EXPECT_NE(stats.status().message().find("multiple of micro_batch"), std::string::npos) << stats.status();
+  EXPECT_EQ(opt->steps_taken(), 0);
 }
 
 TEST(Update, KlToAnIdenticalReferenceIsZeroAndGrowsAfterward) {
@@ -223,7 +225,7 @@ TEST(Update, KlToAnIdenticalReferenceIsZeroAndGrowsAfterward) {
   OptimizerConfig oc;
   oc.lr = 1e-2;
   auto opt = s.Optimizer(oc);
-  UpdateConfig u = s.Update(4);
+  UpdateConfig u = s.Update(1);
   u.kl_beta = 0.1;
   auto first = UpdatePolicy(*s.policy, reference.get(), *opt, u, traj, AlternatingAdvantages(4), All(4), kLossScale);
   ASSERT_TRUE(first.ok()) << first.status();

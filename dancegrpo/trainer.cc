@@ -89,15 +89,11 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   DGRPO_ASSIGN_OR_RETURN(t->grid_, hpc::ProcessGrid::Create(world, config.sequence_parallel));
   DGRPO_ASSIGN_OR_RETURN(t->layout_,
                          hpc::SampleLayout::Make(config.prompts_per_iteration, config.group_size, t->grid_.topology));
-  const int dp = t->grid_.topology.dp;
-  if (config.grad_accum_samples > 0) {
-    if (config.grad_accum_samples % dp != 0)
-      return absl::InvalidArgumentError(absl::StrCat("grad_accum_samples = ", config.grad_accum_samples,
-                                                     " does not split over ", dp, " data-parallel ranks"));
-    if (config.best_of_n > 0 && dp > 1)
-      return absl::InvalidArgumentError(
-          "best_of_n keeps different numbers of samples per rank, so with several data-parallel ranks it needs "
-          "grad_accum_samples = 0 (one optimizer step per iteration)");
+  const int64_t trained = t->TrainedSamplesPerIteration();
+  if (config.grad_accum_samples > 0 && trained % config.grad_accum_samples != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("grad_accum_samples = ", config.grad_accum_samples,
+                                                   " does not divide the ", trained,
+                                                   " samples trained per iteration; choose a divisor"));
   }
   if (config.global_normalization) {
     DGRPO_ASSIGN_OR_RETURN(t->group_comm_, t->grid_.dp->Split(0, t->grid_.topology.dp_rank));
@@ -135,6 +131,11 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
     DGRPO_ASSIGN_OR_RETURN(t->null_condition_, t->encoder_->Encode({""}));
   }
   return t;
+}
+
+int64_t Trainer::TrainedSamplesPerIteration() const {
+  return config_.best_of_n > 0 ? static_cast<int64_t>(config_.prompts_per_iteration) * config_.best_of_n
+                               : layout_.global_samples;
 }
 
 std::vector<int64_t> Trainer::PromptsFor(int64_t iteration) const {
@@ -235,17 +236,14 @@ absl::StatusOr<IterationMetrics> Trainer::Step() {
   }
 
   // 5. Update. GA counts samples over all replicas; the objective is scaled by it.
-  const int dp = grid_.topology.dp;
-  const int64_t global_trained =
-      config_.best_of_n > 0 ? static_cast<int64_t>(config_.prompts_per_iteration) * config_.best_of_n
-                            : layout_.global_samples;
+  const int64_t global_trained = TrainedSamplesPerIteration();
   const int64_t ga_global = config_.grad_accum_samples > 0 ? config_.grad_accum_samples : global_trained;
   UpdateConfig uc;
   uc.seed = config_.seed;
   uc.timestep_fraction = config_.timestep_fraction;
   uc.clip_range = config_.clip_range;
-  uc.grad_accum_samples = config_.grad_accum_samples > 0 ? static_cast<int>(ga_global / dp)
-                                                         : std::max<int>(1, static_cast<int>(train_samples.size()));
+  uc.optimizer_steps = static_cast<int>(global_trained / ga_global);
+  uc.first_global_sample = layout_.first_sample;
   uc.micro_batch = config_.micro_batch;
   uc.cfg_scale = config_.cfg_scale;
   uc.kl_beta = config_.kl_beta;

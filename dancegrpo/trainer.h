@@ -92,6 +92,8 @@ class Trainer {
   // Runs the remaining iterations, calling `on_iteration` after each.
   absl::Status Run(const std::function<void(const IterationMetrics&)>& on_iteration);
 
+  // Samples trained per iteration over all ranks (all, or prompts x best_of_n).
+  int64_t TrainedSamplesPerIteration() const;
   // Indices into the prompt set for the given iteration's slots.
   std::vector<int64_t> PromptsFor(int64_t iteration) const;
 

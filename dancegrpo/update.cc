@@ -46,14 +46,16 @@ absl::StatusOr<UpdateStats> UpdatePolicy(models::VelocityModel& policy,
   if (static_cast<int64_t>(advantages.size()) != n) {
     return absl::InvalidArgumentError(absl::StrCat(advantages.size(), " advantages for ", n, " samples"));
   }
-  if (config.grad_accum_samples < 1) {
-    return absl::InvalidArgumentError("grad_accum_samples must be >= 1");
-  }
-  if (config.micro_batch > 0 && config.grad_accum_samples < static_cast<int64_t>(samples.size()) &&
-      config.grad_accum_samples % config.micro_batch != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "grad_accum_samples = ", config.grad_accum_samples, " is not a multiple of micro_batch = ",
-        config.micro_batch, "; optimizer steps must fall between micro-batches"));
+  if (config.optimizer_steps < 1) return absl::InvalidArgumentError("optimizer_steps must be >= 1");
+  const auto chunks = MicroBatches(n, config.micro_batch);
+  if (config.optimizer_steps > 1) {
+    if (config.micro_batch < 1 || n % (static_cast<int64_t>(config.micro_batch) * config.optimizer_steps) != 0 ||
+        config.first_global_sample % config.micro_batch != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          config.optimizer_steps, " optimizer steps per iteration need micro_batch > 0 and the ", n,
+          " samples of each rank to be a multiple of micro_batch (", config.micro_batch, ") x steps (",
+          config.optimizer_steps, "); adjust grad_accum_samples, micro_batch or the batch"));
+    }
   }
   if (config.kl_beta > 0 && reference == nullptr) {
     return absl::InvalidArgumentError("kl_beta > 0 needs a reference policy");
@@ -76,10 +78,15 @@ absl::StatusOr<UpdateStats> UpdatePolicy(models::VelocityModel& policy,
   stats.ratio_min = INFINITY;
   stats.ratio_max = -INFINITY;
   double ratio_sum = 0, clipped = 0, approx_kl = 0, kl_ref = 0, grad_norm_sum = 0;
-  int64_t accumulated = 0;
   optimizer.ZeroGrad();
 
-  for (auto [begin, end] : MicroBatches(n, config.micro_batch)) {
+  // Optimizer step k takes the micro-batches whose global index is k modulo the number of
+  // steps: a set that does not depend on how many ranks share the batch.
+  const int64_t chunk_base = config.micro_batch > 0 ? config.first_global_sample / config.micro_batch : 0;
+  for (int step = 0; step < config.optimizer_steps; ++step) {
+  for (size_t chunk = 0; chunk < chunks.size(); ++chunk) {
+    if ((chunk_base + static_cast<int64_t>(chunk)) % config.optimizer_steps != step) continue;
+    const auto [begin, end] = chunks[chunk];
     std::vector<int64_t> rows;
     for (int64_t s = begin; s < end; ++s)
       if (selected[s]) rows.push_back(s);
@@ -136,18 +143,8 @@ absl::StatusOr<UpdateStats> UpdatePolicy(models::VelocityModel& policy,
       approx_kl += (0.5 * diff.pow(2)).sum().item<double>();
       stats.trained_pairs += static_cast<int64_t>(rows.size());
     }
-    accumulated += static_cast<int64_t>(rows.size());
-    if (accumulated >= config.grad_accum_samples) {
-      auto grad_norm = optimizer.Step();
-      if (!grad_norm.ok()) return grad_norm.status();
-      grad_norm_sum += *grad_norm;
-      ++stats.optimizer_steps;
-      accumulated = 0;
-    }
   }
-  // A rank whose samples are all filtered out (best-of-n) still joins the optimizer's
-  // collectives, with zero gradients, so every rank takes the same number of steps.
-  if (accumulated > 0 || stats.optimizer_steps == 0) {
+    // Every rank takes every step, with zero gradients if none of its samples fell in it.
     auto grad_norm = optimizer.Step();
     if (!grad_norm.ok()) return grad_norm.status();
     grad_norm_sum += *grad_norm;

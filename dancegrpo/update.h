@@ -6,12 +6,15 @@
 // code path), and
 //   ratio = exp(log_prob_new - log_prob_old)
 //   loss  = max(-A ratio, -A clamp(ratio, 1 - eps, 1 + eps)) / (GA * n_steps)
-// is back-propagated. Every GA samples (`grad_accum_samples`) the gradient norm is
-// clipped, AdamW steps and the gradients are zeroed (PolicyOptimizer).
+// is back-propagated. The update takes `optimizer_steps` optimizer steps (gradient-norm
+// clipping and AdamW, hpc/sharding.h); GA = trained samples / optimizer_steps.
 //
 // Samples are visited in the rollout's micro-batches; for the k-th chosen step of every
 // sample in a micro-batch one batched evaluation is made, so each row has the batch shape
 // it had in rollout. Until the first optimizer step the ratio is therefore exactly 1.
+// Optimizer step k takes the micro-batches whose global index (counting over all ranks)
+// is k modulo optimizer_steps, so N ranks and one rank group the same samples into each
+// step.
 #ifndef DANCEGRPO_DANCEGRPO_UPDATE_H_
 #define DANCEGRPO_DANCEGRPO_UPDATE_H_
 
@@ -37,8 +40,9 @@ struct UpdateConfig {
   uint64_t seed = 0;
   double timestep_fraction = 0.6;  // tau
   double clip_range = 1e-4;        // eps
-  int grad_accum_samples = 1;      // GA, counted on this rank
+  int optimizer_steps = 1;         // per update
   int micro_batch = 0;             // must match the rollout's
+  int64_t first_global_sample = 0; // global index of this rank's first sample
   double cfg_scale = 1.0;
   double kl_beta = 0.0;            // KL to the frozen reference policy; 0 = off
   SdeConfig sde;
@@ -69,8 +73,7 @@ std::vector<int64_t> TrainedTimesteps(uint64_t seed, int64_t iteration, int64_t 
 // them, or those kept by best-of-n). `reference` may be null unless kl_beta > 0.
 // `loss_scale` multiplies the objective: 1 / (GA * n_steps) with GA counted over all
 // data-parallel ranks, since the optimizer sums the ranks' gradients. Collective over the
-// optimizer's communicator at every optimizer step: every rank must reach the same number
-// of steps (equal `samples` counts and GA on every rank).
+// optimizer's communicator: every rank takes optimizer_steps steps.
 absl::StatusOr<UpdateStats> UpdatePolicy(models::VelocityModel& policy,
                                          models::VelocityModel* reference,
                                          hpc::ShardedAdamW& optimizer, const UpdateConfig& config,
