@@ -22,9 +22,9 @@ absl::Status CheckCollectiveArgs(const char* op, const torch::Tensor& input, con
   return absl::OkStatus();
 }
 
-absl::Status LocalCommunicator::AllReduce(torch::Tensor&, ReduceOp) { return absl::OkStatus(); }
+absl::Status LocalCommunicator::AllReduce(const torch::Tensor&, ReduceOp) { return absl::OkStatus(); }
 
-absl::Status LocalCommunicator::ReduceScatter(const torch::Tensor& input, torch::Tensor& output, ReduceOp) {
+absl::Status LocalCommunicator::ReduceScatter(const torch::Tensor& input, const torch::Tensor& output, ReduceOp) {
   auto s = CheckCollectiveArgs("ReduceScatter", input, output, output.numel(), input.numel());
   if (!s.ok()) return s;
   torch::NoGradGuard ng;
@@ -32,7 +32,7 @@ absl::Status LocalCommunicator::ReduceScatter(const torch::Tensor& input, torch:
   return absl::OkStatus();
 }
 
-absl::Status LocalCommunicator::AllGather(const torch::Tensor& input, torch::Tensor& output) {
+absl::Status LocalCommunicator::AllGather(const torch::Tensor& input, const torch::Tensor& output) {
   auto s = CheckCollectiveArgs("AllGather", input, output, output.numel(), input.numel());
   if (!s.ok()) return s;
   torch::NoGradGuard ng;
@@ -40,11 +40,11 @@ absl::Status LocalCommunicator::AllGather(const torch::Tensor& input, torch::Ten
   return absl::OkStatus();
 }
 
-absl::Status LocalCommunicator::AllToAll(const torch::Tensor& input, torch::Tensor& output) {
+absl::Status LocalCommunicator::AllToAll(const torch::Tensor& input, const torch::Tensor& output) {
   return AllGather(input, output);
 }
 
-absl::Status LocalCommunicator::Broadcast(torch::Tensor&, int root) {
+absl::Status LocalCommunicator::Broadcast(const torch::Tensor&, int root) {
   if (root != 0) return absl::InvalidArgumentError(absl::StrCat("Broadcast root ", root, " of a 1-rank communicator"));
   return absl::OkStatus();
 }

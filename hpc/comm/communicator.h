@@ -32,18 +32,18 @@ class Communicator {
   virtual std::string backend() const = 0;
 
   // In place: every rank ends with the reduction of all ranks' `tensor`.
-  virtual absl::Status AllReduce(torch::Tensor& tensor, ReduceOp op = ReduceOp::kSum) = 0;
+  virtual absl::Status AllReduce(const torch::Tensor& tensor, ReduceOp op = ReduceOp::kSum) = 0;
   // input: size() * n elements; output: n elements, the reduction of chunk rank() of all
   // ranks' inputs.
-  virtual absl::Status ReduceScatter(const torch::Tensor& input, torch::Tensor& output,
+  virtual absl::Status ReduceScatter(const torch::Tensor& input, const torch::Tensor& output,
                                      ReduceOp op = ReduceOp::kSum) = 0;
   // input: n elements; output: size() * n elements, chunk i from rank i.
-  virtual absl::Status AllGather(const torch::Tensor& input, torch::Tensor& output) = 0;
+  virtual absl::Status AllGather(const torch::Tensor& input, const torch::Tensor& output) = 0;
   // input and output: size() * n elements; chunk j of the input goes to rank j, chunk i
   // of the output comes from rank i.
-  virtual absl::Status AllToAll(const torch::Tensor& input, torch::Tensor& output) = 0;
+  virtual absl::Status AllToAll(const torch::Tensor& input, const torch::Tensor& output) = 0;
   // In place from `root`.
-  virtual absl::Status Broadcast(torch::Tensor& tensor, int root) = 0;
+  virtual absl::Status Broadcast(const torch::Tensor& tensor, int root) = 0;
   virtual absl::Status Barrier() = 0;
 
   // A sub-communicator of the ranks that pass the same `color`, ordered by `key`.
@@ -63,11 +63,11 @@ class LocalCommunicator : public Communicator {
   int rank() const override { return 0; }
   int size() const override { return 1; }
   std::string backend() const override { return "local"; }
-  absl::Status AllReduce(torch::Tensor& tensor, ReduceOp op) override;
-  absl::Status ReduceScatter(const torch::Tensor& input, torch::Tensor& output, ReduceOp op) override;
-  absl::Status AllGather(const torch::Tensor& input, torch::Tensor& output) override;
-  absl::Status AllToAll(const torch::Tensor& input, torch::Tensor& output) override;
-  absl::Status Broadcast(torch::Tensor& tensor, int root) override;
+  absl::Status AllReduce(const torch::Tensor& tensor, ReduceOp op) override;
+  absl::Status ReduceScatter(const torch::Tensor& input, const torch::Tensor& output, ReduceOp op) override;
+  absl::Status AllGather(const torch::Tensor& input, const torch::Tensor& output) override;
+  absl::Status AllToAll(const torch::Tensor& input, const torch::Tensor& output) override;
+  absl::Status Broadcast(const torch::Tensor& tensor, int root) override;
   absl::Status Barrier() override { return absl::OkStatus(); }
   absl::StatusOr<std::shared_ptr<Communicator>> Split(int color, int key) override;
 };

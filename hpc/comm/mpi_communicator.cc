@@ -184,7 +184,7 @@ absl::Status MpiCommunicator::Wait(MPI_Request* request, int rc, const std::stri
   return absl::OkStatus();
 }
 
-absl::Status MpiCommunicator::AllReduce(torch::Tensor& t, ReduceOp op) {
+absl::Status MpiCommunicator::AllReduce(const torch::Tensor& t, ReduceOp op) {
   if (auto s = CheckCollectiveArgs("AllReduce", t, t, t.numel(), t.numel()); !s.ok()) return s;
   if (auto s = CheckCpu(t, "AllReduce"); !s.ok()) return s;
   auto type = MpiType(t, true);
@@ -195,7 +195,7 @@ absl::Status MpiCommunicator::AllReduce(torch::Tensor& t, ReduceOp op) {
   return Wait(&req, rc, Describe("AllReduce", t));
 }
 
-absl::Status MpiCommunicator::ReduceScatter(const torch::Tensor& in, torch::Tensor& out, ReduceOp op) {
+absl::Status MpiCommunicator::ReduceScatter(const torch::Tensor& in, const torch::Tensor& out, ReduceOp op) {
   if (auto s = CheckCollectiveArgs("ReduceScatter", in, out, out.numel() * size_, out.numel()); !s.ok()) return s;
   if (auto s = CheckCpu(in, "ReduceScatter"); !s.ok()) return s;
   auto type = MpiType(in, true);
@@ -207,7 +207,7 @@ absl::Status MpiCommunicator::ReduceScatter(const torch::Tensor& in, torch::Tens
   return Wait(&req, rc, Describe("ReduceScatter", in));
 }
 
-absl::Status MpiCommunicator::AllGather(const torch::Tensor& in, torch::Tensor& out) {
+absl::Status MpiCommunicator::AllGather(const torch::Tensor& in, const torch::Tensor& out) {
   if (auto s = CheckCollectiveArgs("AllGather", in, out, in.numel(), in.numel() * size_); !s.ok()) return s;
   if (auto s = CheckCpu(out, "AllGather"); !s.ok()) return s;
   auto type = MpiType(in, false);
@@ -219,7 +219,7 @@ absl::Status MpiCommunicator::AllGather(const torch::Tensor& in, torch::Tensor& 
   return Wait(&req, rc, Describe("AllGather", in));
 }
 
-absl::Status MpiCommunicator::AllToAll(const torch::Tensor& in, torch::Tensor& out) {
+absl::Status MpiCommunicator::AllToAll(const torch::Tensor& in, const torch::Tensor& out) {
   if (in.numel() % size_ != 0)
     return absl::InvalidArgumentError(absl::StrCat("AllToAll: ", in.numel(), " elements do not split into ", size_,
                                                    " equal chunks"));
@@ -234,7 +234,7 @@ absl::Status MpiCommunicator::AllToAll(const torch::Tensor& in, torch::Tensor& o
   return Wait(&req, rc, Describe("AllToAll", in));
 }
 
-absl::Status MpiCommunicator::Broadcast(torch::Tensor& t, int root) {
+absl::Status MpiCommunicator::Broadcast(const torch::Tensor& t, int root) {
   if (root < 0 || root >= size_)
     return absl::InvalidArgumentError(absl::StrCat("Broadcast root ", root, " is not a rank of this ", size_,
                                                    "-rank communicator"));

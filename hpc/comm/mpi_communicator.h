@@ -42,11 +42,11 @@ class MpiCommunicator : public Communicator {
   // World rank of each rank of this communicator.
   const std::vector<int>& world_ranks() const { return world_ranks_; }
 
-  absl::Status AllReduce(torch::Tensor& tensor, ReduceOp op) override;
-  absl::Status ReduceScatter(const torch::Tensor& input, torch::Tensor& output, ReduceOp op) override;
-  absl::Status AllGather(const torch::Tensor& input, torch::Tensor& output) override;
-  absl::Status AllToAll(const torch::Tensor& input, torch::Tensor& output) override;
-  absl::Status Broadcast(torch::Tensor& tensor, int root) override;
+  absl::Status AllReduce(const torch::Tensor& tensor, ReduceOp op) override;
+  absl::Status ReduceScatter(const torch::Tensor& input, const torch::Tensor& output, ReduceOp op) override;
+  absl::Status AllGather(const torch::Tensor& input, const torch::Tensor& output) override;
+  absl::Status AllToAll(const torch::Tensor& input, const torch::Tensor& output) override;
+  absl::Status Broadcast(const torch::Tensor& tensor, int root) override;
   absl::Status Barrier() override;
   absl::StatusOr<std::shared_ptr<Communicator>> Split(int color, int key) override;
 

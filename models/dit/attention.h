@@ -7,6 +7,10 @@
 
 #include <torch/types.h>
 
+#include <memory>
+
+#include "hpc/comm/communicator.h"
+
 namespace dancegrpo::models {
 
 class AttentionKernel {
@@ -23,6 +27,20 @@ class LocalAttention : public AttentionKernel {
  public:
   torch::Tensor Attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                        const torch::Tensor& key_mask) override;
+};
+
+// Ulysses sequence-parallel self-attention: q, k, v arrive as this rank's sequence shard
+// with all heads, [B, H, L/sp, d]; an all-to-all turns them into all of the sequence for
+// H/sp heads, a local kernel attends, and a second all-to-all restores the sequence shard.
+class UlyssesAttention : public AttentionKernel {
+ public:
+  explicit UlyssesAttention(std::shared_ptr<hpc::Communicator> sp) : sp_(std::move(sp)) {}
+  torch::Tensor Attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                       const torch::Tensor& key_mask) override;
+
+ private:
+  std::shared_ptr<hpc::Communicator> sp_;
+  LocalAttention local_;
 };
 
 }  // namespace dancegrpo::models

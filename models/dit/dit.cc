@@ -7,6 +7,8 @@
 #include <string>
 
 #include "glog/logging.h"
+#include "absl/strings/str_cat.h"
+#include "hpc/seqpar.h"
 #include "models/timestep_embedding.h"
 
 namespace dancegrpo::models {
@@ -27,6 +29,14 @@ torch::Tensor LocalAttention::Attend(const torch::Tensor& q, const torch::Tensor
   }
   return torch::matmul(torch::softmax(scores, -1), v);
 #endif
+}
+
+torch::Tensor UlyssesAttention::Attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                       const torch::Tensor& key_mask) {
+  // [B, H, L/sp, d] -> [B, H/sp, L, d]: scatter heads (dim 1), gather sequence (dim 2).
+  auto qh = hpc::AllToAll(q, *sp_, 1, 2), kh = hpc::AllToAll(k, *sp_, 1, 2), vh = hpc::AllToAll(v, *sp_, 1, 2);
+  auto out = local_.Attend(qh, kh, vh, key_mask);
+  return hpc::AllToAll(out, *sp_, 2, 1);
 }
 
 // ----------------------------------------------------------------------------- norms, RoPE
@@ -204,6 +214,19 @@ VideoDit::VideoDit(const DitConfig& config) : config_(config) {
   self_attention_ = std::make_shared<LocalAttention>();
 }
 
+absl::Status VideoDit::SetSequenceParallel(std::shared_ptr<hpc::Communicator> sp) {
+  if (!sp) return absl::InvalidArgumentError("no sequence-parallel communicator");
+  if (config_.heads % sp->size() != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("sequence parallel size sp = ", sp->size(), " does not divide the ",
+                                                   config_.heads, " attention heads of DiT '", config_.name,
+                                                   "'; choose sp among the divisors of ", config_.heads));
+  }
+  sp_ = sp->size() > 1 ? std::move(sp) : nullptr;
+  self_attention_ = sp_ ? std::shared_ptr<AttentionKernel>(std::make_shared<UlyssesAttention>(sp_))
+                        : std::make_shared<LocalAttention>();
+  return absl::OkStatus();
+}
+
 std::array<int64_t, 3> VideoDit::TokenGrid(int64_t frames, int64_t height, int64_t width) const {
   const auto& p = config_.patch;
   return {(frames + p[0] - 1) / p[0], (height + p[1] - 1) / p[1], (width + p[2] - 1) / p[2]};
@@ -248,7 +271,18 @@ torch::Tensor VideoDit::Velocity(const torch::Tensor& x, const torch::Tensor& si
   auto context = text_embedding->forward(cond.tokens.to(tokens.dtype()));
   auto mask = cond.token_mask.defined() ? cond.token_mask.to(torch::kBool)
                                         : torch::ones({b, context.size(1)}, torch::kBool);
-  const auto rope = MakeRopeTables(c.head_dim(), grid);
+  auto rope = MakeRopeTables(c.head_dim(), grid);
+  const int64_t total_tokens = tokens.size(1);
+  if (sp_) {
+    // This rank's slice of the sequence. Slicing is local: its backward leaves the other
+    // slices' gradients to the other ranks, and the optimizer sums over ranks.
+    TORCH_CHECK(total_tokens % sp_->size() == 0, "sequence parallelism over ", sp_->size(), " ranks needs the ",
+                total_tokens, " video tokens (grid ", grid[0], "x", grid[1], "x", grid[2],
+                ") to be divisible by sp; change the clip size or sp");
+    const int64_t local = total_tokens / sp_->size();
+    tokens = tokens.narrow(1, sp_->rank() * local, local);
+    rope = rope.Slice(sp_->rank() * local, local);
+  }
 
   for (const auto& module : *blocks) {
     auto* block = module->as<DitBlockImpl>();
@@ -260,6 +294,7 @@ torch::Tensor VideoDit::Velocity(const torch::Tensor& x, const torch::Tensor& si
   }
   auto mod = (head->modulation + e.unsqueeze(1)).chunk(2, 1);
   auto out = head->head(head->norm(tokens) * (1 + mod[1]) + mod[0]);
+  if (sp_) out = hpc::GatherSequence(out, *sp_, 1);
   return Unpatchify(out, grid, x.size(2), x.size(3), x.size(4));
 }
 

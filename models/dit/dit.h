@@ -90,8 +90,12 @@ class VideoDit : public VelocityModel {
 
   const DitConfig& config() const { return config_; }
   void set_activation_checkpointing(bool on) { config_.activation_checkpointing = on; }
-  // Replaces the self-attention kernel (e.g. with a sequence-parallel one).
+  // Replaces the self-attention kernel.
   void set_self_attention(std::shared_ptr<AttentionKernel> kernel) { self_attention_ = std::move(kernel); }
+  // Ulysses: each rank of `sp` runs the blocks on its slice of the token sequence and
+  // attends through UlyssesAttention; the head's output is gathered. Fails if sp does not
+  // divide the number of heads. Token counts must then be divisible by sp.
+  absl::Status SetSequenceParallel(std::shared_ptr<hpc::Communicator> sp) override;
 
   // Token grid (F', H', W') of a latent of size (F, H, W), after padding to whole patches.
   std::array<int64_t, 3> TokenGrid(int64_t frames, int64_t height, int64_t width) const;
@@ -116,7 +120,7 @@ class VideoDit : public VelocityModel {
  private:
   DitConfig config_;
   std::shared_ptr<AttentionKernel> self_attention_;
-  LocalAttention cross_attention_;
+  std::shared_ptr<hpc::Communicator> sp_;
 };
 
 }  // namespace dancegrpo::models
