@@ -128,9 +128,16 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   DGRPO_ASSIGN_OR_RETURN(t->optimizer_,
                          hpc::ShardedAdamW::Create(t->policy_->parameters(), t->grid_.world, config.optimizer));
   if (config.cfg_scale != 1.0) {
+    torch::NoGradGuard no_grad;
     DGRPO_ASSIGN_OR_RETURN(t->null_condition_, t->encoder_->Encode({""}));
   }
   return t;
+}
+
+double Trainer::CommunicationSeconds() const {
+  double total = grid_.world->seconds_in_collectives() + grid_.dp->seconds_in_collectives() +
+                 grid_.sp->seconds_in_collectives() + group_comm_->seconds_in_collectives();
+  return total;
 }
 
 int64_t Trainer::TrainedSamplesPerIteration() const {
@@ -172,7 +179,14 @@ absl::StatusOr<IterationMetrics> Trainer::Step() {
     sample_prompts.push_back(prompts_[prompt_ids[i / g]]);
     texts.push_back(sample_prompts.back().text);
   }
-  DGRPO_ASSIGN_OR_RETURN(const auto conditions, encoder_->Encode(texts));
+  // The text encoder is frozen during GRPO: its outputs carry no graph into the update.
+  absl::StatusOr<models::Conditioning> encoded;
+  {
+    torch::NoGradGuard no_grad;
+    encoded = encoder_->Encode(texts);
+  }
+  if (!encoded.ok()) return encoded.status();
+  const auto& conditions = *encoded;
   RolloutConfig rc;
   rc.seed = config_.seed;
   rc.shared_noise = config_.shared_noise;

@@ -104,6 +104,8 @@ class Trainer {
   const std::vector<double>& sigmas() const { return sigmas_; }
   const hpc::ProcessGrid& grid() const { return grid_; }
   const hpc::SampleLayout& layout() const { return layout_; }
+  // Seconds this rank has spent in collectives, over all of the trainer's communicators.
+  double CommunicationSeconds() const;
   // The trajectories of the last Step (this rank's samples), for inspection and storage.
   const Trajectories& last_trajectories() const { return last_trajectories_; }
 

@@ -7,6 +7,7 @@
 #include <mpi.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "glog/logging.h"
 #include "gtest/gtest.h"
@@ -43,6 +44,11 @@ int main(int argc, char** argv) {
   dancegrpo::hpc::UseReturnErrorsOn(MPI_COMM_WORLD);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
+  if (rank != 0) {
+    // Bazel's premature-exit marker and XML report belong to rank 0 alone.
+    unsetenv("TEST_PREMATURE_EXIT_FILE");
+    unsetenv("XML_OUTPUT_FILE");
+  }
   ::testing::InitGoogleTest(&argc, argv);
   if (rank != 0) {
     ::testing::GTEST_FLAG(output) = "";

@@ -19,7 +19,10 @@ using CommunicatorFactory = std::shared_ptr<Communicator> (*)();
 
 class CommunicatorConformance : public ::testing::TestWithParam<CommunicatorFactory> {
  protected:
-  void SetUp() override { comm_ = GetParam()(); }
+  void SetUp() override {
+    comm_ = GetParam()();
+    ASSERT_NE(comm_, nullptr) << "the backend could not be created";
+  }
   // The device the backend's tensors live on (CPU for MPI/local, CUDA for NCCL).
   virtual torch::Device device() const;
   std::shared_ptr<Communicator> comm_;

@@ -1,0 +1,222 @@
+#include "hpc/comm/nccl_communicator.h"
+
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+
+#ifdef DANCEGRPO_WITH_NCCL
+#include <cuda_runtime.h>
+#include <mpi.h>
+#include <nccl.h>
+#include <time.h>
+
+#include <chrono>
+#include <cstdio>
+#endif
+
+namespace dancegrpo::hpc {
+
+#ifdef DANCEGRPO_WITH_NCCL
+
+namespace {
+
+absl::Status Nccl(ncclResult_t rc, const std::string& call) {
+  if (rc == ncclSuccess) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat(call, " failed: ", ncclGetErrorString(rc)));
+}
+
+absl::Status Cuda(cudaError_t rc, const std::string& call) {
+  if (rc == cudaSuccess) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat(call, " failed: ", cudaGetErrorString(rc)));
+}
+
+absl::StatusOr<ncclDataType_t> NcclType(const torch::Tensor& t) {
+  switch (t.scalar_type()) {
+    case torch::kFloat32: return ncclFloat32;
+    case torch::kFloat64: return ncclFloat64;
+    case torch::kFloat16: return ncclFloat16;
+    case torch::kBFloat16: return ncclBfloat16;
+    case torch::kInt64: return ncclInt64;
+    case torch::kInt32: return ncclInt32;
+    case torch::kUInt8: return ncclUint8;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("the NCCL backend cannot move ", c10::toString(t.scalar_type())));
+  }
+}
+
+ncclRedOp_t NcclOp(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kMax: return ncclMax;
+    case ReduceOp::kMin: return ncclMin;
+    default: return ncclSum;
+  }
+}
+
+absl::Status CheckCuda(const torch::Tensor& t, const char* op) {
+  if (!t.is_cuda())
+    return absl::InvalidArgumentError(absl::StrCat(op, ": the NCCL backend takes CUDA tensors; use the MPI backend ",
+                                                   "for CPU tensors"));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<NcclCommunicator>> NcclCommunicator::Create(std::shared_ptr<MpiCommunicator> mpi,
+                                                                           int device) {
+  std::shared_ptr<NcclCommunicator> c(new NcclCommunicator());
+  c->mpi_ = std::move(mpi);
+  auto handle = BootstrapNccl(c->mpi_->comm(), device >= 0 ? device : LauncherLocalRank());
+  if (!handle.ok()) return handle.status();
+  c->handle_ = *handle;
+  cudaStream_t stream;
+  // A blocking stream: ordered after libtorch's work on the legacy default stream.
+  if (auto s = Cuda(cudaStreamCreate(&stream), "cudaStreamCreate"); !s.ok()) return s;
+  cudaEvent_t event;
+  if (auto s = Cuda(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "cudaEventCreate"); !s.ok()) return s;
+  c->stream_ = stream;
+  c->event_ = event;
+  return c;
+}
+
+NcclCommunicator::~NcclCommunicator() {
+  if (event_) cudaEventDestroy(static_cast<cudaEvent_t>(event_));
+  if (stream_) cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
+  DestroyNccl(handle_);
+}
+
+absl::Status NcclCommunicator::Finish(const std::string& what) {
+  const int64_t seq = ++seq_;
+  auto stream = static_cast<cudaStream_t>(stream_);
+  auto event = static_cast<cudaEvent_t>(event_);
+  if (auto s = Cuda(cudaEventRecord(event, stream), "cudaEventRecord"); !s.ok()) return s;
+  const auto start = std::chrono::steady_clock::now();
+  while (true) {
+    const cudaError_t q = cudaEventQuery(event);
+    if (q == cudaSuccess) break;
+    if (q != cudaErrorNotReady) return Cuda(q, what);
+    ncclResult_t async = ncclSuccess;
+    ncclCommGetAsyncError(handle_.comm, &async);
+    if (async != ncclSuccess) return Nccl(async, what);
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (timeout_seconds_ > 0 && waited > timeout_seconds_) {
+      std::fprintf(stderr,
+                   "DanceGRPO watchdog: NCCL collective #%ld (%s) has not completed after %.0f s on rank %d (GPU %d); "
+                   "a peer skipped it, is stuck before it, or died. Aborting the job.\n",
+                   static_cast<long>(seq), what.c_str(), waited, rank(), handle_.device);
+      std::fflush(stderr);
+      ncclCommAbort(handle_.comm);
+      handle_.comm = nullptr;
+      MPI_Abort(MPI_COMM_WORLD, 3);
+    }
+    timespec ts{0, 10000};
+    nanosleep(&ts, nullptr);
+  }
+  seconds_in_collectives_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return absl::OkStatus();
+}
+
+absl::Status NcclCommunicator::AllReduce(const torch::Tensor& t, ReduceOp op) {
+  if (auto s = CheckCollectiveArgs("AllReduce", t, t, t.numel(), t.numel()); !s.ok()) return s;
+  if (auto s = CheckCuda(t, "AllReduce"); !s.ok()) return s;
+  auto type = NcclType(t);
+  if (!type.ok()) return type.status();
+  auto s = Nccl(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), *type, NcclOp(op), handle_.comm,
+                              static_cast<cudaStream_t>(stream_)),
+                "ncclAllReduce");
+  return s.ok() ? Finish("AllReduce") : s;
+}
+
+absl::Status NcclCommunicator::ReduceScatter(const torch::Tensor& in, const torch::Tensor& out, ReduceOp op) {
+  if (auto s = CheckCollectiveArgs("ReduceScatter", in, out, out.numel() * size(), out.numel()); !s.ok()) return s;
+  if (auto s = CheckCuda(in, "ReduceScatter"); !s.ok()) return s;
+  auto type = NcclType(in);
+  if (!type.ok()) return type.status();
+  auto s = Nccl(ncclReduceScatter(in.data_ptr(), out.data_ptr(), out.numel(), *type, NcclOp(op), handle_.comm,
+                                  static_cast<cudaStream_t>(stream_)),
+                "ncclReduceScatter");
+  return s.ok() ? Finish("ReduceScatter") : s;
+}
+
+absl::Status NcclCommunicator::AllGather(const torch::Tensor& in, const torch::Tensor& out) {
+  if (auto s = CheckCollectiveArgs("AllGather", in, out, in.numel(), in.numel() * size()); !s.ok()) return s;
+  if (auto s = CheckCuda(in, "AllGather"); !s.ok()) return s;
+  auto type = NcclType(in);
+  if (!type.ok()) return type.status();
+  auto s = Nccl(ncclAllGather(in.data_ptr(), out.data_ptr(), in.numel(), *type, handle_.comm,
+                              static_cast<cudaStream_t>(stream_)),
+                "ncclAllGather");
+  return s.ok() ? Finish("AllGather") : s;
+}
+
+absl::Status NcclCommunicator::AllToAll(const torch::Tensor& in, const torch::Tensor& out) {
+  if (in.numel() % size() != 0)
+    return absl::InvalidArgumentError(absl::StrCat("AllToAll: ", in.numel(), " elements do not split into ", size(),
+                                                   " equal chunks"));
+  if (auto s = CheckCollectiveArgs("AllToAll", in, out, in.numel(), in.numel()); !s.ok()) return s;
+  if (auto s = CheckCuda(in, "AllToAll"); !s.ok()) return s;
+  auto type = NcclType(in);
+  if (!type.ok()) return type.status();
+  const int64_t chunk = in.numel() / size();
+  const int64_t bytes = chunk * in.element_size();
+  auto stream = static_cast<cudaStream_t>(stream_);
+  ncclGroupStart();
+  for (int peer = 0; peer < size(); ++peer) {
+    ncclSend(static_cast<char*>(in.data_ptr()) + peer * bytes, chunk, *type, peer, handle_.comm, stream);
+    ncclRecv(static_cast<char*>(out.data_ptr()) + peer * bytes, chunk, *type, peer, handle_.comm, stream);
+  }
+  auto s = Nccl(ncclGroupEnd(), "ncclGroupEnd(AllToAll)");
+  return s.ok() ? Finish("AllToAll") : s;
+}
+
+absl::Status NcclCommunicator::Broadcast(const torch::Tensor& t, int root) {
+  if (root < 0 || root >= size())
+    return absl::InvalidArgumentError(absl::StrCat("Broadcast root ", root, " is not a rank of this ", size(),
+                                                   "-rank communicator"));
+  if (auto s = CheckCollectiveArgs("Broadcast", t, t, t.numel(), t.numel()); !s.ok()) return s;
+  if (auto s = CheckCuda(t, "Broadcast"); !s.ok()) return s;
+  auto type = NcclType(t);
+  if (!type.ok()) return type.status();
+  auto s = Nccl(ncclBroadcast(t.data_ptr(), t.data_ptr(), t.numel(), *type, root, handle_.comm,
+                              static_cast<cudaStream_t>(stream_)),
+                "ncclBroadcast");
+  return s.ok() ? Finish("Broadcast") : s;
+}
+
+absl::Status NcclCommunicator::Barrier() {
+  auto one = torch::zeros({1}, torch::TensorOptions().device(torch::kCUDA, handle_.device));
+  return AllReduce(one, ReduceOp::kSum);
+}
+
+absl::StatusOr<std::shared_ptr<Communicator>> NcclCommunicator::Split(int color, int key) {
+  auto sub = mpi_->Split(color, key);
+  if (!sub.ok()) return sub.status();
+  auto mpi_sub = std::dynamic_pointer_cast<MpiCommunicator>(*sub);
+  auto made = Create(mpi_sub, handle_.device);
+  if (!made.ok()) return made.status();
+  return std::shared_ptr<Communicator>(*std::move(made));
+}
+
+#else  // !DANCEGRPO_WITH_NCCL
+
+namespace {
+absl::Status NotBuilt() {
+  return absl::UnimplementedError("the NCCL backend is not built; rebuild with `bazel build --config=cuda`");
+}
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<NcclCommunicator>> NcclCommunicator::Create(std::shared_ptr<MpiCommunicator>, int) {
+  return NotBuilt();
+}
+NcclCommunicator::~NcclCommunicator() = default;
+absl::Status NcclCommunicator::Finish(const std::string&) { return NotBuilt(); }
+absl::Status NcclCommunicator::AllReduce(const torch::Tensor&, ReduceOp) { return NotBuilt(); }
+absl::Status NcclCommunicator::ReduceScatter(const torch::Tensor&, const torch::Tensor&, ReduceOp) { return NotBuilt(); }
+absl::Status NcclCommunicator::AllGather(const torch::Tensor&, const torch::Tensor&) { return NotBuilt(); }
+absl::Status NcclCommunicator::AllToAll(const torch::Tensor&, const torch::Tensor&) { return NotBuilt(); }
+absl::Status NcclCommunicator::Broadcast(const torch::Tensor&, int) { return NotBuilt(); }
+absl::Status NcclCommunicator::Barrier() { return NotBuilt(); }
+absl::StatusOr<std::shared_ptr<Communicator>> NcclCommunicator::Split(int, int) { return NotBuilt(); }
+
+#endif  // DANCEGRPO_WITH_NCCL
+
+}  // namespace dancegrpo::hpc
