@@ -11,6 +11,7 @@
 #include "dancegrpo/advantage.h"
 #include "dancegrpo/rng.h"
 #include "dancegrpo/schedule.h"
+#include "hpc/fault_injection.h"
 #include "hpc/status_macros.h"
 
 namespace dancegrpo {
@@ -73,6 +74,43 @@ std::string FormatProgress(const IterationMetrics& m, int64_t total, double eta_
       "iter %d/%d |%s | ratio %.4f clip %.3f kl %.2e | grad %.3g | %.1f samples/s | ETA %02d:%02d:%02d",
       m.iteration + 1, total, rewards, m.update.mean_ratio, m.update.clip_fraction, m.update.approx_kl,
       m.update.grad_norm, m.samples_per_second, eta / 3600, (eta / 60) % 60, eta % 60);
+}
+
+std::string DescribeConfig(const TrainerConfig& c) {
+  std::string out;
+  auto add = [&](const char* key, const auto& value) { absl::StrAppend(&out, key, "=", value, "\n"); };
+  add("seed", c.seed);
+  add("iterations", c.iterations);
+  add("prompts_per_iteration", c.prompts_per_iteration);
+  add("group_size", c.group_size);
+  add("steps", c.steps);
+  add("shift", c.shift);
+  add("sde", c.sde.kind == SdeKind::kDanceGrpo ? "dancegrpo" : "flowgrpo");
+  add("eta", c.sde.eta);
+  add("noise_level", c.sde.noise_level);
+  add("shared_noise", c.shared_noise);
+  add("micro_batch", c.micro_batch);
+  add("grad_accum_samples", c.grad_accum_samples);
+  add("timestep_fraction", c.timestep_fraction);
+  add("clip_range", c.clip_range);
+  add("adv_clip_max", c.adv_clip_max);
+  add("global_normalization", c.global_normalization);
+  add("best_of_n", c.best_of_n);
+  add("sequence_parallel", c.sequence_parallel);
+  add("cfg_scale", c.cfg_scale);
+  add("kl_beta", c.kl_beta);
+  add("lr", c.optimizer.lr);
+  add("beta1", c.optimizer.beta1);
+  add("beta2", c.optimizer.beta2);
+  add("adam_eps", c.optimizer.eps);
+  add("weight_decay", c.optimizer.weight_decay);
+  add("max_grad_norm", c.optimizer.max_grad_norm);
+  add("ema", c.optimizer.ema);
+  add("ema_decay", c.optimizer.ema_decay);
+  std::string shape;
+  for (size_t i = 0; i < c.latent_shape.size(); ++i) absl::StrAppend(&shape, i ? "x" : "", c.latent_shape[i]);
+  add("latent_shape", shape);
+  return out;
 }
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
@@ -196,6 +234,7 @@ absl::StatusOr<IterationMetrics> Trainer::Step() {
   rc.latent_shape = config_.latent_shape;
   last_trajectories_ = Rollout(*policy_, rc, sigmas_, iteration_, samples, conditions, null_condition_);
   const auto& traj = last_trajectories_;
+  hpc::FaultPoint("rollout", iteration_);
 
   // 3. Decode and score.
   torch::Tensor clips;
@@ -249,7 +288,45 @@ absl::StatusOr<IterationMetrics> Trainer::Step() {
     m.reward_std.push_back(total > 1 ? std::sqrt(std::max(0.0, (sumsq - sum * sum / total) / (total - 1))) : 0.0);
   }
 
-  // 5. Update. GA counts samples over all replicas; the objective is scaled by it.
+  // 6. The trajectory shard.
+  if (trajectory_writer_) {
+    DGRPO_ASSIGN_OR_RETURN(const int n_steps, TrainedStepCount(config_.steps, config_.timestep_fraction));
+    auto timesteps = torch::empty({n_local, n_steps}, torch::kLong);
+    for (int64_t i = 0; i < n_local; ++i) {
+      const auto t = TrainedTimesteps(config_.seed, iteration_, traj.prompt_slot[i], traj.member[i], config_.steps,
+                                      n_steps);
+      for (int j = 0; j < n_steps; ++j) timesteps[i][j] = t[j];
+    }
+    auto record = MakeTrajectoryRecord(traj, trajectory_writer_->mode(), timesteps);
+    record.rank = grid_.topology.world_rank;
+    record.world_size = grid_.topology.world_size;
+    record.seed = config_.seed;
+    record.micro_batch = config_.micro_batch;
+    record.first_global_sample = layout_.first_sample;
+    record.rewards = torch::empty({k_rewards, n_local}, torch::kFloat64);
+    for (int64_t k = 0; k < k_rewards; ++k) {
+      record.reward_names.push_back(rewards_[k].reward->name());
+      for (int64_t i = 0; i < n_local; ++i) record.rewards[k][i] = scores[k][i];
+    }
+    record.advantages = torch::tensor(advantages, torch::kFloat64);
+    record.trained = train_samples;
+    for (int64_t i = 0; i < n_local; ++i) {
+      record.prompt_ids.push_back(prompt_ids[traj.prompt_slot[i]]);
+      record.prompt_texts.push_back(sample_prompts[i].text);
+    }
+    DGRPO_RETURN_IF_ERROR(trajectory_writer_->Append(record));
+  }
+
+  DGRPO_RETURN_IF_ERROR(Update(traj, advantages, train_samples, m));
+  m.seconds = SecondsSince(start);
+  m.samples_per_second = m.samples / std::max(m.seconds, 1e-9);
+  ++iteration_;
+  return m;
+}
+
+absl::Status Trainer::Update(const Trajectories& traj, const std::vector<double>& advantages,
+                             const std::vector<int64_t>& train_samples, IterationMetrics& m) {
+  // GA counts samples over all replicas; the objective is scaled by it.
   const int64_t global_trained = TrainedSamplesPerIteration();
   const int64_t ga_global = config_.grad_accum_samples > 0 ? config_.grad_accum_samples : global_trained;
   UpdateConfig uc;
@@ -288,6 +365,37 @@ absl::StatusOr<IterationMetrics> Trainer::Step() {
   }
   m.update.ratio_min = -extremes[0].item<double>();
   m.update.ratio_max = extremes[1].item<double>();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<IterationMetrics> Trainer::ReplayStep(const TrajectoryRecord& record) {
+  const auto start = Clock::now();
+  if (record.world_size != grid_.topology.world_size || record.rank != grid_.topology.world_rank ||
+      record.first_global_sample != layout_.first_sample ||
+      record.latents.size(0) != layout_.samples_per_rank) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the stored iteration ", record.iteration, " was sampled by rank ", record.rank, " of ", record.world_size,
+        " with ", record.latents.size(0), " samples; replay it with the same world size and batch layout"));
+  }
+  IterationMetrics m;
+  m.iteration = iteration_;
+  m.samples = layout_.global_samples;
+  absl::StatusOr<models::Conditioning> encoded;
+  {
+    torch::NoGradGuard no_grad;
+    encoded = encoder_->Encode(record.prompt_texts);
+  }
+  if (!encoded.ok()) return encoded.status();
+  last_trajectories_ = RecordToTrajectories(record, *encoded, null_condition_);
+  std::vector<double> advantages(record.advantages.data_ptr<double>(),
+                                 record.advantages.data_ptr<double>() + record.advantages.numel());
+  for (size_t k = 0; k < record.reward_names.size(); ++k) {
+    auto row = record.rewards[k];
+    m.reward_names.push_back(record.reward_names[k]);
+    m.reward_mean.push_back(row.mean().item<double>());
+    m.reward_std.push_back(row.numel() > 1 ? row.std().item<double>() : 0.0);
+  }
+  DGRPO_RETURN_IF_ERROR(Update(last_trajectories_, advantages, record.trained, m));
   m.seconds = SecondsSince(start);
   m.samples_per_second = m.samples / std::max(m.seconds, 1e-9);
   ++iteration_;

@@ -27,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "dancegrpo/rollout.h"
 #include "dancegrpo/sde.h"
+#include "dancegrpo/trajectory_store.h"
 #include "dancegrpo/update.h"
 #include "hpc/comm/communicator.h"
 #include "hpc/sharding.h"
@@ -75,6 +76,9 @@ struct IterationMetrics {
 // One progress line: iteration, rewards, ratio/clip/KL, grad norm, throughput and ETA.
 std::string FormatProgress(const IterationMetrics& m, int64_t total_iterations, double eta_seconds);
 
+// The config as "key=value" lines (stored in checkpoints, compared on resume).
+std::string DescribeConfig(const TrainerConfig& c);
+
 class Trainer {
  public:
   // `reference` is needed only when kl_beta > 0: it must have the policy's architecture and
@@ -104,6 +108,14 @@ class Trainer {
   const std::vector<double>& sigmas() const { return sigmas_; }
   const hpc::ProcessGrid& grid() const { return grid_; }
   const hpc::SampleLayout& layout() const { return layout_; }
+  // Appends every iteration's samples to `writer` (this rank's trajectory shards).
+  void set_trajectory_writer(std::shared_ptr<TrajectoryWriter> writer) { trajectory_writer_ = std::move(writer); }
+  TrajectoryWriter* trajectory_writer() { return trajectory_writer_.get(); }
+  // Resumption (dancegrpo/checkpoint.h) sets the next iteration to run.
+  void set_iteration(int64_t iteration) { iteration_ = iteration; }
+  // Replays the update of one stored iteration of this rank (from a trajectory shard)
+  // instead of sampling: decoupled learner mode. Advances the iteration counter.
+  absl::StatusOr<IterationMetrics> ReplayStep(const TrajectoryRecord& record);
   // Seconds this rank has spent in collectives, over all of the trainer's communicators.
   double CommunicationSeconds() const;
   // The trajectories of the last Step (this rank's samples), for inspection and storage.
@@ -111,6 +123,9 @@ class Trainer {
 
  private:
   Trainer() = default;
+  // The update phase and its global statistics (collective).
+  absl::Status Update(const Trajectories& traj, const std::vector<double>& advantages,
+                      const std::vector<int64_t>& train_samples, IterationMetrics& m);
 
   TrainerConfig config_;
   std::vector<double> sigmas_;
@@ -126,6 +141,7 @@ class Trainer {
   hpc::SampleLayout layout_;
   std::shared_ptr<hpc::Communicator> group_comm_;  // reward exchange inside a sampling group
   Trajectories last_trajectories_;
+  std::shared_ptr<TrajectoryWriter> trajectory_writer_;
   int64_t iteration_ = 0;
 };
 

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "dancegrpo/rng.h"
+#include "hpc/fault_injection.h"
 #include "glog/logging.h"
 
 namespace dancegrpo {
@@ -149,6 +150,7 @@ absl::StatusOr<UpdateStats> UpdatePolicy(models::VelocityModel& policy,
     if (!grad_norm.ok()) return grad_norm.status();
     grad_norm_sum += *grad_norm;
     ++stats.optimizer_steps;
+    hpc::FaultPoint("update", traj.iteration);
   }
   if (stats.trained_pairs > 0) {
     stats.mean_ratio = ratio_sum / stats.trained_pairs;

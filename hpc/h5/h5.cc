@@ -135,7 +135,11 @@ absl::Status WriteDataset(hid_t loc, const std::string& name, const std::vector<
   hsize_t total = 1;
   for (hsize_t d : dims) total *= d;
   if (deflate_level > 0 && !dims.empty() && total > 0) {
-    H5Pset_chunk(dcpl.id(), static_cast<int>(dims.size()), dims.data());
+    // One chunk per leading index (per sample), compressed and checksummed.
+    std::vector<hsize_t> chunk(dims);
+    if (chunk.size() > 1) chunk[0] = 1;
+    H5Pset_chunk(dcpl.id(), static_cast<int>(chunk.size()), chunk.data());
+    H5Pset_fletcher32(dcpl.id());
     H5Pset_deflate(dcpl.id(), deflate_level);
   }
   Handle dset(H5Dcreate2(loc, name.c_str(), NativeType<T>(), space.id(), H5P_DEFAULT, dcpl.id(), H5P_DEFAULT));

@@ -57,7 +57,8 @@ template <typename T>
 hid_t NativeType();
 
 // Writes a whole dataset from a contiguous buffer of prod(dims) elements (serial files,
-// or collective where every rank writes the same data). Optional chunking + deflate.
+// or collective where every rank writes the same data). With deflate_level > 0 the data
+// is chunked per leading index, compressed and Fletcher-32 checksummed (verified on read).
 template <typename T>
 absl::Status WriteDataset(hid_t loc, const std::string& name, const std::vector<hsize_t>& dims,
                           const T* data, int deflate_level = 0);

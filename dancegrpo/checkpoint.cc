@@ -1,0 +1,332 @@
+#include "dancegrpo/checkpoint.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "glog/logging.h"
+#include "hpc/atomic_file.h"
+#include "hpc/comm/mpi_communicator.h"
+#include "hpc/fault_injection.h"
+#include "hpc/h5/h5.h"
+#include "hpc/h5/sharded_vector.h"
+#include "hpc/status_macros.h"
+
+namespace dancegrpo {
+namespace {
+
+namespace h5 = hpc::h5;
+constexpr int kMaxDims = 8;
+const char* kVectors[] = {"model/flat", "optimizer/exp_avg", "optimizer/exp_avg_sq", "ema/flat"};
+
+MPI_Comm CommOf(const hpc::Communicator& world) {
+  if (const auto* mpi = dynamic_cast<const hpc::MpiCommunicator*>(&world)) return mpi->comm();
+  return MPI_COMM_NULL;
+}
+
+std::string Versions() {
+  char mpi[MPI_MAX_LIBRARY_VERSION_STRING];
+  int len = 0;
+  MPI_Get_library_version(mpi, &len);
+  std::string mpi_line(mpi, len);
+  mpi_line = mpi_line.substr(0, mpi_line.find(','));
+  unsigned maj = 0, min = 0, rel = 0;
+  H5get_libversion(&maj, &min, &rel);
+  return absl::StrCat("libtorch ", TORCH_VERSION_MAJOR, ".", TORCH_VERSION_MINOR, "; HDF5 ", maj, ".", min, ".", rel,
+                      "; ", mpi_line);
+}
+
+absl::Status PutText(hid_t loc, const std::string& name, const std::string& text) {
+  std::vector<uint8_t> bytes(text.begin(), text.end());
+  if (bytes.empty()) bytes.push_back('\n');
+  return h5::WriteChecked<uint8_t>(loc, name, {bytes.size()}, bytes.data());
+}
+
+absl::StatusOr<std::string> GetText(hid_t loc, const std::string& name) {
+  DGRPO_ASSIGN_OR_RETURN(auto bytes, h5::ReadDataset<uint8_t>(loc, name));
+  return std::string(bytes.begin(), bytes.end());
+}
+
+std::map<std::string, std::string> ParseConfig(const std::string& text) {
+  std::map<std::string, std::string> out;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(line, absl::MaxSplits('=', 1));
+    out[kv.first] = kv.second;
+  }
+  return out;
+}
+
+void MakeDir(const std::string& dir) {
+  std::string cur;
+  for (size_t i = 0; i <= dir.size(); ++i) {
+    if ((i == dir.size() || dir[i] == '/') && !cur.empty()) mkdir(cur.c_str(), 0755);
+    if (i < dir.size()) cur.push_back(dir[i]);
+  }
+}
+
+std::vector<std::pair<int64_t, std::string>> ListCheckpoints(const std::string& dir) {
+  std::vector<std::pair<int64_t, std::string>> out;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      const std::string n = e->d_name;
+      int64_t it = 0;
+      if (absl::StartsWith(n, "ckpt-") && absl::EndsWith(n, ".h5") && n.size() == 14 &&
+          absl::SimpleAtoi(n.substr(5, 6), &it))
+        out.emplace_back(it, dir + "/" + n);
+    }
+    closedir(d);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+absl::StatusOr<h5::Handle> OpenCheckpoint(const std::string& path) {
+  auto f = h5::OpenFile(path);
+  if (!f.ok()) return f.status();
+  auto kind = h5::ReadStringAttribute(f->id(), "dancegrpo_kind");
+  if (!kind.ok() || *kind != "checkpoint")
+    return absl::InvalidArgumentError(absl::StrCat(path, " is not a DanceGRPO checkpoint (no dancegrpo_kind = ",
+                                                   "checkpoint attribute); pass a ckpt-*.h5 written by train"));
+  auto complete = h5::ReadIntAttribute(f->id(), "complete");
+  if (!complete.ok() || *complete != 1)
+    return absl::DataLossError(absl::StrCat(path, " is an incomplete checkpoint; resume from an earlier one"));
+  return f;
+}
+
+absl::Status InFile(const std::string& path, const absl::Status& s) {
+  if (s.ok()) return s;
+  return absl::Status(s.code(), absl::StrCat("checkpoint ", path, ": ", s.message()));
+}
+
+}  // namespace
+
+std::string CheckpointPath(const std::string& dir, int64_t iteration) {
+  return absl::StrFormat("%s/ckpt-%06d.h5", dir, iteration);
+}
+
+absl::StatusOr<std::string> SaveCheckpoint(Trainer& trainer, const std::string& dir, int keep_last) {
+  auto& world = *trainer.grid().world;
+  auto& opt = trainer.optimizer();
+  const MPI_Comm comm = CommOf(world);
+  if (comm == MPI_COMM_NULL && world.size() > 1)
+    return absl::FailedPreconditionError("multi-rank checkpoints need the MPI communicator");
+  const int64_t iteration = trainer.iteration();
+  if (world.rank() == 0) MakeDir(dir);
+  DGRPO_RETURN_IF_ERROR(world.Barrier());
+  const std::string path = CheckpointPath(dir, iteration);
+  const std::string tmp = absl::StrFormat("%s/.ckpt-%06d.h5.partial", dir, iteration);
+  {
+    DGRPO_ASSIGN_OR_RETURN(auto file, h5::CreateFile(tmp, comm));
+    const hid_t f = file.id();
+    DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(f, "dancegrpo_kind", std::string("checkpoint")));
+    DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(f, "schema_version", int64_t{1}));
+    DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(f, "iteration", iteration));
+    DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(f, "seed", static_cast<int64_t>(trainer.config().seed)));
+    DGRPO_RETURN_IF_ERROR(
+        h5::WriteAttribute(f, "prompts_consumed", iteration * trainer.config().prompts_per_iteration));
+    DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(f, "world_size", int64_t{world.size()}));
+    DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(f, "optimizer_step", opt.steps_taken()));
+    DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(f, "rng", std::string("counter-based: keys (seed, iteration, prompt, "
+                                                                   "sample, step); nothing else to restore")));
+    DGRPO_RETURN_IF_ERROR(PutText(f, "config", DescribeConfig(trainer.config())));
+    DGRPO_RETURN_IF_ERROR(PutText(f, "versions", Versions()));
+
+    DGRPO_ASSIGN_OR_RETURN(auto model, h5::CreateGroup(f, "model"));
+    DGRPO_ASSIGN_OR_RETURN(auto optimizer, h5::CreateGroup(f, "optimizer"));
+    auto named = trainer.policy().named_parameters();
+    std::vector<std::string> names;
+    std::vector<int64_t> offsets, shapes;
+    int64_t offset = 0;
+    for (const auto& p : named) {
+      names.push_back(p.key());
+      offsets.push_back(offset);
+      offset += p.value().numel();
+      for (int d = 0; d < kMaxDims; ++d) shapes.push_back(d < p.value().dim() ? p.value().size(d) : -1);
+    }
+    DGRPO_RETURN_IF_ERROR(PutText(model.id(), "names", absl::StrJoin(names, "\n")));
+    DGRPO_RETURN_IF_ERROR(h5::WriteChecked<int64_t>(model.id(), "offsets", {offsets.size()}, offsets.data()));
+    DGRPO_RETURN_IF_ERROR(h5::WriteChecked<int64_t>(
+        model.id(), "shapes", {static_cast<hsize_t>(names.size()), kMaxDims}, shapes.data()));
+
+    const int64_t total = opt.total_elements();
+    const int64_t begin = std::min(opt.shard_begin(), total);
+    const int64_t count = std::max<int64_t>(0, std::min(opt.shard_begin() + opt.shard_size(), total) - begin);
+    auto flat = opt.Flatten(opt.parameters()).narrow(0, begin, count).contiguous();
+    DGRPO_RETURN_IF_ERROR(h5::WriteShardedVector(f, "model/flat", total, begin, flat.data_ptr<float>(), count));
+    auto m = opt.exp_avg().narrow(0, 0, count).contiguous();
+    auto v = opt.exp_avg_sq().narrow(0, 0, count).contiguous();
+    DGRPO_RETURN_IF_ERROR(h5::WriteShardedVector(f, "optimizer/exp_avg", total, begin, m.data_ptr<float>(), count));
+    DGRPO_RETURN_IF_ERROR(h5::WriteShardedVector(f, "optimizer/exp_avg_sq", total, begin, v.data_ptr<float>(), count));
+    if (opt.ema_shard().defined()) {
+      DGRPO_ASSIGN_OR_RETURN(auto ema, h5::CreateGroup(f, "ema"));
+      auto e = opt.ema_shard().narrow(0, 0, count).contiguous();
+      DGRPO_RETURN_IF_ERROR(h5::WriteShardedVector(f, "ema/flat", total, begin, e.data_ptr<float>(), count));
+    }
+    hpc::FaultPoint("checkpoint", iteration);
+    // Written last: a reader that finds complete = 1 knows every dataset was written.
+    DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(f, "complete", int64_t{1}));
+  }  // collective close
+  DGRPO_RETURN_IF_ERROR(world.Barrier());
+  absl::Status commit = absl::OkStatus();
+  if (world.rank() == 0) {
+    hpc::FaultPoint("commit", iteration);
+    commit = hpc::CommitFile(tmp, path);
+    if (commit.ok() && keep_last > 0) {
+      auto all = ListCheckpoints(dir);
+      for (size_t i = 0; i + keep_last < all.size(); ++i) std::remove(all[i].second.c_str());
+    }
+  }
+  // Every rank learns whether the commit worked.
+  auto ok = torch::tensor({commit.ok() ? 0 : 1}, torch::kInt64);
+  DGRPO_RETURN_IF_ERROR(world.AllReduce(ok, hpc::ReduceOp::kMax));
+  if (!commit.ok()) return commit;
+  if (ok.item<int64_t>() != 0) return absl::InternalError(absl::StrCat("rank 0 could not commit ", path));
+  return path;
+}
+
+absl::StatusOr<std::string> LatestCheckpoint(const std::string& dir) {
+  auto all = ListCheckpoints(dir);
+  if (all.empty()) return absl::NotFoundError(absl::StrCat("no committed checkpoint (ckpt-*.h5) in ", dir));
+  return all.back().second;
+}
+
+absl::StatusOr<ResumeReport> LoadCheckpoint(Trainer& trainer, const std::string& path) {
+  DGRPO_ASSIGN_OR_RETURN(auto file, OpenCheckpoint(path));
+  const hid_t f = file.id();
+  ResumeReport report;
+  auto load = [&]() -> absl::Status {
+    DGRPO_ASSIGN_OR_RETURN(report.iteration, h5::ReadIntAttribute(f, "iteration"));
+    DGRPO_ASSIGN_OR_RETURN(const int64_t world_size, h5::ReadIntAttribute(f, "world_size"));
+    report.saved_world_size = static_cast<int>(world_size);
+    DGRPO_ASSIGN_OR_RETURN(const int64_t step, h5::ReadIntAttribute(f, "optimizer_step"));
+    DGRPO_ASSIGN_OR_RETURN(const std::string names_text, GetText(f, "model/names"));
+    DGRPO_ASSIGN_OR_RETURN(auto shapes, h5::ReadDataset<int64_t>(f, "model/shapes"));
+    std::vector<std::string> names = absl::StrSplit(names_text, '\n');
+    auto named = trainer.policy().named_parameters();
+    if (names.size() != named.size() || shapes.size() != names.size() * kMaxDims) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "it holds ", names.size(), " parameter tensors but this model has ", named.size(),
+          ": the model shape changed; resume with the config it was written with, or start a new run"));
+    }
+    for (size_t i = 0; i < names.size(); ++i) {
+      const auto& p = named[i];
+      std::vector<int64_t> stored;
+      for (int d = 0; d < kMaxDims && shapes[i * kMaxDims + d] >= 0; ++d) stored.push_back(shapes[i * kMaxDims + d]);
+      if (names[i] != p.key() || stored != p.value().sizes().vec()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "parameter ", i, " is '", names[i], "' [", absl::StrJoin(stored, ", "), "] there but '", p.key(), "' [",
+            absl::StrJoin(p.value().sizes().vec(), ", "),
+            "] in this model: the model shape changed; resume with the config it was written with, or start a "
+            "new run"));
+      }
+    }
+    auto& opt = trainer.optimizer();
+    const int64_t total = opt.total_elements();
+    DGRPO_ASSIGN_OR_RETURN(auto flat, h5::ReadVectorSlice(f, "model/flat", 0, total));
+    auto flat_t = torch::from_blob(flat.data(), {total}, torch::kFloat32);
+    auto values = opt.Unflatten(flat_t);
+    {
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < values.size(); ++i) opt.parameters()[i].copy_(values[i]);
+    }
+    const int64_t begin = std::min(opt.shard_begin(), total);
+    const int64_t count = std::max<int64_t>(0, std::min(opt.shard_begin() + opt.shard_size(), total) - begin);
+    auto load_shard = [&](const char* name, torch::Tensor& dst) -> absl::Status {
+      DGRPO_ASSIGN_OR_RETURN(auto slice, h5::ReadVectorSlice(f, name, begin, count));
+      dst.zero_();
+      if (count > 0) dst.narrow(0, 0, count).copy_(torch::from_blob(slice.data(), {count}, torch::kFloat32));
+      return absl::OkStatus();
+    };
+    DGRPO_RETURN_IF_ERROR(load_shard("optimizer/exp_avg", opt.exp_avg()));
+    DGRPO_RETURN_IF_ERROR(load_shard("optimizer/exp_avg_sq", opt.exp_avg_sq()));
+    if (opt.ema_shard().defined()) {
+      if (h5::Exists(f, "ema/flat")) {
+        DGRPO_RETURN_IF_ERROR(load_shard("ema/flat", opt.ema_shard()));
+      } else {
+        report.config_changes.push_back("ema: off -> on (the EMA starts from the restored weights)");
+      }
+    }
+    opt.set_steps_taken(step);
+    DGRPO_ASSIGN_OR_RETURN(const std::string saved_config, GetText(f, "config"));
+    const auto before = ParseConfig(saved_config), now = ParseConfig(DescribeConfig(trainer.config()));
+    for (const auto& [key, value] : now) {
+      auto it = before.find(key);
+      const std::string old = it == before.end() ? "(unset)" : it->second;
+      if (old != value && key != "iterations") report.config_changes.push_back(absl::StrCat(key, ": ", old, " -> ", value));
+    }
+    return absl::OkStatus();
+  };
+  DGRPO_RETURN_IF_ERROR(InFile(path, load()));
+  trainer.set_iteration(report.iteration);
+  if (trainer.grid().world->rank() == 0) {
+    for (const auto& change : report.config_changes)
+      LOG(WARNING) << "resuming " << path << " with a changed config: " << change;
+  }
+  return report;
+}
+
+absl::StatusOr<CheckpointSummary> VerifyCheckpoint(const std::string& path) {
+  DGRPO_ASSIGN_OR_RETURN(auto file, OpenCheckpoint(path));
+  const hid_t f = file.id();
+  CheckpointSummary s;
+  auto read = [&]() -> absl::Status {
+    DGRPO_ASSIGN_OR_RETURN(s.iteration, h5::ReadIntAttribute(f, "iteration"));
+    DGRPO_ASSIGN_OR_RETURN(s.world_size, h5::ReadIntAttribute(f, "world_size"));
+    DGRPO_ASSIGN_OR_RETURN(s.config, GetText(f, "config"));
+    DGRPO_ASSIGN_OR_RETURN(s.versions, GetText(f, "versions"));
+    DGRPO_ASSIGN_OR_RETURN(auto offsets, h5::ReadDataset<int64_t>(f, "model/offsets"));
+    DGRPO_RETURN_IF_ERROR(h5::ReadDataset<int64_t>(f, "model/shapes").status());
+    DGRPO_RETURN_IF_ERROR(GetText(f, "model/names").status());
+    s.tensors = static_cast<int64_t>(offsets.size());
+    s.has_ema = h5::Exists(f, "ema/flat");
+    for (const char* name : kVectors) {
+      if (!h5::Exists(f, name)) {
+        if (std::string(name) == "ema/flat") continue;
+        return absl::DataLossError(absl::StrCat("dataset '", name, "' is missing"));
+      }
+      DGRPO_ASSIGN_OR_RETURN(auto dims, h5::DatasetShape(f, name));
+      s.parameters = static_cast<int64_t>(dims[0]);
+      DGRPO_RETURN_IF_ERROR(h5::ReadVectorSlice(f, name, 0, s.parameters).status());
+    }
+    return absl::OkStatus();
+  };
+  DGRPO_RETURN_IF_ERROR(InFile(path, read()));
+  return s;
+}
+
+absl::StatusOr<double> CompareCheckpoints(const std::string& a, const std::string& b) {
+  DGRPO_ASSIGN_OR_RETURN(auto fa, OpenCheckpoint(a));
+  DGRPO_ASSIGN_OR_RETURN(auto fb, OpenCheckpoint(b));
+  double worst = 0;
+  for (const char* name : kVectors) {
+    const bool in_a = h5::Exists(fa.id(), name), in_b = h5::Exists(fb.id(), name);
+    if (in_a != in_b) return absl::InvalidArgumentError(absl::StrCat("only one checkpoint has '", name, "'"));
+    if (!in_a) continue;
+    DGRPO_ASSIGN_OR_RETURN(auto da, h5::DatasetShape(fa.id(), name));
+    DGRPO_ASSIGN_OR_RETURN(auto db, h5::DatasetShape(fb.id(), name));
+    if (da != db) return absl::InvalidArgumentError(absl::StrCat("'", name, "' differs in size"));
+    DGRPO_ASSIGN_OR_RETURN(auto va, h5::ReadVectorSlice(fa.id(), name, 0, static_cast<int64_t>(da[0])));
+    DGRPO_ASSIGN_OR_RETURN(auto vb, h5::ReadVectorSlice(fb.id(), name, 0, static_cast<int64_t>(db[0])));
+    double diff = 0, scale = 0;
+    for (size_t i = 0; i < va.size(); ++i) {
+      diff = std::max(diff, static_cast<double>(std::fabs(va[i] - vb[i])));
+      scale = std::max(scale, static_cast<double>(std::fabs(vb[i])));
+    }
+    worst = std::max(worst, scale > 0 ? diff / scale : diff);
+  }
+  return worst;
+}
+
+}  // namespace dancegrpo

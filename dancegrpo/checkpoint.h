@@ -1,0 +1,66 @@
+// Checkpoints: one HDF5 file per checkpoint, written by all ranks together with parallel
+// HDF5, restorable on any number of ranks. The schema is in docs/hdf5_schema.md.
+//
+// What is saved: the parameters, the AdamW moments and the EMA, each as one flat fp32
+// vector stored by global offset (each rank writes the slice it owns, so the file does not
+// depend on the rank count), with the parameter names, shapes and offsets; the iteration
+// (which also fixes the data position and every random key, since all randomness is keyed
+// by (seed, iteration, ...)); the seed; the full config; library versions. Every dataset
+// is chunked with HDF5's Fletcher-32 checksum, verified on every read.
+//
+// Commit protocol: all ranks write <dir>/.ckpt-IIIIII.h5.partial; after every rank has
+// closed it, rank 0 renames it to <dir>/ckpt-IIIIII.h5 (fsync, rename, fsync dir) and
+// deletes the oldest checkpoints beyond `keep_last`. A reader never sees a partial file.
+#ifndef DANCEGRPO_DANCEGRPO_CHECKPOINT_H_
+#define DANCEGRPO_DANCEGRPO_CHECKPOINT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "dancegrpo/trainer.h"
+
+namespace dancegrpo {
+
+// "<dir>/ckpt-IIIIII.h5" for the state before iteration IIIIII.
+std::string CheckpointPath(const std::string& dir, int64_t iteration);
+
+// Collective over the trainer's world. Saves the state before iteration trainer.iteration().
+absl::StatusOr<std::string> SaveCheckpoint(Trainer& trainer, const std::string& dir, int keep_last);
+
+// The committed checkpoint with the highest iteration in `dir`; NotFound if none.
+absl::StatusOr<std::string> LatestCheckpoint(const std::string& dir);
+
+struct ResumeReport {
+  int64_t iteration = 0;
+  int saved_world_size = 0;
+  std::vector<std::string> config_changes;  // "lr: 1e-05 -> 2e-05", warned about
+};
+
+// Collective. Restores parameters, optimizer state (resharded to this world), EMA and the
+// iteration. Refuses, naming the file and the problem, a file that is not a committed
+// DanceGRPO checkpoint, one that is truncated or corrupt, or one whose parameters do not
+// match the model (a different model shape); config changes that keep the model shape
+// (e.g. the learning rate) are reported in the ResumeReport and logged as warnings.
+absl::StatusOr<ResumeReport> LoadCheckpoint(Trainer& trainer, const std::string& path);
+
+struct CheckpointSummary {
+  int64_t iteration = 0;
+  int64_t world_size = 0;
+  int64_t parameters = 0;
+  int64_t tensors = 0;
+  bool has_ema = false;
+  std::string config;
+  std::string versions;
+};
+// Opens and fully verifies a checkpoint (reads every dataset, so every checksum is checked).
+absl::StatusOr<CheckpointSummary> VerifyCheckpoint(const std::string& path);
+
+// Compares the model, optimizer and EMA vectors of two checkpoints: max |a - b| / max |b|
+// over all of them (0 = bit-identical).
+absl::StatusOr<double> CompareCheckpoints(const std::string& a, const std::string& b);
+
+}  // namespace dancegrpo
+
+#endif  // DANCEGRPO_DANCEGRPO_CHECKPOINT_H_
