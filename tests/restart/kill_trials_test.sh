@@ -103,4 +103,17 @@ for change in "4 2" "2 4"; do
   echo "reshard ${from} -> ${to}: $(tail -1 "${dir}.inspect")"
   passed=$((passed + 1))
 done
+# Replay: a learner job trains from the reference run's trajectory shards without sampling;
+# it sees the sampler's ratios and clip fractions and ends bit-identical to it.
+dir="${work}/learner"; mkdir -p "${dir}"
+mpirun -np 2 --oversubscribe --bind-to none "${train}" --out="${dir}" --iterations="${ITERS}" --checkpoint_every=6 \
+  --ema --grad_accum_samples=16 --micro_batch=4 --replay_from="${work}/ref/trajectories" >"${dir}.log" 2>&1 \
+  || fail "replay: $(tail -3 "${dir}.log")"
+[ "$(grep -oE 'ratio [0-9.]+ clip [0-9.]+' "${dir}.log")" = "$(grep -oE 'ratio [0-9.]+ clip [0-9.]+' "${work}/ref.log")" ] \
+  || fail "replay: the learner's ratios differ from the sampler's"
+"${inspect}" "${dir}/checkpoints/ckpt-$(printf %06d ${ITERS}).h5" --compare="${ref}" >"${dir}.inspect" 2>&1 \
+  || fail "replay: $(tail -1 "${dir}.inspect")"
+grep -q "bit-identical" "${dir}.inspect" || fail "replay: the learner differs from the sampler"
+echo "replay: ${ITERS} iterations from shards, bit-identical to the sampler"
+passed=$((passed + 1))
 echo "kill trials: ${passed} passed, 0 failed"

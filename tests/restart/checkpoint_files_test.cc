@@ -1,0 +1,218 @@
+// Checkpoint and trajectory files on one process: bad files are refused with an error
+// naming the file and the problem; model-shape changes are refused and compatible config
+// changes reported; a stored iteration replays with ratio == 1 and reproduces the update.
+#include <hdf5.h>
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "dancegrpo/checkpoint.h"
+#include "dancegrpo/toy_world.h"
+#include "dancegrpo/trainer.h"
+#include "dancegrpo/trajectory_store.h"
+#include "gtest/gtest.h"
+#include "hpc/h5/h5.h"
+#include "models/mlp_velocity.h"
+
+namespace dancegrpo {
+namespace {
+
+const std::vector<int64_t> kShape = {4, 1, 2, 2};
+
+std::string Dir(const std::string& name) {
+  const std::string d = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+  std::system(("rm -rf '" + d + "' && mkdir -p '" + d + "'").c_str());
+  return d;
+}
+
+TrainerConfig Config() {
+  TrainerConfig c;
+  c.seed = 3;
+  c.iterations = 2;
+  c.prompts_per_iteration = 2;
+  c.group_size = 4;
+  c.steps = 6;
+  c.micro_batch = 4;
+  c.optimizer.lr = 1e-2;
+  c.optimizer.ema = true;
+  c.latent_shape = kShape;
+  return c;
+}
+
+std::unique_ptr<Trainer> Make(const TrainerConfig& c, int64_t hidden = 64) {
+  torch::manual_seed(c.seed);
+  models::MlpVelocityConfig mc;
+  mc.latent_shape = kShape;
+  mc.condition_dim = 4;
+  mc.hidden = hidden;
+  auto t = Trainer::Create(c, std::make_shared<models::MlpVelocity>(mc), nullptr,
+                           std::make_shared<toy::OneHotPromptEncoder>(4), nullptr,
+                           {{std::make_shared<toy::TargetRegionReward>(4, kShape, 1), 1.0}}, toy::TargetPrompts(4));
+  EXPECT_TRUE(t.ok()) << t.status();
+  return *std::move(t);
+}
+
+std::string Read(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+void Write(const std::string& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
+
+// A committed checkpoint after one iteration, in a fresh directory.
+std::string SavedCheckpoint(const std::string& name) {
+  auto t = Make(Config());
+  EXPECT_TRUE(t->Step().ok());
+  auto path = SaveCheckpoint(*t, Dir(name), 3);
+  EXPECT_TRUE(path.ok()) << path.status();
+  return *path;
+}
+
+TEST(CheckpointFiles, RoundTripRestoresEverythingBitwise) {
+  auto a = Make(Config());
+  ASSERT_TRUE(a->Step().ok());
+  auto path = SaveCheckpoint(*a, Dir("roundtrip"), 3);
+  ASSERT_TRUE(path.ok()) << path.status();
+  auto b = Make(Config());
+  auto report = LoadCheckpoint(*b, *path);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->iteration, 1);
+  EXPECT_TRUE(report->config_changes.empty());
+  EXPECT_EQ(b->iteration(), 1);
+  // Both continue identically.
+  ASSERT_TRUE(a->Step().ok());
+  ASSERT_TRUE(b->Step().ok());
+  auto pa = a->policy().parameters(), pb = b->policy().parameters();
+  for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::equal(pa[i], pb[i])) << i;
+  EXPECT_TRUE(torch::equal(a->optimizer().exp_avg_sq(), b->optimizer().exp_avg_sq()));
+  EXPECT_TRUE(torch::equal(a->optimizer().ema_shard(), b->optimizer().ema_shard()));
+  EXPECT_EQ(*LatestCheckpoint(std::string(std::getenv("TEST_TMPDIR")) + "/roundtrip"), *path);
+}
+
+TEST(CheckpointFiles, KeepsTheNewestK) {
+  auto t = Make(Config());
+  const std::string dir = Dir("keep");
+  for (int i = 0; i < 4; ++i) {
+    t->set_iteration(i);
+    ASSERT_TRUE(SaveCheckpoint(*t, dir, 2).ok());
+  }
+  EXPECT_EQ(*LatestCheckpoint(dir), CheckpointPath(dir, 3));
+  EXPECT_FALSE(hpc::h5::OpenFile(CheckpointPath(dir, 1)).ok());
+  EXPECT_TRUE(hpc::h5::OpenFile(CheckpointPath(dir, 2)).ok());
+  EXPECT_EQ(LatestCheckpoint(Dir("empty")).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(CheckpointFiles, TruncatedFileIsRefusedNamingIt) {
+  const std::string path = SavedCheckpoint("truncated");
+  const std::string bytes = Read(path);
+  const std::string cut = path + ".cut.h5";
+  Write(cut, bytes.substr(0, bytes.size() / 2));
+  auto t = Make(Config());
+  auto s = LoadCheckpoint(*t, cut);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find(cut), std::string::npos) << s.status();
+  EXPECT_NE(s.status().message().find("truncated"), std::string::npos) << s.status();
+  EXPECT_FALSE(VerifyCheckpoint(cut).ok());
+}
+
+TEST(CheckpointFiles, FlippedBytesInDataFailTheChecksum) {
+  const std::string path = SavedCheckpoint("flipped");
+  haddr_t address = 0;
+  {
+    auto f = hpc::h5::OpenFile(path);
+    ASSERT_TRUE(f.ok());
+    hpc::h5::Handle d(H5Dopen2(f->id(), "optimizer/exp_avg_sq", H5P_DEFAULT));
+    hsize_t offset[1] = {0};
+    unsigned mask = 0;
+    hsize_t size = 0;
+    ASSERT_GE(H5Dget_chunk_info_by_coord(d.id(), offset, &mask, &address, &size), 0);
+  }
+  std::string bytes = Read(path);
+  bytes[address + 40] ^= 0x5a;
+  const std::string bad = path + ".flipped.h5";
+  Write(bad, bytes);
+  auto v = VerifyCheckpoint(bad);
+  ASSERT_FALSE(v.ok());
+  EXPECT_NE(v.status().message().find(bad), std::string::npos) << v.status();
+  EXPECT_NE(v.status().message().find("optimizer/exp_avg_sq"), std::string::npos) << v.status();
+  auto t = Make(Config());
+  EXPECT_FALSE(LoadCheckpoint(*t, bad).ok());
+  // A flipped signature byte: not HDF5 any more.
+  std::string sig = Read(path);
+  sig[1] ^= 0x20;
+  Write(bad, sig);
+  auto s = LoadCheckpoint(*t, bad);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("not an HDF5 file"), std::string::npos) << s.status();
+}
+
+TEST(CheckpointFiles, ForeignHdf5FilesAreRefused) {
+  const std::string dir = Dir("foreign");
+  const std::string foreign = dir + "/foreign.h5";
+  {
+    auto f = hpc::h5::CreateFile(foreign);
+    const std::vector<float> v = {1, 2, 3};
+    ASSERT_TRUE(hpc::h5::WriteDataset<float>(f->id(), "data", {3}, v.data()).ok());
+  }
+  auto t = Make(Config());
+  auto s = LoadCheckpoint(*t, foreign);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("not a DanceGRPO checkpoint"), std::string::npos) << s.status();
+  EXPECT_NE(s.status().message().find(foreign), std::string::npos);
+  auto shard = ReadTrajectoryRecord(foreign, 0);
+  ASSERT_FALSE(shard.ok());
+  EXPECT_NE(shard.status().message().find("not a DanceGRPO trajectory shard"), std::string::npos);
+}
+
+TEST(CheckpointFiles, ModelShapeChangeRefusedLearningRateChangeReported) {
+  const std::string path = SavedCheckpoint("compat");
+  auto wider = Make(Config(), /*hidden=*/96);
+  auto s = LoadCheckpoint(*wider, path);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("model shape changed"), std::string::npos) << s.status();
+  auto c = Config();
+  c.optimizer.lr = 5e-3;
+  auto t = Make(c);
+  auto report = LoadCheckpoint(*t, path);
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_EQ(report->config_changes.size(), 1u);
+  EXPECT_NE(report->config_changes[0].find("lr: 0.01 -> 0.005"), std::string::npos) << report->config_changes[0];
+}
+
+class Replay : public ::testing::TestWithParam<StoredLatents> {};
+
+TEST_P(Replay, StoredIterationReproducesLogProbsAndTheUpdate) {
+  const std::string dir = Dir(GetParam() == StoredLatents::kAll ? "replay_all" : "replay_trained");
+  auto sampler = Make(Config());
+  auto writer = std::make_shared<TrajectoryWriter>(dir, 0, GetParam());
+  sampler->set_trajectory_writer(writer);
+  ASSERT_TRUE(sampler->Step().ok());
+  ASSERT_TRUE(writer->CommitSegment().ok());
+  auto segments = ListTrajectorySegments(dir);
+  ASSERT_EQ(segments.size(), 1u);
+  auto iterations = ListStoredIterations(segments[0]);
+  ASSERT_EQ(*iterations, std::vector<int64_t>{0});
+  auto record = ReadTrajectoryRecord(segments[0], 0);
+  ASSERT_TRUE(record.ok()) << record.status();
+  EXPECT_EQ(record->latents.size(0), 8);
+  EXPECT_EQ(record->prompt_texts.size(), 8u);
+  EXPECT_EQ(record->timesteps.size(1), 3);  // floor(5 * 0.6)
+
+  // A learner with the sampler's initial weights replays the stored iteration.
+  auto learner = Make(Config());
+  auto m = learner->ReplayStep(*record);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->update.ratio_min, 1.0);
+  EXPECT_EQ(m->update.ratio_max, 1.0);
+  auto ps = sampler->policy().parameters(), pl = learner->policy().parameters();
+  for (size_t i = 0; i < ps.size(); ++i) EXPECT_TRUE(torch::equal(ps[i], pl[i])) << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(Latents, Replay, ::testing::Values(StoredLatents::kAll, StoredLatents::kTrainedSteps));
+
+}  // namespace
+}  // namespace dancegrpo
