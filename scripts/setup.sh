@@ -14,6 +14,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libjpeg62-turbo-dev      # JPEG codec for the image-quality reward
   nlohmann-json3-dev       # JSON headers of .safetensors files
+  libpng-dev               # reward curves and sample grids as PNG
 )
 
 SUDO=""

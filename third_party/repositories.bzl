@@ -39,6 +39,14 @@ def dancegrpo_system_dependencies():
         },
     )
     pkg_config_library(
+        name = "system_images",
+        what = "libjpeg-turbo and libpng (libjpeg62-turbo-dev, libpng-dev)",
+        targets = {
+            "jpeg": ["libjpeg"],
+            "png": ["libpng"],
+        },
+    )
+    pkg_config_library(
         name = "system_json",
         what = "nlohmann JSON (nlohmann-json3-dev)",
         targets = {"json": ["nlohmann_json"]},
