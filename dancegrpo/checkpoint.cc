@@ -110,6 +110,30 @@ absl::Status InFile(const std::string& path, const absl::Status& s) {
   return absl::Status(s.code(), absl::StrCat("checkpoint ", path, ": ", s.message()));
 }
 
+absl::Status CheckParameters(hid_t f, const torch::OrderedDict<std::string, torch::Tensor>& named) {
+    DGRPO_ASSIGN_OR_RETURN(const std::string names_text, GetText(f, "model/names"));
+    DGRPO_ASSIGN_OR_RETURN(auto shapes, h5::ReadDataset<int64_t>(f, "model/shapes"));
+    std::vector<std::string> names = absl::StrSplit(names_text, '\n');
+    if (names.size() != named.size() || shapes.size() != names.size() * kMaxDims) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "it holds ", names.size(), " parameter tensors but this model has ", named.size(),
+          ": the model shape changed; resume with the config it was written with, or start a new run"));
+    }
+    for (size_t i = 0; i < names.size(); ++i) {
+      const auto& p = named[i];
+      std::vector<int64_t> stored;
+      for (int d = 0; d < kMaxDims && shapes[i * kMaxDims + d] >= 0; ++d) stored.push_back(shapes[i * kMaxDims + d]);
+      if (names[i] != p.key() || stored != p.value().sizes().vec()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "parameter ", i, " is '", names[i], "' [", absl::StrJoin(stored, ", "), "] there but '", p.key(), "' [",
+            absl::StrJoin(p.value().sizes().vec(), ", "),
+            "] in this model: the model shape changed; resume with the config it was written with, or start a "
+            "new run"));
+      }
+    }
+    return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string CheckpointPath(const std::string& dir, int64_t iteration) {
@@ -211,27 +235,8 @@ absl::StatusOr<ResumeReport> LoadCheckpoint(Trainer& trainer, const std::string&
     DGRPO_ASSIGN_OR_RETURN(const int64_t world_size, h5::ReadIntAttribute(f, "world_size"));
     report.saved_world_size = static_cast<int>(world_size);
     DGRPO_ASSIGN_OR_RETURN(const int64_t step, h5::ReadIntAttribute(f, "optimizer_step"));
-    DGRPO_ASSIGN_OR_RETURN(const std::string names_text, GetText(f, "model/names"));
-    DGRPO_ASSIGN_OR_RETURN(auto shapes, h5::ReadDataset<int64_t>(f, "model/shapes"));
-    std::vector<std::string> names = absl::StrSplit(names_text, '\n');
     auto named = trainer.policy().named_parameters();
-    if (names.size() != named.size() || shapes.size() != names.size() * kMaxDims) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "it holds ", names.size(), " parameter tensors but this model has ", named.size(),
-          ": the model shape changed; resume with the config it was written with, or start a new run"));
-    }
-    for (size_t i = 0; i < names.size(); ++i) {
-      const auto& p = named[i];
-      std::vector<int64_t> stored;
-      for (int d = 0; d < kMaxDims && shapes[i * kMaxDims + d] >= 0; ++d) stored.push_back(shapes[i * kMaxDims + d]);
-      if (names[i] != p.key() || stored != p.value().sizes().vec()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "parameter ", i, " is '", names[i], "' [", absl::StrJoin(stored, ", "), "] there but '", p.key(), "' [",
-            absl::StrJoin(p.value().sizes().vec(), ", "),
-            "] in this model: the model shape changed; resume with the config it was written with, or start a "
-            "new run"));
-      }
-    }
+    DGRPO_RETURN_IF_ERROR(CheckParameters(f, named));
     auto& opt = trainer.optimizer();
     const int64_t total = opt.total_elements();
     DGRPO_ASSIGN_OR_RETURN(auto flat, h5::ReadVectorSlice(f, "model/flat", 0, total));
@@ -275,6 +280,26 @@ absl::StatusOr<ResumeReport> LoadCheckpoint(Trainer& trainer, const std::string&
       LOG(WARNING) << "resuming " << path << " with a changed config: " << change;
   }
   return report;
+}
+
+absl::Status LoadModelWeights(const std::string& path, torch::nn::Module& model, bool use_ema) {
+  DGRPO_ASSIGN_OR_RETURN(auto file, OpenCheckpoint(path));
+  const hid_t f = file.id();
+  auto named = model.named_parameters();
+  DGRPO_RETURN_IF_ERROR(InFile(path, CheckParameters(f, named)));
+  int64_t total = 0;
+  for (const auto& p : named) total += p.value().numel();
+  const char* source = use_ema && h5::Exists(f, "ema/flat") ? "ema/flat" : "model/flat";
+  auto flat = h5::ReadVectorSlice(f, source, 0, total);
+  if (!flat.ok()) return InFile(path, flat.status());
+  torch::NoGradGuard no_grad;
+  int64_t offset = 0;
+  for (auto& p : named) {
+    auto src = torch::from_blob(flat->data() + offset, p.value().sizes(), torch::kFloat32);
+    p.value().copy_(src);
+    offset += p.value().numel();
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<CheckpointSummary> VerifyCheckpoint(const std::string& path) {

@@ -20,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "dancegrpo/trainer.h"
+#include "torch/nn/module.h"
 
 namespace dancegrpo {
 
@@ -44,6 +45,10 @@ struct ResumeReport {
 // match the model (a different model shape); config changes that keep the model shape
 // (e.g. the learning rate) are reported in the ResumeReport and logged as warnings.
 absl::StatusOr<ResumeReport> LoadCheckpoint(Trainer& trainer, const std::string& path);
+
+// Loads only the parameters (or, with use_ema, the EMA weights when the checkpoint has
+// them) into `model`, checking names and shapes. For evaluation and sampling.
+absl::Status LoadModelWeights(const std::string& path, torch::nn::Module& model, bool use_ema = false);
 
 struct CheckpointSummary {
   int64_t iteration = 0;

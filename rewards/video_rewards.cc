@@ -102,7 +102,9 @@ double MotionScore(const ClipStats& s, const w::ClipSpec& spec) {
   const auto dir = w::Direction(spec.motion);
   const double travel = s.frames.size() - 1;
   const double along = (last.cx - first.cx) * dir[0] + (last.cy - first.cy) * dir[1];
-  return std::clamp(along / travel, 0.0, 1.0);
+  // -travel (the opposite way) .. 0 (still) .. +travel (as asked) maps to 0 .. 0.5 .. 1, so
+  // partial progress is rewarded and the group advantages carry signal.
+  return std::clamp(0.5 * (along / travel + 1.0), 0.0, 1.0);
 }
 
 using RuleFn = double (*)(const ClipStats&, const w::ClipSpec&);

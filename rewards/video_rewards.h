@@ -7,7 +7,8 @@
 //   count:   per frame, exp(-|objects - asked|), objects = 4-connected foreground components
 //            of at least 2 pixels;
 //   motion:  the foreground centroid's displacement from the first to the last frame along
-//            the asked direction, as a fraction of the expected travel, clamped to [0, 1];
+//            the asked direction, d, over the expected travel L: clamp((d / L + 1) / 2, 0, 1)
+//            (1 = moved as asked, 0.5 = still, 0 = moved the opposite way);
 //   alignment: the mean of colour, count and motion.
 // Generic:
 //   motion_quality: temporal smoothness and consistency: 1 - mean |x_{t+1} - x_t| / 2,

@@ -19,6 +19,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "dancegrpo/checkpoint.h"
+#include "dancegrpo/images.h"
+#include "dancegrpo/shapes_setup.h"
 #include "dancegrpo/toy_world.h"
 #include "dancegrpo/trainer.h"
 #include "dancegrpo/trajectory_store.h"
@@ -27,6 +29,8 @@
 #include "hpc/atomic_file.h"
 #include "hpc/comm/mpi_communicator.h"
 #include "models/mlp_velocity.h"
+#include "rewards/video_rewards.h"
+#include "world/shapes_world.h"
 
 DEFINE_string(out, "runs/default", "output directory: checkpoints/, trajectories/, metrics.jsonl");
 DEFINE_string(resume, "", "'latest' (the newest committed checkpoint in --out, or a fresh start if none) or a path");
@@ -37,6 +41,10 @@ DEFINE_string(trajectory_latents, "all", "latents kept in trajectory shards: all
 DEFINE_string(replay_from, "", "learner mode: train from the trajectory shards in this directory instead of sampling");
 DEFINE_double(watchdog_seconds, 600, "collective timeout before the job is aborted with the late ranks named");
 
+DEFINE_string(world, "toy", "toy (MLP on target vectors) | shapes (video DiT on the shapes world)");
+DEFINE_string(base, "configs/base/shapes_base.safetensors", "shapes world: the base model to start GRPO from");
+DEFINE_string(rewards, "alignment:1,motion_quality:0.25,jpeg:0.1", "shapes world: weighted rewards");
+DEFINE_int32(sample_every, 25, "write a PNG grid of sampled clips every N iterations (shapes world; 0 = never)");
 DEFINE_uint64(seed, 1, "random seed");
 DEFINE_int64(iterations, 100, "GRPO iterations");
 DEFINE_int32(targets, 4, "prompts in the toy world");
@@ -106,13 +114,41 @@ int main(int argc, char** argv) {
     if (!world_or.ok()) Die(rank, world_or.status().ToString());
     std::shared_ptr<dancegrpo::hpc::Communicator> world = *world_or;
 
-    torch::manual_seed(FLAGS_seed);  // the same initial weights on every rank
-    const std::vector<int64_t> shape = {4, 1, 2, 2};
-    dancegrpo::models::MlpVelocityConfig mc;
-    mc.latent_shape = shape;
-    mc.condition_dim = FLAGS_targets;
-    auto policy = std::make_shared<dancegrpo::models::MlpVelocity>(mc);
-    auto reference = FLAGS_kl_beta > 0 ? std::make_shared<dancegrpo::models::MlpVelocity>(mc) : nullptr;
+    // The policy, its prompt encoder, rewards and prompts for the chosen world. The same
+    // initial weights on every rank: every rank seeds and builds (or loads) them alike.
+    std::shared_ptr<dancegrpo::models::VelocityModel> policy, reference;
+    std::shared_ptr<dancegrpo::models::PromptEncoder> encoder;
+    std::vector<dancegrpo::rewards::WeightedReward> rewards;
+    std::vector<dancegrpo::rewards::Prompt> prompts;
+    std::vector<int64_t> shape;
+    if (FLAGS_world == "shapes") {
+      shape = dancegrpo::world::ClipShape();
+      auto models = dancegrpo::MakeShapesModels(FLAGS_seed);
+      if (auto s = dancegrpo::LoadShapesBase(models, FLAGS_base); !s.ok()) Die(rank, std::string(s.message()));
+      policy = models.dit;
+      encoder = models.text;
+      if (FLAGS_kl_beta > 0) {
+        auto ref = dancegrpo::MakeShapesModels(FLAGS_seed);
+        reference = ref.dit;
+      }
+      auto parsed = dancegrpo::rewards::ParseRewardSpec(FLAGS_rewards);
+      if (!parsed.ok()) Die(rank, absl::StrCat("--rewards: ", parsed.status().message()));
+      rewards = *parsed;
+      prompts = dancegrpo::ShapesPrompts(/*held_out=*/false);
+    } else if (FLAGS_world == "toy") {
+      torch::manual_seed(FLAGS_seed);
+      shape = {4, 1, 2, 2};
+      dancegrpo::models::MlpVelocityConfig mc;
+      mc.latent_shape = shape;
+      mc.condition_dim = FLAGS_targets;
+      policy = std::make_shared<dancegrpo::models::MlpVelocity>(mc);
+      if (FLAGS_kl_beta > 0) reference = std::make_shared<dancegrpo::models::MlpVelocity>(mc);
+      encoder = std::make_shared<dancegrpo::toy::OneHotPromptEncoder>(FLAGS_targets);
+      rewards = {{std::make_shared<dancegrpo::toy::TargetRegionReward>(FLAGS_targets, shape, FLAGS_seed), 1.0}};
+      prompts = dancegrpo::toy::TargetPrompts(FLAGS_targets);
+    } else {
+      Die(rank, absl::StrCat("--world=", FLAGS_world, " is unknown; use toy or shapes"));
+    }
 
     dancegrpo::TrainerConfig c;
     c.seed = FLAGS_seed;
@@ -134,10 +170,7 @@ int main(int argc, char** argv) {
     c.optimizer.lr = FLAGS_lr;
     c.optimizer.ema = FLAGS_ema;
     c.latent_shape = shape;
-    auto reward = std::make_shared<dancegrpo::toy::TargetRegionReward>(FLAGS_targets, shape, FLAGS_seed);
-    auto trainer_or = Trainer::Create(c, policy, reference,
-                                      std::make_shared<dancegrpo::toy::OneHotPromptEncoder>(FLAGS_targets), nullptr,
-                                      {{reward, 1.0}}, dancegrpo::toy::TargetPrompts(FLAGS_targets), world);
+    auto trainer_or = Trainer::Create(c, policy, reference, encoder, nullptr, rewards, prompts, world);
     if (!trainer_or.ok()) Die(rank, absl::StrCat("config error: ", trainer_or.status().message()));
     auto& trainer = **trainer_or;
 
@@ -196,6 +229,7 @@ int main(int argc, char** argv) {
 
     double elapsed = 0;
     int64_t done_here = 0;
+    std::vector<dancegrpo::Curve> curves;  // rank 0: reward means of the iterations run here
     std::ofstream metrics;
     if (rank == 0) metrics.open(metrics_path, std::ios::app);
     while (trainer.iteration() < FLAGS_iterations) {
@@ -216,6 +250,38 @@ int main(int argc, char** argv) {
         std::printf("%s\n", dancegrpo::FormatProgress(*m, FLAGS_iterations, eta).c_str());
         std::fflush(stdout);
         metrics << MetricsJson(*m) << "\n" << std::flush;
+        if (curves.empty())
+          for (const auto& name : m->reward_names) curves.push_back({name, {}});
+        for (size_t k = 0; k < curves.size() && k < m->reward_mean.size(); ++k) curves[k].values.push_back(m->reward_mean[k]);
+        const bool last = trainer.iteration() == FLAGS_iterations;
+        if (last || trainer.iteration() % 10 == 0) {
+          // Each reward, and its trailing 10-iteration mean (the per-iteration mean is noisy:
+          // every iteration draws other prompts).
+          std::vector<dancegrpo::Curve> shown;
+          for (const auto& cv : curves) {
+            dancegrpo::Curve avg{cv.name + " avg10", {}};
+            for (size_t i = 0; i < cv.values.size(); ++i) {
+              const size_t from = i >= 9 ? i - 9 : 0;
+              double sum = 0;
+              for (size_t j = from; j <= i; ++j) sum += cv.values[j];
+              avg.values.push_back(sum / (i - from + 1));
+            }
+            shown.push_back(cv);
+            shown.push_back(avg);
+          }
+          if (auto s = dancegrpo::WriteCurvesPng(FLAGS_out + "/reward_curves.png", "MEAN REWARD PER ITERATION", shown);
+              !s.ok())
+            LOG(WARNING) << s;
+        }
+        if (FLAGS_world == "shapes" && FLAGS_sample_every > 0 &&
+            (last || (m->iteration % FLAGS_sample_every) == 0)) {
+          const auto& clips = trainer.last_trajectories().final_x0;
+          const int64_t show = std::min<int64_t>(8, clips.size(0));
+          mkdir((FLAGS_out + "/samples").c_str(), 0755);
+          const std::string png = absl::StrFormat("%s/samples/iter_%06d.png", FLAGS_out, m->iteration);
+          if (auto s = dancegrpo::WritePng(png, dancegrpo::ClipGrid(clips.narrow(0, 0, show))); !s.ok())
+            LOG(WARNING) << s;
+        }
       }
       const bool last = trainer.iteration() == FLAGS_iterations;
       if (last || (FLAGS_checkpoint_every > 0 && trainer.iteration() % FLAGS_checkpoint_every == 0)) checkpoint();

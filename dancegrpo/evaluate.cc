@@ -1,0 +1,45 @@
+#include "dancegrpo/evaluate.h"
+
+#include <torch/torch.h>
+
+#include "dancegrpo/rollout.h"
+#include "dancegrpo/schedule.h"
+#include "hpc/status_macros.h"
+
+namespace dancegrpo {
+
+absl::StatusOr<EvalResult> EvaluatePolicy(models::VelocityModel& policy, models::PromptEncoder& encoder,
+                                          const std::vector<rewards::Prompt>& prompts,
+                                          const std::vector<rewards::WeightedReward>& rewards, const EvalConfig& c) {
+  torch::NoGradGuard no_grad;
+  DGRPO_ASSIGN_OR_RETURN(auto sigmas, SigmaSchedule(c.steps, c.shift));
+  std::vector<SampleId> samples;
+  std::vector<std::string> texts;
+  std::vector<rewards::Prompt> per_sample;
+  for (size_t p = 0; p < prompts.size(); ++p)
+    for (int g = 0; g < c.samples_per_prompt; ++g) {
+      samples.push_back({static_cast<int64_t>(p), g});
+      texts.push_back(prompts[p].text);
+      per_sample.push_back(prompts[p]);
+    }
+  DGRPO_ASSIGN_OR_RETURN(auto conditions, encoder.Encode(texts));
+  RolloutConfig rc;
+  rc.seed = c.seed;
+  rc.shared_noise = false;
+  rc.micro_batch = c.micro_batch;
+  rc.sde = c.sde;
+  rc.latent_shape = c.latent_shape;
+  auto traj = Rollout(policy, rc, sigmas, /*iteration=*/0, samples, conditions, models::Conditioning());
+  EvalResult r;
+  r.clips = traj.final_x0;
+  DGRPO_ASSIGN_OR_RETURN(auto scores, rewards::ScoreAll(rewards, r.clips, per_sample));
+  for (size_t k = 0; k < rewards.size(); ++k) {
+    double sum = 0;
+    for (double v : scores[k]) sum += v;
+    r.reward_names.push_back(rewards[k].reward->name());
+    r.reward_means.push_back(sum / scores[k].size());
+  }
+  return r;
+}
+
+}  // namespace dancegrpo
