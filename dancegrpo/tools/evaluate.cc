@@ -1,6 +1,6 @@
 // evaluate: scores the base model and (optionally) a trained checkpoint on a split of the
 // shapes world, per reward, and writes sample grids.
-//   bazel-bin/dancegrpo/tools/evaluate --base=configs/base/shapes_base.safetensors \
+//   bazel-bin/dancegrpo/tools/evaluate --base=configs/base/shapes_base.safetensors
 //       --checkpoint=runs/demo/checkpoints/ckpt-000300.h5 --out=runs/demo
 // Both policies sample with the same noise keys, so the table compares like with like.
 #include <sys/stat.h>

@@ -1,6 +1,6 @@
 // train: DanceGRPO training under mpirun, with checkpoints, resume and trajectory shards.
 //
-//   mpirun -np 2 bazel-bin/dancegrpo/tools/train --out=runs/toy --iterations=200 \
+//   mpirun -np 2 bazel-bin/dancegrpo/tools/train --out=runs/toy --iterations=200
 //       --checkpoint_every=20 --save_trajectories
 //   mpirun -np 4 bazel-bin/dancegrpo/tools/train --out=runs/toy --resume=latest   # any rank count
 //   mpirun -np 2 bazel-bin/dancegrpo/tools/train --out=runs/learner --replay_from=runs/toy/trajectories
