@@ -23,7 +23,7 @@ const std::vector<int64_t> kShape = {4, 1, 2, 2};
 
 std::string Dir(const std::string& name) {
   const std::string d = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
-  std::system(("rm -rf '" + d + "' && mkdir -p '" + d + "'").c_str());
+  EXPECT_EQ(std::system(("rm -rf '" + d + "' && mkdir -p '" + d + "'").c_str()), 0);
   return d;
 }
 
