@@ -28,7 +28,10 @@ int main(int argc, char** argv) {
   {
     auto world = *dancegrpo::hpc::MpiCommunicator::Create(MPI_COMM_WORLD, {300});
     int64_t f = 2, h = 8, w = 8;
-    std::sscanf(FLAGS_clip.c_str(), "%ldx%ldx%ld", &f, &h, &w);
+    if (std::sscanf(FLAGS_clip.c_str(), "%ldx%ldx%ld", &f, &h, &w) != 3 || f < 1 || h < 1 || w < 1) {
+      if (world->rank() == 0) std::fprintf(stderr, "--clip must be FxHxW with positive sizes\n");
+      MPI_Abort(MPI_COMM_WORLD, 2);
+    }
     auto dit = *dancegrpo::models::DitPreset(FLAGS_preset);
     const std::vector<int64_t> shape = {dit.in_channels, f, h, w};
     constexpr int kTargets = 4;

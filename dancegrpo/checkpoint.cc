@@ -111,27 +111,27 @@ absl::Status InFile(const std::string& path, const absl::Status& s) {
 }
 
 absl::Status CheckParameters(hid_t f, const torch::OrderedDict<std::string, torch::Tensor>& named) {
-    DGRPO_ASSIGN_OR_RETURN(const std::string names_text, GetText(f, "model/names"));
-    DGRPO_ASSIGN_OR_RETURN(auto shapes, h5::ReadDataset<int64_t>(f, "model/shapes"));
-    std::vector<std::string> names = absl::StrSplit(names_text, '\n');
-    if (names.size() != named.size() || shapes.size() != names.size() * kMaxDims) {
+  DGRPO_ASSIGN_OR_RETURN(const std::string names_text, GetText(f, "model/names"));
+  DGRPO_ASSIGN_OR_RETURN(auto shapes, h5::ReadDataset<int64_t>(f, "model/shapes"));
+  std::vector<std::string> names = absl::StrSplit(names_text, '\n');
+  if (names.size() != named.size() || shapes.size() != names.size() * kMaxDims) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "it holds ", names.size(), " parameter tensors but this model has ", named.size(),
+        ": the model shape changed; resume with the config it was written with, or start a new run"));
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    const auto& p = named[i];
+    std::vector<int64_t> stored;
+    for (int d = 0; d < kMaxDims && shapes[i * kMaxDims + d] >= 0; ++d) stored.push_back(shapes[i * kMaxDims + d]);
+    if (names[i] != p.key() || stored != p.value().sizes().vec()) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "it holds ", names.size(), " parameter tensors but this model has ", named.size(),
-          ": the model shape changed; resume with the config it was written with, or start a new run"));
+          "parameter ", i, " is '", names[i], "' [", absl::StrJoin(stored, ", "), "] there but '", p.key(), "' [",
+          absl::StrJoin(p.value().sizes().vec(), ", "),
+          "] in this model: the model shape changed; resume with the config it was written with, or start a "
+          "new run"));
     }
-    for (size_t i = 0; i < names.size(); ++i) {
-      const auto& p = named[i];
-      std::vector<int64_t> stored;
-      for (int d = 0; d < kMaxDims && shapes[i * kMaxDims + d] >= 0; ++d) stored.push_back(shapes[i * kMaxDims + d]);
-      if (names[i] != p.key() || stored != p.value().sizes().vec()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "parameter ", i, " is '", names[i], "' [", absl::StrJoin(stored, ", "), "] there but '", p.key(), "' [",
-            absl::StrJoin(p.value().sizes().vec(), ", "),
-            "] in this model: the model shape changed; resume with the config it was written with, or start a "
-            "new run"));
-      }
-    }
-    return absl::OkStatus();
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace

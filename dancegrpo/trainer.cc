@@ -200,6 +200,26 @@ std::vector<int64_t> Trainer::PromptsFor(int64_t iteration) const {
   return out;
 }
 
+absl::StatusOr<models::Conditioning> Trainer::EncodeSamples(const std::vector<int64_t>& slots,
+                                                            const std::vector<std::string>& texts) {
+  // Each prompt is encoded once (samples of one prompt are consecutive), then repeated for
+  // its samples; rollout and replay encode the same batch, so the conditions have the same
+  // bits. The text encoder is frozen during GRPO: no graph flows into the update.
+  std::vector<std::string> unique;
+  std::vector<int64_t> row;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (i == 0 || slots[i] != slots[i - 1]) unique.push_back(texts[i]);
+    row.push_back(static_cast<int64_t>(unique.size()) - 1);
+  }
+  absl::StatusOr<models::Conditioning> encoded;
+  {
+    torch::NoGradGuard no_grad;
+    encoded = encoder_->Encode(unique);
+  }
+  if (!encoded.ok()) return encoded.status();
+  return encoded->Rows(torch::tensor(row, torch::kLong));
+}
+
 absl::StatusOr<IterationMetrics> Trainer::Step() {
   const auto start = Clock::now();
   const int g = config_.group_size;
@@ -210,21 +230,18 @@ absl::StatusOr<IterationMetrics> Trainer::Step() {
   // 1-2. This replica's samples of the global batch, and their rollout.
   const auto prompt_ids = PromptsFor(iteration_);
   std::vector<SampleId> samples;
-  std::vector<std::string> texts;
   std::vector<rewards::Prompt> sample_prompts;
   for (int64_t i = layout_.first_sample; i < layout_.first_sample + layout_.samples_per_rank; ++i) {
     samples.push_back({i / g, i % g});
     sample_prompts.push_back(prompts_[prompt_ids[i / g]]);
-    texts.push_back(sample_prompts.back().text);
   }
-  // The text encoder is frozen during GRPO: its outputs carry no graph into the update.
-  absl::StatusOr<models::Conditioning> encoded;
-  {
-    torch::NoGradGuard no_grad;
-    encoded = encoder_->Encode(texts);
+  std::vector<int64_t> slots;
+  std::vector<std::string> texts;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    slots.push_back(samples[i].prompt_slot);
+    texts.push_back(sample_prompts[i].text);
   }
-  if (!encoded.ok()) return encoded.status();
-  const auto& conditions = *encoded;
+  DGRPO_ASSIGN_OR_RETURN(const auto conditions, EncodeSamples(slots, texts));
   RolloutConfig rc;
   rc.seed = config_.seed;
   rc.shared_noise = config_.shared_noise;
@@ -380,13 +397,8 @@ absl::StatusOr<IterationMetrics> Trainer::ReplayStep(const TrajectoryRecord& rec
   IterationMetrics m;
   m.iteration = iteration_;
   m.samples = layout_.global_samples;
-  absl::StatusOr<models::Conditioning> encoded;
-  {
-    torch::NoGradGuard no_grad;
-    encoded = encoder_->Encode(record.prompt_texts);
-  }
-  if (!encoded.ok()) return encoded.status();
-  last_trajectories_ = RecordToTrajectories(record, *encoded, null_condition_);
+  DGRPO_ASSIGN_OR_RETURN(const auto conditions, EncodeSamples(record.prompt_slot, record.prompt_texts));
+  last_trajectories_ = RecordToTrajectories(record, conditions, null_condition_);
   std::vector<double> advantages(record.advantages.data_ptr<double>(),
                                  record.advantages.data_ptr<double>() + record.advantages.numel());
   for (size_t k = 0; k < record.reward_names.size(); ++k) {

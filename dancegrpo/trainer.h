@@ -123,6 +123,9 @@ class Trainer {
 
  private:
   Trainer() = default;
+  // The conditions of samples given their prompt slots and texts (one row per sample).
+  absl::StatusOr<models::Conditioning> EncodeSamples(const std::vector<int64_t>& slots,
+                                                     const std::vector<std::string>& texts);
   // The update phase and its global statistics (collective).
   absl::Status Update(const Trajectories& traj, const std::vector<double>& advantages,
                       const std::vector<int64_t>& train_samples, IterationMetrics& m);

@@ -39,6 +39,8 @@ int main(int argc, char** argv) {
   gflags::SetUsageMessage("evaluate base vs trained on the shapes world");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   try {
+    if (FLAGS_split != "heldout" && FLAGS_split != "train")
+      return Fail("--split=" + FLAGS_split + " is unknown; use heldout or train");
     auto rewards = dancegrpo::rewards::ParseRewardSpec(FLAGS_rewards);
     if (!rewards.ok()) return Fail(std::string(rewards.status().message()));
     const auto prompts = dancegrpo::ShapesPrompts(FLAGS_split == "heldout");

@@ -196,6 +196,8 @@ int main(int argc, char** argv) {
     }
     if (!world->Barrier().ok()) Die(rank, "barrier failed");
 
+    if (FLAGS_trajectory_latents != "all" && FLAGS_trajectory_latents != "trained")
+      Die(rank, absl::StrCat("--trajectory_latents=", FLAGS_trajectory_latents, " is unknown; use all or trained"));
     std::shared_ptr<dancegrpo::TrajectoryWriter> writer;
     if (FLAGS_save_trajectories) {
       writer = std::make_shared<dancegrpo::TrajectoryWriter>(

@@ -1,5 +1,5 @@
 // The conformance suite against the NCCL backend. Needs GPUs and --config=cuda:
-//   mpirun -np 2 bazel-bin/hpc/comm/nccl_conformance
+//   mpirun -np 2 bazel-bin/hpc/comm/nccl_communicator_test_bin
 #include <mpi.h>
 
 #include "hpc/comm/communicator_conformance.h"
