@@ -89,10 +89,12 @@ ClipStats Analyse(const torch::Tensor& clip, const w::ClipSpec& spec) {
 
 double ColourScore(const ClipStats& s, const w::ClipSpec&) { return s.colour_match; }
 
+// GenEval's counting check, per frame: the fraction of frames that show exactly the asked
+// number of objects.
 double CountScore(const ClipStats& s, const w::ClipSpec& spec) {
-  double total = 0;
-  for (const auto& f : s.frames) total += std::exp(-std::abs(f.objects - spec.count));
-  return total / s.frames.size();
+  double right = 0;
+  for (const auto& f : s.frames) right += f.objects == spec.count;
+  return right / s.frames.size();
 }
 
 double MotionScore(const ClipStats& s, const w::ClipSpec& spec) {
@@ -102,9 +104,10 @@ double MotionScore(const ClipStats& s, const w::ClipSpec& spec) {
   const auto dir = w::Direction(spec.motion);
   const double travel = s.frames.size() - 1;
   const double along = (last.cx - first.cx) * dir[0] + (last.cy - first.cy) * dir[1];
-  // -travel (the opposite way) .. 0 (still) .. +travel (as asked) maps to 0 .. 0.5 .. 1, so
-  // partial progress is rewarded and the group advantages carry signal.
-  return std::clamp(0.5 * (along / travel + 1.0), 0.0, 1.0);
+  // The fraction of the asked travel covered in the asked direction: a still clip, or one moving
+  // the wrong way, scores 0 (no credit for chance), partial progress earns partial credit so
+  // the group advantages carry signal.
+  return std::clamp(along / travel, 0.0, 1.0);
 }
 
 using RuleFn = double (*)(const ClipStats&, const w::ClipSpec&);

@@ -67,14 +67,31 @@ TEST(RuleRewards, EachRuleCatchesItsMistake) {
   EXPECT_DOUBLE_EQ(Score("colour", clip, w::PromptText(wrong)), 0.0);
   wrong = s;
   wrong.count = 2;
-  EXPECT_NEAR(Score("count", clip, w::PromptText(wrong)), std::exp(-1.0), 1e-12);
+  EXPECT_DOUBLE_EQ(Score("count", clip, w::PromptText(wrong)), 0.0);
+  // Two objects moving right sit in the top and bottom halves; erasing the bottom half of the
+  // last two frames leaves half of the frames with the asked count.
+  auto two = s;
+  two.count = 2;
+  auto partly_two = w::Render(two, 5);
+  partly_two.narrow(1, 2, 2).narrow(2, 5, 5).fill_(-1.0);  // black background
+  EXPECT_DOUBLE_EQ(Score("count", w::Render(two, 5), w::PromptText(two)), 1.0);
+  EXPECT_DOUBLE_EQ(Score("count", partly_two, w::PromptText(two)), 0.5);
   wrong = s;
   wrong.motion = w::Motion::kLeft;
   EXPECT_DOUBLE_EQ(Score("motion", clip, w::PromptText(wrong)), 0.0);
+  wrong.motion = w::Motion::kUp;  // across the asked direction: no progress
+  EXPECT_DOUBLE_EQ(Score("motion", clip, w::PromptText(wrong)), 0.0);
+  // A still clip earns no motion credit; one that covers a third of the travel earns a third.
+  auto still = clip.clone();
+  for (int f = 1; f < w::kFrames; ++f) still.select(1, f).copy_(clip.select(1, 0));
+  EXPECT_DOUBLE_EQ(Score("motion", still, w::PromptText(s)), 0.0);
+  auto slow = still.clone();
+  slow.select(1, w::kFrames - 1).copy_(clip.select(1, 1));
+  EXPECT_NEAR(Score("motion", slow, w::PromptText(s)), 1.0 / 3, 1e-12);
   // An empty clip (background only) has no colour, wrong count, no motion.
   auto empty = w::Render(s, 3);
   empty.copy_(torch::full_like(empty, -1.0));
-  EXPECT_NEAR(Score("alignment", empty, w::PromptText(s)), std::exp(-1.0) / 3, 1e-12);
+  EXPECT_DOUBLE_EQ(Score("alignment", empty, w::PromptText(s)), 0.0);
 }
 
 TEST(GenericRewards, MotionQualityAndJpegPreferCleanClips) {

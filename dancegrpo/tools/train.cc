@@ -50,6 +50,7 @@ DEFINE_int64(iterations, 100, "GRPO iterations");
 DEFINE_int32(targets, 4, "prompts in the toy world");
 DEFINE_int32(prompts_per_iteration, 4, "prompts per iteration (global)");
 DEFINE_int32(group_size, 8, "samples per prompt (G)");
+DEFINE_bool(shared_noise, true, "the G samples of a prompt start from the same initial noise (DanceGRPO); false: each its own");
 DEFINE_int32(steps, 8, "sampling steps (T)");
 DEFINE_double(shift, 1.0, "time shift of the sigma schedule");
 DEFINE_string(sde, "dancegrpo", "dancegrpo | flowgrpo");
@@ -155,6 +156,7 @@ int main(int argc, char** argv) {
     c.iterations = FLAGS_iterations;
     c.prompts_per_iteration = FLAGS_prompts_per_iteration;
     c.group_size = FLAGS_group_size;
+    c.shared_noise = FLAGS_shared_noise;
     c.steps = FLAGS_steps;
     c.shift = FLAGS_shift;
     auto kind = dancegrpo::ParseSdeKind(FLAGS_sde);
