@@ -4,11 +4,11 @@
 // foreground of a frame is every pixel far (L2 > 1 in [-1, 1] RGB) from the prompt's
 // background colour.
 //   colour:  the fraction of foreground pixels whose nearest palette colour is the one asked;
-//   count:   per frame, exp(-|objects - asked|), objects = 4-connected foreground components
-//            of at least 2 pixels;
+//   count:   the fraction of frames with exactly the asked number of objects (4-connected
+//            foreground components of at least 2 pixels): GenEval's counting check per frame;
 //   motion:  the foreground centroid's displacement from the first to the last frame along
-//            the asked direction, d, over the expected travel L: clamp((d / L + 1) / 2, 0, 1)
-//            (1 = moved as asked, 0.5 = still, 0 = moved the opposite way);
+//            the asked direction, d, over the expected travel L: clamp(d / L, 0, 1)
+//            (1 = moved as asked; still, sideways or the opposite way = 0: no credit for chance);
 //   alignment: the mean of colour, count and motion.
 // Generic:
 //   motion_quality: temporal smoothness and consistency: 1 - mean |x_{t+1} - x_t| / 2,
