@@ -41,6 +41,15 @@ absl::Status ValidateConfig(const TrainerConfig& c, size_t num_prompts) {
     return absl::InvalidArgumentError(absl::StrCat("best_of_n = ", c.best_of_n,
                                                    "; use 0 (off) or an even n with 2 <= n <= group_size"));
   if (c.kl_beta < 0) return absl::InvalidArgumentError("kl_beta must be >= 0");
+  // A zero noise scale makes the SDE deterministic: every log-prob would divide by std = 0.
+  if (c.sde.kind == SdeKind::kDanceGrpo && !(c.sde.eta > 0))
+    return absl::InvalidArgumentError(absl::StrCat("eta = ", c.sde.eta, "; the DanceGRPO SDE needs eta > 0 (e.g. 0.3)"));
+  if (c.sde.kind == SdeKind::kFlowGrpo && !(c.sde.noise_level > 0))
+    return absl::InvalidArgumentError(
+        absl::StrCat("noise_level = ", c.sde.noise_level, "; the Flow-GRPO SDE needs noise_level > 0 (e.g. 0.7)"));
+  if (!(c.shift > 0)) return absl::InvalidArgumentError(absl::StrCat("shift = ", c.shift, "; it must be > 0"));
+  if (!(c.clip_range > 0))
+    return absl::InvalidArgumentError(absl::StrCat("clip_range = ", c.clip_range, "; it must be > 0 (e.g. 1e-4)"));
   return TrainedStepCount(c.steps, c.timestep_fraction).status();
 }
 

@@ -185,6 +185,19 @@ TEST(Trainer, RejectsBadConfigsWithClearErrors) {
   c = ToyConfig(1);
   c.kl_beta = 0.1;
   EXPECT_NE(make(c).status().message().find("reference"), std::string::npos);
+  c = ToyConfig(1);
+  c.sde.eta = 0;
+  EXPECT_NE(make(c).status().message().find("eta > 0"), std::string::npos);
+  c = ToyConfig(1);
+  c.sde.kind = SdeKind::kFlowGrpo;
+  c.sde.noise_level = -1;
+  EXPECT_NE(make(c).status().message().find("noise_level > 0"), std::string::npos);
+  c = ToyConfig(1);
+  c.shift = 0;
+  EXPECT_NE(make(c).status().message().find("shift = 0"), std::string::npos);
+  c = ToyConfig(1);
+  c.clip_range = std::nan("");
+  EXPECT_NE(make(c).status().message().find("clip_range"), std::string::npos);
 }
 
 TEST(Trainer, NanRewardStopsTheIterationNamingRewardAndSample) {

@@ -55,6 +55,7 @@ DEFINE_int32(steps, 8, "sampling steps (T)");
 DEFINE_double(shift, 1.0, "time shift of the sigma schedule");
 DEFINE_string(sde, "dancegrpo", "dancegrpo | flowgrpo");
 DEFINE_double(eta, 0.3, "DanceGRPO SDE noise scale");
+DEFINE_double(noise_level, 0.7, "Flow-GRPO SDE noise level a (with --sde=flowgrpo)");
 DEFINE_int32(micro_batch, 4, "samples per policy evaluation");
 DEFINE_int32(grad_accum_samples, 0, "samples per optimizer step over all ranks; 0 = one step per iteration");
 DEFINE_double(timestep_fraction, 0.6, "fraction of the trainable steps trained per sample");
@@ -163,6 +164,7 @@ int main(int argc, char** argv) {
     if (!kind.ok()) Die(rank, absl::StrCat("--sde: ", kind.status().message()));
     c.sde.kind = *kind;
     c.sde.eta = FLAGS_eta;
+    c.sde.noise_level = FLAGS_noise_level;
     c.micro_batch = FLAGS_micro_batch;
     c.grad_accum_samples = FLAGS_grad_accum_samples;
     c.timestep_fraction = FLAGS_timestep_fraction;
