@@ -7,11 +7,9 @@
 
 namespace dancegrpo {
 
-SdeStepResult PolicyStep(models::VelocityModel& policy, const SdeConfig& sde, double cfg_scale,
-                         const torch::Tensor& x, const torch::Tensor& sigma,
-                         const torch::Tensor& sigma_next, const models::Conditioning& condition,
-                         const models::Conditioning& null_condition, const torch::Tensor& noise,
-                         const torch::Tensor& given_next) {
+torch::Tensor GuidedVelocity(models::VelocityModel& policy, double cfg_scale, const torch::Tensor& x,
+                             const torch::Tensor& sigma, const models::Conditioning& condition,
+                             const models::Conditioning& null_condition) {
   torch::Tensor v;
   if (cfg_scale == 1.0) {
     v = policy.Velocity(x, sigma, condition);
@@ -26,6 +24,15 @@ SdeStepResult PolicyStep(models::VelocityModel& policy, const SdeConfig& sde, do
     auto v_uncond = both.narrow(0, b, b);
     v = v_uncond + cfg_scale * (v_cond - v_uncond);
   }
+  return v;
+}
+
+SdeStepResult PolicyStep(models::VelocityModel& policy, const SdeConfig& sde, double cfg_scale,
+                         const torch::Tensor& x, const torch::Tensor& sigma,
+                         const torch::Tensor& sigma_next, const models::Conditioning& condition,
+                         const models::Conditioning& null_condition, const torch::Tensor& noise,
+                         const torch::Tensor& given_next) {
+  auto v = GuidedVelocity(policy, cfg_scale, x, sigma, condition, null_condition);
   return SdeStep(sde, x, v, sigma, sigma_next, noise, given_next);
 }
 
@@ -80,14 +87,23 @@ Trajectories Rollout(models::VelocityModel& policy, const RolloutConfig& config,
     auto cond = traj.conditions.Rows(torch::arange(begin, end, torch::kLong));
     traj.latents.select(1, 0).narrow(0, begin, b).copy_(x);
     for (int i = 0; i < steps; ++i) {
+      auto sigma = torch::full({b}, sigmas[i], torch::kFloat32);
+      auto sigma_next = torch::full({b}, sigmas[i + 1], torch::kFloat32);
+      if (!sde.window.Contains(i)) {  // a deterministic step: no noise, no log-prob
+        auto v = GuidedVelocity(policy, config.cfg_scale, x, sigma, cond, null_condition);
+        auto next = OdeStep(x, v, sigma, sigma_next);
+        traj.latents.select(1, i + 1).narrow(0, begin, b).copy_(next);
+        traj.log_probs.select(1, i).narrow(0, begin, b).zero_();
+        if (i == steps - 1) traj.final_x0.narrow(0, begin, b).copy_(x - RowsLike(sigma, x) * v);
+        x = next;
+        continue;
+      }
       std::vector<torch::Tensor> noise;
       for (int64_t s = begin; s < end; ++s) {
         RandomKey key{config.seed, RandomStream::kSdeNoise, iteration, traj.prompt_slot[s],
                       traj.member[s], i};
         noise.push_back(KeyedNormal(key, config.latent_shape));
       }
-      auto sigma = torch::full({b}, sigmas[i], torch::kFloat32);
-      auto sigma_next = torch::full({b}, sigmas[i + 1], torch::kFloat32);
       auto step = PolicyStep(policy, sde, config.cfg_scale, x, sigma, sigma_next, cond,
                              null_condition, torch::stack(noise), torch::Tensor());
       traj.latents.select(1, i + 1).narrow(0, begin, b).copy_(step.next);

@@ -1,5 +1,6 @@
 // Rollout (Algorithm 1, lines 2-6): G samples per prompt, drawn with the SDE sampler,
-// recording the latents and the log-prob of every step.
+// recording the latents and the log-prob of every step. With an SDE window (sde.h), only
+// the window's steps are stochastic; the others take the ODE step and record log-prob 0.
 //
 // The caller names each sample by (prompt slot, member within the prompt's group); a rank
 // may hold whole groups or a part of one. With
@@ -37,6 +38,7 @@ struct Trajectories {
   std::vector<double> sigmas;         // T + 1 values, sigmas[0] = 1, sigmas[T] = 0
   torch::Tensor latents;              // [N, T+1, C, F, H, W]; index i is x at sigmas[i]
   torch::Tensor log_probs;            // [N, T]; step i goes from sigmas[i] to sigmas[i+1]
+                                      // (0 for the ODE steps outside the SDE window)
   torch::Tensor final_x0;             // [N, C, F, H, W]: x0_hat of the last step (decoded)
   std::vector<int64_t> prompt_slot;   // [N]: the prompt's slot in this iteration's batch
   std::vector<int64_t> member;        // [N]: index within the prompt's group
@@ -47,7 +49,12 @@ struct Trajectories {
   int steps() const { return static_cast<int>(sigmas.size()) - 1; }
 };
 
-// The guided velocity v_u + s (v_c - v_u) (or v_c when s == 1), followed by one SDE step.
+// The guided velocity v_u + s (v_c - v_u) (or v_c when s == 1).
+torch::Tensor GuidedVelocity(models::VelocityModel& policy, double cfg_scale, const torch::Tensor& x,
+                             const torch::Tensor& sigma, const models::Conditioning& condition,
+                             const models::Conditioning& null_condition);
+
+// The guided velocity followed by one SDE step.
 // The one code path for the policy's log-probs, in rollout and in training.
 SdeStepResult PolicyStep(models::VelocityModel& policy, const SdeConfig& sde, double cfg_scale,
                          const torch::Tensor& x, const torch::Tensor& sigma,

@@ -208,6 +208,67 @@ TEST(Update, TrainedTimestepsAreDistinctSubsetsOfTrainableSteps) {
   EXPECT_FALSE(TrainedStepCount(16, 1.5).ok());
 }
 
+TEST(Rollout, SdeWindowIsTheOnlySourceOfDifferenceWithinAGroup) {
+  // T = 6, window = steps 2 and 3: steps 0, 1, 4, 5 are ODE steps.
+  World s(/*group=*/3, 0);
+  s.rollout.sde.window = {2, 2};
+  auto traj = s.Run(2);
+  for (int p = 0; p < 2; ++p) {
+    for (int g = 1; g < 3; ++g) {
+      const int a = p * 3, b = p * 3 + g;
+      // Shared x_0 and deterministic steps 0, 1: identical up to x_2.
+      for (int i = 0; i <= 2; ++i) EXPECT_TRUE(torch::equal(traj.latents[a][i], traj.latents[b][i])) << i;
+      EXPECT_FALSE(torch::equal(traj.latents[a][3], traj.latents[b][3])) << "the window's noise differs";
+    }
+  }
+  // ODE steps record log-prob 0 and are x + (sigma_next - sigma) v, bit for bit (same batch shape).
+  torch::NoGradGuard no_grad;
+  const auto cond = traj.conditions;
+  for (int i : {0, 1, 4, 5}) {
+    EXPECT_EQ(traj.log_probs.select(1, i).abs().max().item<double>(), 0.0) << i;
+    auto x = traj.latents.select(1, i);
+    auto sigma = torch::full({6}, s.sigmas[i], torch::kFloat32);
+    auto sigma_next = torch::full({6}, s.sigmas[i + 1], torch::kFloat32);
+    auto v = s.policy->Velocity(x, sigma, cond);
+    EXPECT_TRUE(torch::equal(traj.latents.select(1, i + 1), OdeStep(x, v, sigma, sigma_next))) << i;
+  }
+  for (int i : {2, 3}) EXPECT_TRUE((traj.log_probs.select(1, i) != 0).all().item<bool>()) << i;
+}
+
+TEST(Update, SdeWindowTrainsOnlyItsStepsAndStaysOnPolicy) {
+  World s(4, 4);
+  s.rollout.sde.window = {1, 3};  // steps 1..3 of T = 6
+  auto traj = s.Run(2);
+  auto opt = s.Optimizer();
+  UpdateConfig u = s.Update(1);
+  u.timestep_fraction = 1.0;
+  auto stats = UpdatePolicy(*s.policy, nullptr, *opt, u, traj, AlternatingAdvantages(8), All(8), kLossScale);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->trained_pairs, 8 * 3);
+  EXPECT_EQ(stats->ratio_min, 1.0);
+  EXPECT_EQ(stats->ratio_max, 1.0);
+  for (int member = 0; member < 4; ++member) {
+    auto t = TrainedTimesteps(42, 0, 0, member, 6, 3, {1, 3});
+    EXPECT_EQ(std::set<int64_t>(t.begin(), t.end()), (std::set<int64_t>{1, 2, 3}));
+  }
+}
+
+TEST(Update, SdeWindowCountsAndErrors) {
+  EXPECT_EQ(*TrainedStepCount(10, 1.0, {0, 3}), 3);
+  EXPECT_EQ(*TrainedStepCount(10, 0.6, {2, 5}), 3);  // floor(5 * 0.6)
+  EXPECT_EQ(*TrainedStepCount(10, 1.0, {}), 9);      // size 0: every step but the last
+  EXPECT_EQ(TrainedTimesteps(7, 3, 1, 0, 10, 3, {}), TrainedTimesteps(7, 3, 1, 0, 10, 3))
+      << "the default window keeps the old subsets";
+  for (const SdeWindow bad : {SdeWindow{8, 2}, SdeWindow{-1, 2}, SdeWindow{0, 10}}) {
+    auto count = TrainedStepCount(10, 1.0, bad);
+    ASSERT_FALSE(count.ok()) << bad.begin << ":" << bad.size;
+    EXPECT_NE(count.status().message().find("does not fit"), std::string::npos) << count.status();
+  }
+  auto none = TrainedStepCount(10, 0.3, {0, 2});  // floor(2 * 0.3) = 0
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("0 trained steps"), std::string::npos) << none.status();
+}
+
 TEST(Update, RejectsOptimizerStepsThatSplitAMicroBatch) {
   World s(2, 4);
   auto traj = s.Run(4);

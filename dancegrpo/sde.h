@@ -27,8 +27,21 @@ enum class SdeKind { kDanceGrpo, kFlowGrpo };
 
 absl::StatusOr<SdeKind> ParseSdeKind(const std::string& name);  // "dancegrpo" | "flowgrpo"
 
+// The steps that are stochastic (and trained), as in MixGRPO: steps begin..begin+size-1 take
+// the SDE, every other step the deterministic ODE. size = 0 means every step is an SDE step.
+// With shared initial noise, the samples of a group then differ only through the window's
+// noise, so their reward differences are credited to the steps that caused them.
+struct SdeWindow {
+  int begin = 0;
+  int size = 0;
+
+  bool all() const { return size == 0; }
+  bool Contains(int step) const { return all() || (step >= begin && step < begin + size); }
+};
+
 struct SdeConfig {
   SdeKind kind = SdeKind::kDanceGrpo;
+  SdeWindow window;
   double eta = 0.3;          // DanceGRPO noise scale (0.25 for HunyuanVideo)
   double noise_level = 0.7;  // Flow-GRPO a
   // Flow-GRPO's sigma' replaces sigma == 1 (the first step) by sigma_1 = sigmas[1].

@@ -50,7 +50,7 @@ absl::Status ValidateConfig(const TrainerConfig& c, size_t num_prompts) {
   if (!(c.shift > 0)) return absl::InvalidArgumentError(absl::StrCat("shift = ", c.shift, "; it must be > 0"));
   if (!(c.clip_range > 0))
     return absl::InvalidArgumentError(absl::StrCat("clip_range = ", c.clip_range, "; it must be > 0 (e.g. 1e-4)"));
-  return TrainedStepCount(c.steps, c.timestep_fraction).status();
+  return TrainedStepCount(c.steps, c.timestep_fraction, c.sde.window).status();
 }
 
 // Gathers this rank's scores [K][n] over `comm` into [K][comm.size * n], in rank order.
@@ -97,6 +97,8 @@ std::string DescribeConfig(const TrainerConfig& c) {
   add("sde", c.sde.kind == SdeKind::kDanceGrpo ? "dancegrpo" : "flowgrpo");
   add("eta", c.sde.eta);
   add("noise_level", c.sde.noise_level);
+  add("sde_window_begin", c.sde.window.begin);
+  add("sde_window_size", c.sde.window.size);
   add("shared_noise", c.shared_noise);
   add("micro_batch", c.micro_batch);
   add("grad_accum_samples", c.grad_accum_samples);
@@ -316,11 +318,11 @@ absl::StatusOr<IterationMetrics> Trainer::Step() {
 
   // 6. The trajectory shard.
   if (trajectory_writer_) {
-    DGRPO_ASSIGN_OR_RETURN(const int n_steps, TrainedStepCount(config_.steps, config_.timestep_fraction));
+    DGRPO_ASSIGN_OR_RETURN(const int n_steps, TrainedStepCount(config_.steps, config_.timestep_fraction, config_.sde.window));
     auto timesteps = torch::empty({n_local, n_steps}, torch::kLong);
     for (int64_t i = 0; i < n_local; ++i) {
       const auto t = TrainedTimesteps(config_.seed, iteration_, traj.prompt_slot[i], traj.member[i], config_.steps,
-                                      n_steps);
+                                      n_steps, config_.sde.window);
       for (int j = 0; j < n_steps; ++j) timesteps[i][j] = t[j];
     }
     auto record = MakeTrajectoryRecord(traj, trajectory_writer_->mode(), timesteps);
@@ -365,7 +367,7 @@ absl::Status Trainer::Update(const Trajectories& traj, const std::vector<double>
   uc.cfg_scale = config_.cfg_scale;
   uc.kl_beta = config_.kl_beta;
   uc.sde = config_.sde;
-  DGRPO_ASSIGN_OR_RETURN(const int n_steps, TrainedStepCount(config_.steps, config_.timestep_fraction));
+  DGRPO_ASSIGN_OR_RETURN(const int n_steps, TrainedStepCount(config_.steps, config_.timestep_fraction, config_.sde.window));
   const auto update_start = Clock::now();
   DGRPO_ASSIGN_OR_RETURN(auto local, UpdatePolicy(*policy_, reference_.get(), *optimizer_, uc, traj, advantages,
                                                   train_samples, 1.0 / (static_cast<double>(ga_global) * n_steps)));

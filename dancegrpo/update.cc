@@ -11,29 +11,49 @@
 
 namespace dancegrpo {
 
-absl::StatusOr<int> TrainedStepCount(int steps, double timestep_fraction) {
+absl::StatusOr<std::vector<int64_t>> TrainableSteps(int steps, const SdeWindow& window) {
   if (steps < 2) {
     return absl::InvalidArgumentError(
         absl::StrCat("sampling steps = ", steps, ": the last step is never trained, so at least 2 are needed"));
   }
+  if (!window.all() && (window.begin < 0 || window.size < 0 || window.begin + window.size > steps - 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SDE window of ", window.size, " step(s) from step ", window.begin, " does not fit the trainable steps 0..",
+        steps - 2, " of T = ", steps, " (the last step is never trained); use begin >= 0 and begin + size <= ",
+        steps - 1, ", or size 0 for every step"));
+  }
+  std::vector<int64_t> out;
+  for (int t = 0; t < steps - 1; ++t)
+    if (window.Contains(t)) out.push_back(t);
+  return out;
+}
+
+absl::StatusOr<int> TrainedStepCount(int steps, double timestep_fraction, const SdeWindow& window) {
+  auto trainable = TrainableSteps(steps, window);
+  if (!trainable.ok()) return trainable.status();
   if (!(timestep_fraction > 0 && timestep_fraction <= 1)) {
     return absl::InvalidArgumentError(
         absl::StrCat("timestep_fraction = ", timestep_fraction, "; it must be in (0, 1]"));
   }
+  const int n = static_cast<int>(trainable->size());
   // The small slack keeps e.g. 15 * 0.6 at 9, not 8.999...
-  const int count = static_cast<int>(std::floor((steps - 1) * timestep_fraction + 1e-9));
+  const int count = static_cast<int>(std::floor(n * timestep_fraction + 1e-9));
   if (count < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("floor((T-1) * timestep_fraction) = floor(", steps - 1,
-                                                   " * ", timestep_fraction,
-                                                   ") = 0 trained steps; raise timestep_fraction or T"));
+    return absl::InvalidArgumentError(absl::StrCat("floor(", n, " trainable steps * timestep_fraction ",
+                                                   timestep_fraction,
+                                                   ") = 0 trained steps; raise timestep_fraction, T or the SDE window"));
   }
   return count;
 }
 
 std::vector<int64_t> TrainedTimesteps(uint64_t seed, int64_t iteration, int64_t prompt_slot,
-                                      int64_t member, int steps, int count) {
-  auto perm = KeyedPermutation({seed, RandomStream::kTimesteps, iteration, prompt_slot, member, -1}, steps - 1);
+                                      int64_t member, int steps, int count, const SdeWindow& window) {
+  auto trainable = TrainableSteps(steps, window);
+  CHECK(trainable.ok()) << trainable.status();
+  auto perm = KeyedPermutation({seed, RandomStream::kTimesteps, iteration, prompt_slot, member, -1},
+                               static_cast<int64_t>(trainable->size()));
   perm.resize(count);
+  for (auto& t : perm) t = (*trainable)[t];
   return perm;
 }
 
@@ -61,7 +81,7 @@ absl::StatusOr<UpdateStats> UpdatePolicy(models::VelocityModel& policy,
   if (config.kl_beta > 0 && reference == nullptr) {
     return absl::InvalidArgumentError("kl_beta > 0 needs a reference policy");
   }
-  auto count_or = TrainedStepCount(traj.steps(), config.timestep_fraction);
+  auto count_or = TrainedStepCount(traj.steps(), config.timestep_fraction, config.sde.window);
   if (!count_or.ok()) return count_or.status();
   const int n_steps = *count_or;
   const SdeConfig sde = WithSchedule(config.sde, traj.sigmas);
@@ -95,7 +115,7 @@ absl::StatusOr<UpdateStats> UpdatePolicy(models::VelocityModel& policy,
     std::vector<std::vector<int64_t>> chosen;
     for (int64_t s : rows)
       chosen.push_back(TrainedTimesteps(config.seed, traj.iteration, traj.prompt_slot[s], traj.member[s],
-                                        traj.steps(), n_steps));
+                                        traj.steps(), n_steps, config.sde.window));
     const auto row_index = torch::tensor(rows, torch::kLong);
     const auto condition = traj.conditions.Rows(row_index);
     std::vector<double> adv_rows;

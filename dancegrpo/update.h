@@ -61,13 +61,18 @@ struct UpdateStats {
   double grad_norm = 0;        // mean pre-clip norm over the optimizer steps
 };
 
-// floor((T - 1) tau), with a clear error when it is 0 or T < 2.
-absl::StatusOr<int> TrainedStepCount(int steps, double timestep_fraction);
+// The trainable steps: 0..T-2 (the last step is never trained), restricted to the SDE
+// window. A clear error when the window does not fit in them.
+absl::StatusOr<std::vector<int64_t>> TrainableSteps(int steps, const SdeWindow& window = {});
 
-// The steps trained for one sample: the first TrainedStepCount of a keyed permutation of
-// 0..T-2.
+// floor(|trainable steps| tau), with a clear error when it is 0, T < 2 or the window does
+// not fit.
+absl::StatusOr<int> TrainedStepCount(int steps, double timestep_fraction, const SdeWindow& window = {});
+
+// The steps trained for one sample: the first `count` of a keyed permutation of the
+// trainable steps.
 std::vector<int64_t> TrainedTimesteps(uint64_t seed, int64_t iteration, int64_t prompt_slot,
-                                      int64_t member, int steps, int count);
+                                      int64_t member, int steps, int count, const SdeWindow& window = {});
 
 // Runs the update over `samples` (indices into the trajectories, increasing; e.g. all of
 // them, or those kept by best-of-n). `reference` may be null unless kl_beta > 0.

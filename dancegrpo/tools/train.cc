@@ -58,6 +58,10 @@ DEFINE_double(eta, 0.3, "DanceGRPO SDE noise scale");
 DEFINE_double(noise_level, 0.7, "Flow-GRPO SDE noise level a (with --sde=flowgrpo)");
 DEFINE_int32(micro_batch, 4, "samples per policy evaluation");
 DEFINE_int32(grad_accum_samples, 0, "samples per optimizer step over all ranks; 0 = one step per iteration");
+DEFINE_int32(sde_window_begin, 0, "first SDE step of the window (with --sde_window_size)");
+DEFINE_int32(sde_window_size, 0,
+             "SDE steps in the window (MixGRPO): only they are stochastic and trained, the rest take the ODE; "
+             "0 = every step");
 DEFINE_double(timestep_fraction, 0.6, "fraction of the trainable steps trained per sample");
 DEFINE_double(clip_range, 1e-4, "ratio clip range");
 DEFINE_int32(best_of_n, 0, "best-of-n selection (0 = off)");
@@ -165,6 +169,7 @@ int main(int argc, char** argv) {
     c.sde.kind = *kind;
     c.sde.eta = FLAGS_eta;
     c.sde.noise_level = FLAGS_noise_level;
+    c.sde.window = {FLAGS_sde_window_begin, FLAGS_sde_window_size};
     c.micro_batch = FLAGS_micro_batch;
     c.grad_accum_samples = FLAGS_grad_accum_samples;
     c.timestep_fraction = FLAGS_timestep_fraction;
