@@ -198,6 +198,20 @@ TEST(Trainer, RejectsBadConfigsWithClearErrors) {
   c = ToyConfig(1);
   c.clip_range = std::nan("");
   EXPECT_NE(make(c).status().message().find("clip_range"), std::string::npos);
+  c = ToyConfig(1);
+  c.sde.window = {c.steps - 2, 2};  // runs into the last step, which is never trained
+  EXPECT_NE(make(c).status().message().find("SDE window"), std::string::npos) << make(c).status();
+}
+
+TEST(Trainer, LearnsWithAnSdeWindow) {
+  // Only the first half of the steps are stochastic and trained: GRPO still climbs.
+  auto c = ToyConfig(400);
+  c.sde.window = {0, c.steps / 2};
+  auto run = Train(c, /*flip_advantage=*/false);
+  const double before = Mean(run.target_reward, 0, 20);
+  const double after = Mean(run.target_reward, 380, 400);
+  std::printf("target reward with an SDE window %.4f -> %.4f\n", before, after);
+  EXPECT_GT(after, before + 0.25);
 }
 
 TEST(Trainer, NanRewardStopsTheIterationNamingRewardAndSample) {

@@ -183,12 +183,20 @@ TEST(CheckpointFiles, ModelShapeChangeRefusedLearningRateChangeReported) {
   EXPECT_NE(report->config_changes[0].find("lr: 0.01 -> 0.005"), std::string::npos) << report->config_changes[0];
 }
 
-class Replay : public ::testing::TestWithParam<StoredLatents> {};
+struct ReplayCase {
+  StoredLatents latents;
+  SdeWindow window;  // size 0: every step is an SDE step
+  const char* name;
+};
+
+class Replay : public ::testing::TestWithParam<ReplayCase> {};
 
 TEST_P(Replay, StoredIterationReproducesLogProbsAndTheUpdate) {
-  const std::string dir = Dir(GetParam() == StoredLatents::kAll ? "replay_all" : "replay_trained");
-  auto sampler = Make(Config());
-  auto writer = std::make_shared<TrajectoryWriter>(dir, 0, GetParam());
+  const std::string dir = Dir(std::string("replay_") + GetParam().name);
+  auto config = Config();
+  config.sde.window = GetParam().window;
+  auto sampler = Make(config);
+  auto writer = std::make_shared<TrajectoryWriter>(dir, 0, GetParam().latents);
   sampler->set_trajectory_writer(writer);
   ASSERT_TRUE(sampler->Step().ok());
   ASSERT_TRUE(writer->CommitSegment().ok());
@@ -200,10 +208,15 @@ TEST_P(Replay, StoredIterationReproducesLogProbsAndTheUpdate) {
   ASSERT_TRUE(record.ok()) << record.status();
   EXPECT_EQ(record->latents.size(0), 8);
   EXPECT_EQ(record->prompt_texts.size(), 8u);
-  EXPECT_EQ(record->timesteps.size(1), 3);  // floor(5 * 0.6)
+  // floor(5 * 0.6) of the 5 trainable steps, or floor(3 * 0.6) of a 3-step window.
+  EXPECT_EQ(record->timesteps.size(1), GetParam().window.all() ? 3 : 1);
+  if (!GetParam().window.all()) {
+    for (int64_t i = 0; i < record->timesteps.size(0); ++i)
+      EXPECT_TRUE(GetParam().window.Contains(static_cast<int>(record->timesteps[i][0].item<int64_t>()))) << i;
+  }
 
   // A learner with the sampler's initial weights replays the stored iteration.
-  auto learner = Make(Config());
+  auto learner = Make(config);
   auto m = learner->ReplayStep(*record);
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->update.ratio_min, 1.0);
@@ -212,7 +225,11 @@ TEST_P(Replay, StoredIterationReproducesLogProbsAndTheUpdate) {
   for (size_t i = 0; i < ps.size(); ++i) EXPECT_TRUE(torch::equal(ps[i], pl[i])) << i;
 }
 
-INSTANTIATE_TEST_SUITE_P(Latents, Replay, ::testing::Values(StoredLatents::kAll, StoredLatents::kTrainedSteps));
+INSTANTIATE_TEST_SUITE_P(Latents, Replay,
+                         ::testing::Values(ReplayCase{StoredLatents::kAll, {}, "all"},
+                                           ReplayCase{StoredLatents::kTrainedSteps, {}, "trained"},
+                                           ReplayCase{StoredLatents::kTrainedSteps, {2, 3}, "window"}),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace dancegrpo
