@@ -20,6 +20,7 @@ enum class RandomStream : uint64_t {
   kTimesteps = 3,
   kPrompts = 4,
   kInit = 5,
+  kSdeWindow = 6,
 };
 
 // -1 marks a coordinate that does not apply (e.g. `sample` for noise shared by a group).

@@ -50,13 +50,22 @@ std::vector<std::pair<int64_t, int64_t>> MicroBatches(int64_t n, int micro_batch
   return out;
 }
 
+SdeWindow WindowForIteration(const SdeWindow& window, uint64_t seed, int64_t iteration, int steps) {
+  if (!window.random) return window;
+  const int positions = steps - 1 - window.size + 1;  // begins that keep it off the last step
+  CHECK(window.size >= 1 && positions >= 1) << "random SDE window of " << window.size << " steps for T = " << steps;
+  const auto perm = KeyedPermutation({seed, RandomStream::kSdeWindow, iteration, -1, -1, -1}, positions);
+  return {static_cast<int>(perm[0]), window.size, false};
+}
+
 Trajectories Rollout(models::VelocityModel& policy, const RolloutConfig& config,
                      const std::vector<double>& sigmas, int64_t iteration,
                      const std::vector<SampleId>& samples, const models::Conditioning& conditions,
                      const models::Conditioning& null_condition) {
   torch::NoGradGuard no_grad;
   const int steps = static_cast<int>(sigmas.size()) - 1;
-  const SdeConfig sde = WithSchedule(config.sde, sigmas);
+  SdeConfig sde = WithSchedule(config.sde, sigmas);
+  sde.window = WindowForIteration(config.sde.window, config.seed, iteration, steps);
   const int64_t n = static_cast<int64_t>(samples.size());
   CHECK_EQ(conditions.batch(), n) << "one condition row per sample";
 

@@ -66,6 +66,11 @@ SdeStepResult PolicyStep(models::VelocityModel& policy, const SdeConfig& sde, do
 torch::Tensor InitialNoise(const RolloutConfig& config, int64_t iteration, int64_t prompt_slot,
                            int64_t member);
 
+// The window used in `iteration`: `window` itself, or, when it is random, one of size
+// window.size whose begin is drawn uniformly from the trainable steps, keyed by (seed,
+// iteration) so that every rank and a replay agree.
+SdeWindow WindowForIteration(const SdeWindow& window, uint64_t seed, int64_t iteration, int steps);
+
 struct SampleId {
   int64_t prompt_slot = 0;  // the prompt's slot in this iteration's global batch
   int64_t member = 0;       // index within the prompt's group, 0..G-1

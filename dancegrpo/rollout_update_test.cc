@@ -253,6 +253,43 @@ TEST(Update, SdeWindowTrainsOnlyItsStepsAndStaysOnPolicy) {
   }
 }
 
+TEST(Rollout, RandomSdeWindowIsKeyedByIterationAndTrainedWhereItLanded) {
+  const SdeWindow random{0, 2, true};
+  std::set<int> begins;
+  for (int64_t it = 0; it < 40; ++it) {
+    const auto w = WindowForIteration(random, 42, it, 6);
+    EXPECT_FALSE(w.random);
+    EXPECT_EQ(w.size, 2);
+    EXPECT_GE(w.begin, 0);
+    EXPECT_LE(w.begin + w.size, 5) << "never the last step";
+    EXPECT_EQ(w.begin, WindowForIteration(random, 42, it, 6).begin) << "same key, same window";
+    begins.insert(w.begin);
+  }
+  EXPECT_EQ(begins, (std::set<int>{0, 1, 2, 3})) << "every position is drawn over 40 iterations";
+
+  World s(4, 4);
+  s.rollout.sde.window = random;
+  for (int64_t it : {0, 1, 2, 3}) {
+    auto traj = s.Run(2, it);
+    const auto w = WindowForIteration(random, s.rollout.seed, it, 6);
+    for (int i = 0; i < 6; ++i) {
+      EXPECT_EQ((traj.log_probs.select(1, i) != 0).all().item<bool>(), w.Contains(i))
+          << "iteration " << it << " step " << i;
+    }
+    auto opt = s.Optimizer();
+    UpdateConfig u = s.Update(1);
+    u.timestep_fraction = 1.0;
+    auto stats = UpdatePolicy(*s.policy, nullptr, *opt, u, traj, AlternatingAdvantages(8), All(8), kLossScale);
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    EXPECT_EQ(stats->trained_pairs, 8 * 2);
+    EXPECT_EQ(stats->ratio_min, 1.0) << "the update trains the steps the rollout drew";
+    EXPECT_EQ(stats->ratio_max, 1.0);
+  }
+  EXPECT_EQ(*TrainedStepCount(6, 1.0, random), 2);
+  EXPECT_FALSE(TrainedStepCount(6, 1.0, SdeWindow{0, 6, true}).ok()) << "larger than the trainable steps";
+  EXPECT_FALSE(TrainedStepCount(6, 1.0, SdeWindow{0, 0, true}).ok()) << "a random window needs a size";
+}
+
 TEST(Update, SdeWindowCountsAndErrors) {
   EXPECT_EQ(*TrainedStepCount(10, 1.0, {0, 3}), 3);
   EXPECT_EQ(*TrainedStepCount(10, 0.6, {2, 5}), 3);  // floor(5 * 0.6)

@@ -31,9 +31,12 @@ absl::StatusOr<SdeKind> ParseSdeKind(const std::string& name);  // "dancegrpo" |
 // the SDE, every other step the deterministic ODE. size = 0 means every step is an SDE step.
 // With shared initial noise, the samples of a group then differ only through the window's
 // noise, so their reward differences are credited to the steps that caused them.
+// With `random`, each iteration draws its own begin (rollout.h: WindowForIteration), so the
+// early steps (layout, motion) and the late ones (detail) all get trained over a run.
 struct SdeWindow {
   int begin = 0;
   int size = 0;
+  bool random = false;  // begin drawn per iteration; resolve before calling Contains
 
   bool all() const { return size == 0; }
   bool Contains(int step) const { return all() || (step >= begin && step < begin + size); }

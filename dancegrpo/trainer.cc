@@ -99,6 +99,7 @@ std::string DescribeConfig(const TrainerConfig& c) {
   add("noise_level", c.sde.noise_level);
   add("sde_window_begin", c.sde.window.begin);
   add("sde_window_size", c.sde.window.size);
+  add("sde_window_random", c.sde.window.random);
   add("shared_noise", c.shared_noise);
   add("micro_batch", c.micro_batch);
   add("grad_accum_samples", c.grad_accum_samples);
@@ -318,11 +319,13 @@ absl::StatusOr<IterationMetrics> Trainer::Step() {
 
   // 6. The trajectory shard.
   if (trajectory_writer_) {
-    DGRPO_ASSIGN_OR_RETURN(const int n_steps, TrainedStepCount(config_.steps, config_.timestep_fraction, config_.sde.window));
+    DGRPO_ASSIGN_OR_RETURN(const int n_steps,
+                           TrainedStepCount(config_.steps, config_.timestep_fraction, config_.sde.window));
+    const SdeWindow window = WindowForIteration(config_.sde.window, config_.seed, iteration_, config_.steps);
     auto timesteps = torch::empty({n_local, n_steps}, torch::kLong);
     for (int64_t i = 0; i < n_local; ++i) {
       const auto t = TrainedTimesteps(config_.seed, iteration_, traj.prompt_slot[i], traj.member[i], config_.steps,
-                                      n_steps, config_.sde.window);
+                                      n_steps, window);
       for (int j = 0; j < n_steps; ++j) timesteps[i][j] = t[j];
     }
     auto record = MakeTrajectoryRecord(traj, trajectory_writer_->mode(), timesteps);
@@ -367,7 +370,8 @@ absl::Status Trainer::Update(const Trajectories& traj, const std::vector<double>
   uc.cfg_scale = config_.cfg_scale;
   uc.kl_beta = config_.kl_beta;
   uc.sde = config_.sde;
-  DGRPO_ASSIGN_OR_RETURN(const int n_steps, TrainedStepCount(config_.steps, config_.timestep_fraction, config_.sde.window));
+  DGRPO_ASSIGN_OR_RETURN(const int n_steps,
+                         TrainedStepCount(config_.steps, config_.timestep_fraction, config_.sde.window));
   const auto update_start = Clock::now();
   DGRPO_ASSIGN_OR_RETURN(auto local, UpdatePolicy(*policy_, reference_.get(), *optimizer_, uc, traj, advantages,
                                                   train_samples, 1.0 / (static_cast<double>(ga_global) * n_steps)));

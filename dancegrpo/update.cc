@@ -16,6 +16,9 @@ absl::StatusOr<std::vector<int64_t>> TrainableSteps(int steps, const SdeWindow& 
     return absl::InvalidArgumentError(
         absl::StrCat("sampling steps = ", steps, ": the last step is never trained, so at least 2 are needed"));
   }
+  if (window.random && window.size < 1) {
+    return absl::InvalidArgumentError("a random SDE window needs a size >= 1 (e.g. 3)");
+  }
   if (!window.all() && (window.begin < 0 || window.size < 0 || window.begin + window.size > steps - 1)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "SDE window of ", window.size, " step(s) from step ", window.begin, " does not fit the trainable steps 0..",
@@ -29,7 +32,8 @@ absl::StatusOr<std::vector<int64_t>> TrainableSteps(int steps, const SdeWindow& 
 }
 
 absl::StatusOr<int> TrainedStepCount(int steps, double timestep_fraction, const SdeWindow& window) {
-  auto trainable = TrainableSteps(steps, window);
+  // A random window has the same size wherever it lands.
+  auto trainable = TrainableSteps(steps, window.random && window.size >= 1 ? SdeWindow{0, window.size} : window);
   if (!trainable.ok()) return trainable.status();
   if (!(timestep_fraction > 0 && timestep_fraction <= 1)) {
     return absl::InvalidArgumentError(
@@ -48,6 +52,7 @@ absl::StatusOr<int> TrainedStepCount(int steps, double timestep_fraction, const 
 
 std::vector<int64_t> TrainedTimesteps(uint64_t seed, int64_t iteration, int64_t prompt_slot,
                                       int64_t member, int steps, int count, const SdeWindow& window) {
+  CHECK(!window.random) << "resolve a random SDE window with WindowForIteration first";
   auto trainable = TrainableSteps(steps, window);
   CHECK(trainable.ok()) << trainable.status();
   auto perm = KeyedPermutation({seed, RandomStream::kTimesteps, iteration, prompt_slot, member, -1},
@@ -81,7 +86,8 @@ absl::StatusOr<UpdateStats> UpdatePolicy(models::VelocityModel& policy,
   if (config.kl_beta > 0 && reference == nullptr) {
     return absl::InvalidArgumentError("kl_beta > 0 needs a reference policy");
   }
-  auto count_or = TrainedStepCount(traj.steps(), config.timestep_fraction, config.sde.window);
+  const SdeWindow window = WindowForIteration(config.sde.window, config.seed, traj.iteration, traj.steps());
+  auto count_or = TrainedStepCount(traj.steps(), config.timestep_fraction, window);
   if (!count_or.ok()) return count_or.status();
   const int n_steps = *count_or;
   const SdeConfig sde = WithSchedule(config.sde, traj.sigmas);
@@ -115,7 +121,7 @@ absl::StatusOr<UpdateStats> UpdatePolicy(models::VelocityModel& policy,
     std::vector<std::vector<int64_t>> chosen;
     for (int64_t s : rows)
       chosen.push_back(TrainedTimesteps(config.seed, traj.iteration, traj.prompt_slot[s], traj.member[s],
-                                        traj.steps(), n_steps, config.sde.window));
+                                        traj.steps(), n_steps, window));
     const auto row_index = torch::tensor(rows, torch::kLong);
     const auto condition = traj.conditions.Rows(row_index);
     std::vector<double> adv_rows;

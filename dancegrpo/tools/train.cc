@@ -62,6 +62,9 @@ DEFINE_int32(sde_window_begin, 0, "first SDE step of the window (with --sde_wind
 DEFINE_int32(sde_window_size, 0,
              "SDE steps in the window (MixGRPO): only they are stochastic and trained, the rest take the ODE; "
              "0 = every step");
+DEFINE_bool(sde_window_random, false,
+            "draw the window's first step anew each iteration (keyed by seed and iteration) instead of "
+            "--sde_window_begin");
 DEFINE_double(timestep_fraction, 0.6, "fraction of the trainable steps trained per sample");
 DEFINE_double(clip_range, 1e-4, "ratio clip range");
 DEFINE_int32(best_of_n, 0, "best-of-n selection (0 = off)");
@@ -169,7 +172,7 @@ int main(int argc, char** argv) {
     c.sde.kind = *kind;
     c.sde.eta = FLAGS_eta;
     c.sde.noise_level = FLAGS_noise_level;
-    c.sde.window = {FLAGS_sde_window_begin, FLAGS_sde_window_size};
+    c.sde.window = {FLAGS_sde_window_begin, FLAGS_sde_window_size, FLAGS_sde_window_random};
     c.micro_batch = FLAGS_micro_batch;
     c.grad_accum_samples = FLAGS_grad_accum_samples;
     c.timestep_fraction = FLAGS_timestep_fraction;

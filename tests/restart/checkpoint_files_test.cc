@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "dancegrpo/checkpoint.h"
+#include "dancegrpo/rollout.h"
 #include "dancegrpo/toy_world.h"
 #include "dancegrpo/trainer.h"
 #include "dancegrpo/trajectory_store.h"
@@ -211,8 +212,9 @@ TEST_P(Replay, StoredIterationReproducesLogProbsAndTheUpdate) {
   // floor(5 * 0.6) of the 5 trainable steps, or floor(3 * 0.6) of a 3-step window.
   EXPECT_EQ(record->timesteps.size(1), GetParam().window.all() ? 3 : 1);
   if (!GetParam().window.all()) {
+    const auto window = WindowForIteration(GetParam().window, config.seed, 0, config.steps);
     for (int64_t i = 0; i < record->timesteps.size(0); ++i)
-      EXPECT_TRUE(GetParam().window.Contains(static_cast<int>(record->timesteps[i][0].item<int64_t>()))) << i;
+      EXPECT_TRUE(window.Contains(static_cast<int>(record->timesteps[i][0].item<int64_t>()))) << i;
   }
 
   // A learner with the sampler's initial weights replays the stored iteration.
@@ -228,7 +230,8 @@ TEST_P(Replay, StoredIterationReproducesLogProbsAndTheUpdate) {
 INSTANTIATE_TEST_SUITE_P(Latents, Replay,
                          ::testing::Values(ReplayCase{StoredLatents::kAll, {}, "all"},
                                            ReplayCase{StoredLatents::kTrainedSteps, {}, "trained"},
-                                           ReplayCase{StoredLatents::kTrainedSteps, {2, 3}, "window"}),
+                                           ReplayCase{StoredLatents::kTrainedSteps, {2, 3}, "window"},
+                                           ReplayCase{StoredLatents::kTrainedSteps, {0, 3, true}, "random_window"}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
