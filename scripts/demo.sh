@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: GRPO on the shapes world from the shipped base checkpoint, on 2 MPI ranks,
 # then a held-out table of base against trained, per reward.
-#   ./scripts/demo.sh                 (about 3 minutes of training on 2 cores, after setup and a ~3 minute cold build)
+#   ./scripts/demo.sh                 (about 4 minutes of training on 2 cores, after setup and a ~3 minute cold build)
 # Outputs in runs/demo: metrics.jsonl, reward_curves.png, samples/iter_*.png,
 # checkpoints/, trajectories/, eval_base.png and eval_trained.png.
 set -euo pipefail
