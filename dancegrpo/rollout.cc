@@ -52,7 +52,7 @@ std::vector<std::pair<int64_t, int64_t>> MicroBatches(int64_t n, int micro_batch
 
 SdeWindow WindowForIteration(const SdeWindow& window, uint64_t seed, int64_t iteration, int steps) {
   if (!window.random) return window;
-  const int positions = steps - 1 - window.size + 1;  // begins that keep it off the last step
+  const int positions = steps - window.size;  // begins 0..T-1-size keep it off the last step
   CHECK(window.size >= 1 && positions >= 1) << "random SDE window of " << window.size << " steps for T = " << steps;
   const auto perm = KeyedPermutation({seed, RandomStream::kSdeWindow, iteration, -1, -1, -1}, positions);
   return {static_cast<int>(perm[0]), window.size, false};

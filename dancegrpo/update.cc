@@ -86,9 +86,10 @@ absl::StatusOr<UpdateStats> UpdatePolicy(models::VelocityModel& policy,
   if (config.kl_beta > 0 && reference == nullptr) {
     return absl::InvalidArgumentError("kl_beta > 0 needs a reference policy");
   }
-  const SdeWindow window = WindowForIteration(config.sde.window, config.seed, traj.iteration, traj.steps());
-  auto count_or = TrainedStepCount(traj.steps(), config.timestep_fraction, window);
+  // Validates the window (fixed or random) before resolving it for this iteration.
+  auto count_or = TrainedStepCount(traj.steps(), config.timestep_fraction, config.sde.window);
   if (!count_or.ok()) return count_or.status();
+  const SdeWindow window = WindowForIteration(config.sde.window, config.seed, traj.iteration, traj.steps());
   const int n_steps = *count_or;
   const SdeConfig sde = WithSchedule(config.sde, traj.sigmas);
   const double norm = loss_scale;
