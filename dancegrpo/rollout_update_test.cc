@@ -235,18 +235,23 @@ TEST(Rollout, SdeWindowIsTheOnlySourceOfDifferenceWithinAGroup) {
   for (int i : {2, 3}) EXPECT_TRUE((traj.log_probs.select(1, i) != 0).all().item<bool>()) << i;
 }
 
-TEST(Update, SdeWindowTrainsOnlyItsStepsAndStaysOnPolicy) {
-  World s(4, 4);
-  s.rollout.sde.window = {1, 3};  // steps 1..3 of T = 6
-  auto traj = s.Run(2);
+// One update over every trainable step of 8 samples; the rollout's own trajectories, so the
+// ratio must be exactly 1 on each trained (sample, step) pair.
+void ExpectOnPolicyUpdate(World& s, const Trajectories& traj, int64_t steps_per_sample) {
   auto opt = s.Optimizer();
   UpdateConfig u = s.Update(1);
   u.timestep_fraction = 1.0;
   auto stats = UpdatePolicy(*s.policy, nullptr, *opt, u, traj, AlternatingAdvantages(8), All(8), kLossScale);
   ASSERT_TRUE(stats.ok()) << stats.status();
-  EXPECT_EQ(stats->trained_pairs, 8 * 3);
-  EXPECT_EQ(stats->ratio_min, 1.0);
+  EXPECT_EQ(stats->trained_pairs, 8 * steps_per_sample);
+  EXPECT_EQ(stats->ratio_min, 1.0) << "the update trains the steps the rollout drew";
   EXPECT_EQ(stats->ratio_max, 1.0);
+}
+
+TEST(Update, SdeWindowTrainsOnlyItsStepsAndStaysOnPolicy) {
+  World s(4, 4);
+  s.rollout.sde.window = {1, 3};  // steps 1..3 of T = 6
+  ExpectOnPolicyUpdate(s, s.Run(2), 3);
   for (int member = 0; member < 4; ++member) {
     auto t = TrainedTimesteps(42, 0, 0, member, 6, 3, {1, 3});
     EXPECT_EQ(std::set<int64_t>(t.begin(), t.end()), (std::set<int64_t>{1, 2, 3}));
@@ -276,14 +281,7 @@ TEST(Rollout, RandomSdeWindowIsKeyedByIterationAndTrainedWhereItLanded) {
       EXPECT_EQ((traj.log_probs.select(1, i) != 0).all().item<bool>(), w.Contains(i))
           << "iteration " << it << " step " << i;
     }
-    auto opt = s.Optimizer();
-    UpdateConfig u = s.Update(1);
-    u.timestep_fraction = 1.0;
-    auto stats = UpdatePolicy(*s.policy, nullptr, *opt, u, traj, AlternatingAdvantages(8), All(8), kLossScale);
-    ASSERT_TRUE(stats.ok()) << stats.status();
-    EXPECT_EQ(stats->trained_pairs, 8 * 2);
-    EXPECT_EQ(stats->ratio_min, 1.0) << "the update trains the steps the rollout drew";
-    EXPECT_EQ(stats->ratio_max, 1.0);
+    ExpectOnPolicyUpdate(s, traj, 2);
   }
   EXPECT_EQ(*TrainedStepCount(6, 1.0, random), 2);
   EXPECT_FALSE(TrainedStepCount(6, 1.0, SdeWindow{0, 6, true}).ok()) << "larger than the trainable steps";
