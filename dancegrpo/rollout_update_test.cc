@@ -286,6 +286,13 @@ TEST(Rollout, RandomSdeWindowIsKeyedByIterationAndTrainedWhereItLanded) {
   EXPECT_EQ(*TrainedStepCount(6, 1.0, random), 2);
   EXPECT_FALSE(TrainedStepCount(6, 1.0, SdeWindow{0, 6, true}).ok()) << "larger than the trainable steps";
   EXPECT_FALSE(TrainedStepCount(6, 1.0, SdeWindow{0, 0, true}).ok()) << "a random window needs a size";
+  // A begin that would be ignored is an error, not a silent default.
+  auto ignored = TrainedStepCount(6, 1.0, SdeWindow{2, 2, true});
+  ASSERT_FALSE(ignored.ok());
+  EXPECT_NE(ignored.status().message().find("leave the begin at 0"), std::string::npos) << ignored.status();
+  ignored = TrainedStepCount(6, 1.0, SdeWindow{2, 0, false});
+  ASSERT_FALSE(ignored.ok());
+  EXPECT_NE(ignored.status().message().find("give a size too"), std::string::npos) << ignored.status();
 }
 
 TEST(Update, SdeWindowCountsAndErrors) {

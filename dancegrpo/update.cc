@@ -16,14 +16,22 @@ absl::StatusOr<std::vector<int64_t>> TrainableSteps(int steps, const SdeWindow& 
     return absl::InvalidArgumentError(
         absl::StrCat("sampling steps = ", steps, ": the last step is never trained, so at least 2 are needed"));
   }
-  if (window.random && window.size < 1) {
-    return absl::InvalidArgumentError("a random SDE window needs a size >= 1 (e.g. 3)");
+  // A begin that would be ignored is refused rather than silently dropped.
+  if (window.random && (window.size < 1 || window.begin != 0)) {
+    return absl::InvalidArgumentError(absl::StrCat("random SDE window of size ", window.size, " and begin ",
+                                                   window.begin, ": it needs a size >= 1 (e.g. 5) and draws its "
+                                                   "begin per iteration, so leave the begin at 0"));
+  }
+  if (window.all() && window.begin != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("SDE window begin ", window.begin,
+                                                   " with size 0 (every step stochastic); give a size too"));
   }
   if (!window.all() && (window.begin < 0 || window.size < 0 || window.begin + window.size > steps - 1)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "SDE window of ", window.size, " step(s) from step ", window.begin, " does not fit the trainable steps 0..",
-        steps - 2, " of T = ", steps, " (the last step is never trained); use begin >= 0 and begin + size <= ",
-        steps - 1, ", or size 0 for every step"));
+        "SDE window of ", window.size, " step(s) ", window.random ? "(random)" : absl::StrCat("from step ", window.begin),
+        " does not fit the trainable steps 0..", steps - 2, " of T = ", steps,
+        " (the last step is never trained); use begin >= 0 and begin + size <= ", steps - 1,
+        ", or size 0 for every step"));
   }
   std::vector<int64_t> out;
   for (int t = 0; t < steps - 1; ++t)
@@ -32,8 +40,8 @@ absl::StatusOr<std::vector<int64_t>> TrainableSteps(int steps, const SdeWindow& 
 }
 
 absl::StatusOr<int> TrainedStepCount(int steps, double timestep_fraction, const SdeWindow& window) {
-  // A random window has the same size wherever it lands.
-  auto trainable = TrainableSteps(steps, window.random && window.size >= 1 ? SdeWindow{0, window.size} : window);
+  // Validates the window; a random one (begin 0 until resolved) counts the same wherever it lands.
+  auto trainable = TrainableSteps(steps, window);
   if (!trainable.ok()) return trainable.status();
   if (!(timestep_fraction > 0 && timestep_fraction <= 1)) {
     return absl::InvalidArgumentError(
