@@ -35,6 +35,7 @@ absl::StatusOr<std::vector<double>> ComputeAdvantages(const std::vector<std::vec
           absl::StrCat("reward ", k, " has ", r.size(), " scores, reward 0 has ", n));
     }
     const double w = config.weights.empty() ? 1.0 : config.weights[k];
+    std::vector<double> centred(n), group_std(n / group);
     for (size_t g0 = 0; g0 < n; g0 += group) {
       double mean = 0;
       for (size_t i = g0; i < g0 + group; ++i) {
@@ -46,10 +47,19 @@ absl::StatusOr<std::vector<double>> ComputeAdvantages(const std::vector<std::vec
       }
       mean /= group;
       double ss = 0;
-      for (size_t i = g0; i < g0 + group; ++i) ss += (r[i] - mean) * (r[i] - mean);
-      const double std = std::sqrt(ss / (group - 1));
-      for (size_t i = g0; i < g0 + group; ++i) adv[i] += w * (r[i] - mean) / (std + config.std_epsilon);
+      for (size_t i = g0; i < g0 + group; ++i) {
+        centred[i] = r[i] - mean;
+        ss += centred[i] * centred[i];
+      }
+      group_std[g0 / group] = std::sqrt(ss / (group - 1));
     }
+    if (config.pooled_std) {
+      double ss = 0;
+      for (double c : centred) ss += c * c;
+      const double pooled = std::sqrt(ss / (n - group_std.size()));
+      std::fill(group_std.begin(), group_std.end(), pooled);
+    }
+    for (size_t i = 0; i < n; ++i) adv[i] += w * centred[i] / (group_std[i / group] + config.std_epsilon);
   }
   for (double& a : adv) a = std::clamp(a, -config.adv_clip_max, config.adv_clip_max);
   return adv;

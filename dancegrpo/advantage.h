@@ -4,7 +4,11 @@
 // reward k and each group:  A_i^k = (r_i^k - mean_k) / (std_k + 1e-8), with std_k the
 // unbiased standard deviation over the group. The advantage is A_i = sum_k w_k A_i^k,
 // clamped to [-adv_clip_max, adv_clip_max]. With `global_normalization` the statistics
-// are taken over all samples of the iteration instead of per group.
+// are taken over all samples of the iteration instead of per group. With `pooled_std` the
+// mean stays per group but std_k is the within-group standard deviation pooled over all
+// groups of the iteration, sqrt(sum_i (r_i^k - mean_{g(i)})^2 / (n - groups)) (Flow-GRPO's
+// global std, taken around the group means): a group whose samples barely differ gets
+// advantages near 0 instead of noise blown up to unit scale.
 //
 // Inputs are the rewards of the whole iteration (all ranks' samples, all-gathered), so
 // every rank computes the same advantages.
@@ -23,6 +27,7 @@ struct AdvantageConfig {
   std::vector<double> weights;  // one per reward; empty = all 1
   double adv_clip_max = 5.0;
   bool global_normalization = false;
+  bool pooled_std = false;
   double std_epsilon = 1e-8;
 };
 

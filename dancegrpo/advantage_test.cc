@@ -71,6 +71,38 @@ TEST(Advantages, GlobalNormalisationUsesAllSamples) {
   EXPECT_NEAR((*a)[3], 1.5 / (std + 1e-8), 1e-12);
 }
 
+TEST(Advantages, PooledStdKeepsGroupMeansAndPoolsTheSpread) {
+  AdvantageConfig c;
+  c.group_size = 3;
+  c.pooled_std = true;
+  // Centred: (-1, 0, 1) and (-10, 0, 10); pooled std sqrt((2 + 200) / (6 - 2 groups)).
+  auto a = ComputeAdvantages({{1, 2, 3, 10, 20, 30}}, c);
+  ASSERT_TRUE(a.ok()) << a.status();
+  const double pooled = std::sqrt(202.0 / 4.0) + 1e-8;
+  const std::vector<double> expected = {-1 / pooled, 0, 1 / pooled, -10 / pooled, 0, 10 / pooled};
+  for (size_t i = 0; i < expected.size(); ++i) EXPECT_DOUBLE_EQ((*a)[i], expected[i]) << i;
+}
+
+TEST(Advantages, PooledStdShrinksAGroupThatBarelyDiffers) {
+  AdvantageConfig c;
+  c.group_size = 2;
+  const std::vector<std::vector<double>> r = {{0.5, 0.5001, 0.0, 1.0}};
+  auto per_group = ComputeAdvantages(r, c);
+  c.pooled_std = true;
+  auto pooled = ComputeAdvantages(r, c);
+  ASSERT_TRUE(per_group.ok() && pooled.ok());
+  // Per group, a 1e-4 difference becomes the same +-1/sqrt2 as a difference of 1.
+  EXPECT_NEAR((*per_group)[1], (*per_group)[3], 1e-3);
+  // Pooled, it stays 1e-4 of the informative group's advantage.
+  EXPECT_NEAR((*pooled)[1] / (*pooled)[3], 1e-4, 1e-9);
+  EXPECT_GT((*pooled)[3], (*per_group)[3]);
+  // One group: the pooled std is that group's std.
+  auto one = ComputeAdvantages({{0.0, 1.0}}, c);
+  c.pooled_std = false;
+  auto one_per_group = ComputeAdvantages({{0.0, 1.0}}, c);
+  EXPECT_EQ(*one, *one_per_group);
+}
+
 TEST(Advantages, BadInputsGiveClearErrors) {
   AdvantageConfig c;
   c.group_size = 2;

@@ -107,6 +107,7 @@ std::string DescribeConfig(const TrainerConfig& c) {
   add("clip_range", c.clip_range);
   add("adv_clip_max", c.adv_clip_max);
   add("global_normalization", c.global_normalization);
+  add("pooled_std", c.pooled_std);
   add("best_of_n", c.best_of_n);
   add("sequence_parallel", c.sequence_parallel);
   add("cfg_scale", c.cfg_scale);
@@ -145,7 +146,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
                                                    " does not divide the ", trained,
                                                    " samples trained per iteration; choose a divisor"));
   }
-  if (config.global_normalization) {
+  if (config.global_normalization || config.pooled_std) {
     DGRPO_ASSIGN_OR_RETURN(t->group_comm_, t->grid_.dp->Split(0, t->grid_.topology.dp_rank));
   } else {
     DGRPO_ASSIGN_OR_RETURN(t->group_comm_, t->grid_.GroupCommunicator(t->layout_));
@@ -275,7 +276,7 @@ absl::StatusOr<IterationMetrics> Trainer::Step() {
   m.rollout_seconds = SecondsSince(start);
 
   // 4. Advantages over the span of samples this rank can see after the gather: its
-  // sampling group(s), or every sample for global normalisation.
+  // sampling group(s), or every sample for global normalisation or a pooled std.
   std::vector<std::vector<double>> span_scores = scores;
   int64_t span_begin = layout_.first_sample;
   if (group_comm_->size() > 1) {
@@ -286,6 +287,7 @@ absl::StatusOr<IterationMetrics> Trainer::Step() {
   ac.group_size = g;
   ac.adv_clip_max = config_.adv_clip_max;
   ac.global_normalization = config_.global_normalization;
+  ac.pooled_std = config_.pooled_std;
   for (const auto& r : rewards_) ac.weights.push_back(r.weight);
   DGRPO_ASSIGN_OR_RETURN(auto span_adv, ComputeAdvantages(span_scores, ac));
   const int64_t offset = layout_.first_sample - span_begin, n_local = layout_.samples_per_rank;

@@ -52,6 +52,7 @@ struct TrainerConfig {
   double clip_range = 1e-4;
   double adv_clip_max = 5.0;
   bool global_normalization = false;
+  bool pooled_std = false;          // group means, one within-group std over the iteration
   int best_of_n = 0;                // 0 = off
   int sequence_parallel = 1;        // sp: ranks that split each sample's sequence
   double cfg_scale = 1.0;

@@ -67,6 +67,9 @@ DEFINE_bool(sde_window_random, false,
             "--sde_window_begin");
 DEFINE_double(timestep_fraction, 0.6, "fraction of the trainable steps trained per sample");
 DEFINE_double(clip_range, 1e-4, "ratio clip range");
+DEFINE_bool(pooled_std, false,
+            "advantages: group means, but one within-group std pooled over the iteration (groups whose samples "
+            "barely differ get small advantages instead of unit-scale noise)");
 DEFINE_int32(best_of_n, 0, "best-of-n selection (0 = off)");
 DEFINE_double(kl_beta, 0.0, "KL penalty to the initial policy");
 DEFINE_double(lr, 3e-3, "AdamW learning rate");
@@ -177,6 +180,7 @@ int main(int argc, char** argv) {
     c.grad_accum_samples = FLAGS_grad_accum_samples;
     c.timestep_fraction = FLAGS_timestep_fraction;
     c.clip_range = FLAGS_clip_range;
+    c.pooled_std = FLAGS_pooled_std;
     c.best_of_n = FLAGS_best_of_n;
     c.kl_beta = FLAGS_kl_beta;
     c.optimizer.lr = FLAGS_lr;

@@ -106,6 +106,12 @@ TEST(TrainerEquivalence, GlobalNormalisationBestOfNEmaAndKl) {
   RunBoth(c);
 }
 
+TEST(TrainerEquivalence, PooledStdOverGroupsOnAllRanks) {
+  auto c = BaseConfig();  // 4 groups: on 2 or 4 ranks each rank holds only some of them
+  c.pooled_std = true;
+  RunBoth(c);
+}
+
 // Sequence parallelism wired through the trainer: a tiny DiT with sp = 2 (dp = world / 2)
 // trains to the same parameters as one process.
 std::unique_ptr<Trainer> MakeDitTrainer(const TrainerConfig& c, std::shared_ptr<hpc::Communicator> world) {
