@@ -21,6 +21,7 @@ enum class RandomStream : uint64_t {
   kPrompts = 4,
   kInit = 5,
   kSdeWindow = 6,
+  kProbe = 7,
 };
 
 // -1 marks a coordinate that does not apply (e.g. `sample` for noise shared by a group).

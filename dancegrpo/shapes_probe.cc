@@ -1,0 +1,184 @@
+#include "dancegrpo/shapes_probe.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "dancegrpo/evaluate.h"
+#include "dancegrpo/rng.h"
+#include "hpc/status_macros.h"
+#include "rewards/video_rewards.h"
+
+namespace dancegrpo {
+namespace {
+
+namespace w = world;
+
+absl::Status ValidateProbeConfig(const ProbeConfig& c) {
+  auto bad = [](const std::string& what) { return absl::InvalidArgumentError("probe config: " + what); };
+  if (c.clips <= 0) return bad(absl::StrCat("clips = ", c.clips, " must be positive"));
+  if (c.samples <= 0) return bad(absl::StrCat("samples = ", c.samples, " must be positive"));
+  if (c.steps <= 0) return bad(absl::StrCat("steps = ", c.steps, " must be positive"));
+  if (c.micro_batch <= 0) return bad(absl::StrCat("micro_batch = ", c.micro_batch, " must be positive"));
+  if (c.eta < 0) return bad(absl::StrCat("eta = ", c.eta, " must be >= 0"));
+  if (c.sigmas.empty()) return bad("no sigmas; give noise levels in (0, 1], e.g. 0.3,0.7");
+  for (double s : c.sigmas)
+    if (!(s > 0 && s <= 1)) return bad(absl::StrCat("sigma ", s, " is outside (0, 1]"));
+  return absl::OkStatus();
+}
+
+std::vector<std::string> Texts(const std::vector<w::ClipSpec>& specs) {
+  std::vector<std::string> out;
+  for (const auto& s : specs) out.push_back(w::PromptText(s));
+  return out;
+}
+
+// Sum of squared velocity errors over one micro-batch.
+double SquaredError(models::VelocityModel& model, const torch::Tensor& xs, double sigma,
+                    const models::Conditioning& cond, const torch::Tensor& target) {
+  auto v = model.Velocity(xs, torch::full({xs.size(0)}, sigma), cond);
+  return (v.to(torch::kFloat32) - target).pow(2).sum().item<double>();
+}
+
+}  // namespace
+
+const std::vector<std::string>& ProbeAttributes() {
+  static const auto* names = new std::vector<std::string>{"colour", "count", "motion", "object", "background"};
+  return *names;
+}
+
+absl::StatusOr<w::ClipSpec> SwapAttribute(const w::ClipSpec& spec, const std::string& attribute) {
+  auto s = spec;
+  if (attribute == "colour") {
+    s.colour = (s.colour + 1) % w::kColours;
+  } else if (attribute == "count") {
+    s.count = 3 - s.count;
+  } else if (attribute == "motion") {
+    s.motion = static_cast<w::Motion>(static_cast<int>(s.motion) ^ 1);  // left <-> right, up <-> down
+  } else if (attribute == "object") {
+    s.object = 1 - s.object;
+  } else if (attribute == "background") {
+    s.background = 1 - s.background;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown prompt attribute '", attribute, "'; use colour, count, motion, object or background"));
+  }
+  return s;
+}
+
+absl::StatusOr<PromptProbe> ProbePromptFollowing(models::VelocityModel& model, models::PromptEncoder& encoder,
+                                                 const std::vector<w::ClipSpec>& specs, const ProbeConfig& c) {
+  DGRPO_RETURN_IF_ERROR(ValidateProbeConfig(c));
+  if (specs.empty()) return absl::InvalidArgumentError("probe: no prompt specs to draw clips from");
+  torch::NoGradGuard no_grad;
+  PromptProbe probe;
+  probe.sigmas = c.sigmas;
+  const auto& attributes = ProbeAttributes();
+  for (const auto& a : attributes)
+    probe.attributes.push_back({a, std::vector<double>(c.sigmas.size(), 0.0), std::vector<double>(c.sigmas.size(), 0.0)});
+
+  // Attribute sensitivity on ground-truth clips.
+  double elements = 0;
+  for (int begin = 0; begin < c.clips; begin += c.micro_batch) {
+    const int b = std::min(c.micro_batch, c.clips - begin);
+    std::vector<w::ClipSpec> batch;
+    std::vector<torch::Tensor> clips, noises;
+    for (int i = begin; i < begin + b; ++i) {
+      batch.push_back(specs[i % specs.size()]);
+      const RandomKey key{c.seed, RandomStream::kProbe, -1, i, -1, -1};
+      clips.push_back(w::Render(batch.back(), KeyedSeed(key)));
+      noises.push_back(KeyedNormal(key, clips.back().sizes()));
+    }
+    auto x = torch::stack(clips), noise = torch::stack(noises);
+    auto target = noise - x;
+    elements += static_cast<double>(x.numel());
+    DGRPO_ASSIGN_OR_RETURN(auto cond_true, encoder.Encode(Texts(batch)));
+    std::vector<models::Conditioning> cond_swapped;
+    for (const auto& a : attributes) {
+      std::vector<w::ClipSpec> swapped;
+      for (const auto& s : batch) {
+        DGRPO_ASSIGN_OR_RETURN(auto t, SwapAttribute(s, a));
+        swapped.push_back(t);
+      }
+      DGRPO_ASSIGN_OR_RETURN(auto cond, encoder.Encode(Texts(swapped)));
+      cond_swapped.push_back(std::move(cond));
+    }
+    for (size_t k = 0; k < c.sigmas.size(); ++k) {
+      const double s = c.sigmas[k];
+      auto xs = (1 - s) * x + s * noise;
+      const double base = SquaredError(model, xs, s, cond_true, target);
+      for (size_t a = 0; a < attributes.size(); ++a) {
+        probe.attributes[a].loss_true[k] += base;
+        probe.attributes[a].loss_swapped[k] += SquaredError(model, xs, s, cond_swapped[a], target);
+      }
+    }
+  }
+  for (auto& a : probe.attributes)
+    for (size_t k = 0; k < c.sigmas.size(); ++k) a.loss_true[k] /= elements, a.loss_swapped[k] /= elements;
+
+  // Motion direction of generated clips (the evaluation sampler, one clip per prompt).
+  std::vector<rewards::Prompt> prompts;
+  std::vector<w::ClipSpec> asked;
+  for (int i = 0; i < c.samples; ++i) {
+    asked.push_back(specs[i % specs.size()]);
+    prompts.push_back({i, w::PromptText(asked.back())});
+  }
+  DGRPO_ASSIGN_OR_RETURN(auto motion, rewards::MakeReward("motion"));
+  EvalConfig ec;
+  ec.seed = c.seed;
+  ec.samples_per_prompt = 1;
+  ec.steps = c.steps;
+  ec.sde.eta = c.eta;
+  ec.micro_batch = c.micro_batch;
+  ec.latent_shape = w::ClipShape();
+  DGRPO_ASSIGN_OR_RETURN(auto generated, EvaluatePolicy(model, encoder, prompts, {{motion, 1.0}}, ec));
+  std::vector<std::vector<double>> by_direction;
+  for (int d = 0; d < w::kMotions; ++d) {
+    std::vector<rewards::Prompt> as_d;
+    for (int i = 0; i < c.samples; ++i) {
+      auto s = asked[i];
+      s.motion = static_cast<w::Motion>(d);
+      as_d.push_back({i, w::PromptText(s)});
+    }
+    DGRPO_ASSIGN_OR_RETURN(auto scores, motion->Score(generated.clips, as_d));
+    by_direction.push_back(std::move(scores));
+  }
+  constexpr double kMoves = 2.0 / 3.0;
+  auto& st = probe.direction;
+  for (int i = 0; i < c.samples; ++i) {
+    const double a = by_direction[static_cast<int>(asked[i].motion)][i];
+    double best = 0;
+    for (int d = 0; d < w::kMotions; ++d) best = std::max(best, by_direction[d][i]);
+    st.asked += a / c.samples;
+    st.best += best / c.samples;
+    st.moves += (best >= kMoves) / static_cast<double>(c.samples);
+    st.moves_asked += (a >= kMoves) / static_cast<double>(c.samples);
+  }
+  return probe;
+}
+
+std::string FormatPromptProbe(const PromptProbe& p) {
+  std::string out = "| attribute swapped |";
+  for (double s : p.sigmas) absl::StrAppend(&out, absl::StrFormat(" loss at s=%.2f: true / swapped |", s));
+  out += "\n|---|";
+  for (size_t k = 0; k < p.sigmas.size(); ++k) out += "---|";
+  out += "\n";
+  for (const auto& a : p.attributes) {
+    absl::StrAppend(&out, "| ", a.attribute, " |");
+    for (size_t k = 0; k < p.sigmas.size(); ++k) {
+      const double gap = a.loss_true[k] > 0 ? 100.0 * (a.loss_swapped[k] / a.loss_true[k] - 1.0) : 0.0;
+      absl::StrAppend(&out, absl::StrFormat(" %.4f / %.4f (%+.1f%%) |", a.loss_true[k], a.loss_swapped[k], gap));
+    }
+    out += "\n";
+  }
+  const auto& d = p.direction;
+  absl::StrAppend(&out, absl::StrFormat("\ngenerated clips: motion score in the asked direction %.3f, best over the four "
+                                        "directions %.3f; moving (>= 2/3 of the travel) in some direction %.0f%%, in "
+                                        "the asked one %.0f%%\n",
+                                        d.asked, d.best, 100 * d.moves, 100 * d.moves_asked));
+  return out;
+}
+
+}  // namespace dancegrpo
