@@ -75,9 +75,9 @@ absl::StatusOr<PromptProbe> ProbePromptFollowing(models::VelocityModel& model, m
   torch::NoGradGuard no_grad;
   PromptProbe probe;
   probe.sigmas = c.sigmas;
+  probe.loss_true.assign(c.sigmas.size(), 0.0);
   const auto& attributes = ProbeAttributes();
-  for (const auto& a : attributes)
-    probe.attributes.push_back({a, std::vector<double>(c.sigmas.size(), 0.0), std::vector<double>(c.sigmas.size(), 0.0)});
+  for (const auto& a : attributes) probe.attributes.push_back({a, std::vector<double>(c.sigmas.size(), 0.0)});
 
   // Attribute sensitivity on ground-truth clips.
   double elements = 0;
@@ -108,15 +108,14 @@ absl::StatusOr<PromptProbe> ProbePromptFollowing(models::VelocityModel& model, m
     for (size_t k = 0; k < c.sigmas.size(); ++k) {
       const double s = c.sigmas[k];
       auto xs = (1 - s) * x + s * noise;
-      const double base = SquaredError(model, xs, s, cond_true, target);
-      for (size_t a = 0; a < attributes.size(); ++a) {
-        probe.attributes[a].loss_true[k] += base;
+      probe.loss_true[k] += SquaredError(model, xs, s, cond_true, target);
+      for (size_t a = 0; a < attributes.size(); ++a)
         probe.attributes[a].loss_swapped[k] += SquaredError(model, xs, s, cond_swapped[a], target);
-      }
     }
   }
+  for (auto& l : probe.loss_true) l /= elements;
   for (auto& a : probe.attributes)
-    for (size_t k = 0; k < c.sigmas.size(); ++k) a.loss_true[k] /= elements, a.loss_swapped[k] /= elements;
+    for (auto& l : a.loss_swapped) l /= elements;
 
   // Motion direction of generated clips (the evaluation sampler, one clip per prompt).
   std::vector<rewards::Prompt> prompts;
@@ -168,8 +167,9 @@ std::string FormatPromptProbe(const PromptProbe& p) {
   for (const auto& a : p.attributes) {
     absl::StrAppend(&out, "| ", a.attribute, " |");
     for (size_t k = 0; k < p.sigmas.size(); ++k) {
-      const double gap = a.loss_true[k] > 0 ? 100.0 * (a.loss_swapped[k] / a.loss_true[k] - 1.0) : 0.0;
-      absl::StrAppend(&out, absl::StrFormat(" %.4f / %.4f (%+.1f%%) |", a.loss_true[k], a.loss_swapped[k], gap));
+      const double t = p.loss_true[k];
+      const double gap = t > 0 ? 100.0 * (a.loss_swapped[k] / t - 1.0) : 0.0;
+      absl::StrAppend(&out, absl::StrFormat(" %.4f / %.4f (%+.1f%%) |", t, a.loss_swapped[k], gap));
     }
     out += "\n";
   }

@@ -43,7 +43,6 @@ absl::StatusOr<world::ClipSpec> SwapAttribute(const world::ClipSpec& spec, const
 
 struct AttributeSensitivity {
   std::string attribute;
-  std::vector<double> loss_true;     // per sigma
   std::vector<double> loss_swapped;  // per sigma
 };
 
@@ -56,6 +55,7 @@ struct DirectionStats {
 
 struct PromptProbe {
   std::vector<double> sigmas;
+  std::vector<double> loss_true;                 // per sigma, with the true prompt
   std::vector<AttributeSensitivity> attributes;  // ProbeAttributes() order
   DirectionStats direction;
 };
