@@ -3,6 +3,8 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -68,6 +70,35 @@ absl::StatusOr<w::ClipSpec> SwapAttribute(const w::ClipSpec& spec, const std::st
   return s;
 }
 
+absl::StatusOr<std::vector<w::ClipSpec>> AttributeVariants(const w::ClipSpec& spec, const std::string& attribute) {
+  int values = 0;
+  if (attribute == "colour") values = w::kColours;
+  else if (attribute == "count") values = 2;
+  else if (attribute == "motion") values = w::kMotions;
+  else if (attribute == "object") values = w::kObjects;
+  else if (attribute == "background") values = w::kBackgrounds;
+  else return SwapAttribute(spec, attribute).status();  // the unknown-attribute error
+  std::vector<w::ClipSpec> out;
+  for (int v = 0; v < values; ++v) {
+    auto s = spec;
+    if (attribute == "colour") s.colour = v;
+    if (attribute == "count") s.count = v + 1;
+    if (attribute == "motion") s.motion = static_cast<w::Motion>(v);
+    if (attribute == "object") s.object = v;
+    if (attribute == "background") s.background = v;
+    out.push_back(s);
+  }
+  return out;
+}
+
+torch::Tensor BayesPosteriorMean(const torch::Tensor& x_s, double sigma, const torch::Tensor& candidates,
+                                 const torch::Tensor& log_prior) {
+  auto c = candidates.to(torch::kFloat64);
+  auto log_w = log_prior.to(torch::kFloat64) -
+               (x_s.to(torch::kFloat64).unsqueeze(0) - (1 - sigma) * c).pow(2).sum(1) / (2 * sigma * sigma);
+  return (torch::softmax(log_w, 0).unsqueeze(1) * c).sum(0);
+}
+
 absl::StatusOr<PromptProbe> ProbePromptFollowing(models::VelocityModel& model, models::PromptEncoder& encoder,
                                                  const std::vector<w::ClipSpec>& specs, const ProbeConfig& c) {
   DGRPO_RETURN_IF_ERROR(ValidateProbeConfig(c));
@@ -76,8 +107,34 @@ absl::StatusOr<PromptProbe> ProbePromptFollowing(models::VelocityModel& model, m
   PromptProbe probe;
   probe.sigmas = c.sigmas;
   probe.loss_true.assign(c.sigmas.size(), 0.0);
+  probe.bayes_true.assign(c.sigmas.size(), 0.0);
   const auto& attributes = ProbeAttributes();
-  for (const auto& a : attributes) probe.attributes.push_back({a, std::vector<double>(c.sigmas.size(), 0.0)});
+  for (const auto& a : attributes)
+    probe.attributes.push_back({a, std::vector<double>(c.sigmas.size(), 0.0), std::vector<double>(c.sigmas.size(), 0.0)});
+  // The world's clips for a set of equally likely specs: candidates [K, D] and their log prior
+  // (each spec 1/|specs|, each of its clips 1/K_spec), cached by the specs' ids.
+  std::map<std::vector<int64_t>, std::pair<torch::Tensor, torch::Tensor>> support;
+  auto support_of = [&](const std::vector<w::ClipSpec>& options) -> const std::pair<torch::Tensor, torch::Tensor>& {
+    std::vector<int64_t> key;
+    for (const auto& o : options) key.push_back(o.id());
+    auto it = support.find(key);
+    if (it != support.end()) return it->second;
+    std::vector<torch::Tensor> clips, log_prior;
+    for (const auto& o : options) {
+      auto k = w::EnumerateClips(o).flatten(1);
+      log_prior.push_back(torch::full({k.size(0)}, -std::log(static_cast<double>(k.size(0) * options.size())),
+                                      torch::kFloat64));
+      clips.push_back(std::move(k));
+    }
+    return support.emplace(key, std::make_pair(torch::cat(clips), torch::cat(log_prior))).first->second;
+  };
+  // The Bayes-optimal loss of one clip: |x0 - E[x0 | x_s]|^2 / sigma^2, summed over elements.
+  auto bayes = [&](const torch::Tensor& x0, const torch::Tensor& xs, double sigma,
+                   const std::vector<w::ClipSpec>& options) {
+    const auto& [candidates, log_prior] = support_of(options);
+    auto mean = BayesPosteriorMean(xs.flatten(), sigma, candidates, log_prior);
+    return (x0.flatten().to(torch::kFloat64) - mean).pow(2).sum().item<double>() / (sigma * sigma);
+  };
 
   // Attribute sensitivity on ground-truth clips.
   double elements = 0;
@@ -111,11 +168,21 @@ absl::StatusOr<PromptProbe> ProbePromptFollowing(models::VelocityModel& model, m
       probe.loss_true[k] += SquaredError(model, xs, s, cond_true, target);
       for (size_t a = 0; a < attributes.size(); ++a)
         probe.attributes[a].loss_swapped[k] += SquaredError(model, xs, s, cond_swapped[a], target);
+      for (int i = 0; i < b; ++i) {
+        probe.bayes_true[k] += bayes(x[i], xs[i], s, {batch[i]});
+        for (size_t a = 0; a < attributes.size(); ++a) {
+          DGRPO_ASSIGN_OR_RETURN(auto options, AttributeVariants(batch[i], attributes[a]));
+          probe.attributes[a].bayes_unknown[k] += bayes(x[i], xs[i], s, options);
+        }
+      }
     }
   }
-  for (auto& l : probe.loss_true) l /= elements;
-  for (auto& a : probe.attributes)
+  for (auto* losses : {&probe.loss_true, &probe.bayes_true})
+    for (auto& l : *losses) l /= elements;
+  for (auto& a : probe.attributes) {
     for (auto& l : a.loss_swapped) l /= elements;
+    for (auto& l : a.bayes_unknown) l /= elements;
+  }
 
   // Motion direction of generated clips (the evaluation sampler, one clip per prompt).
   std::vector<rewards::Prompt> prompts;
@@ -158,6 +225,14 @@ absl::StatusOr<PromptProbe> ProbePromptFollowing(models::VelocityModel& model, m
   return probe;
 }
 
+namespace {
+// " a / b (+x%) |"; no percentage where both losses are below what the table prints.
+std::string Cell(double a, double b) {
+  if (a < 5e-5 && b < 5e-5) return absl::StrFormat(" %.4f / %.4f |", a, b);
+  return absl::StrFormat(" %.4f / %.4f (%+.1f%%) |", a, b, 100.0 * (b / a - 1.0));
+}
+}  // namespace
+
 std::string FormatPromptProbe(const PromptProbe& p) {
   std::string out = "| attribute swapped |";
   for (double s : p.sigmas) absl::StrAppend(&out, absl::StrFormat(" loss at s=%.2f: true / swapped |", s));
@@ -167,9 +242,20 @@ std::string FormatPromptProbe(const PromptProbe& p) {
   for (const auto& a : p.attributes) {
     absl::StrAppend(&out, "| ", a.attribute, " |");
     for (size_t k = 0; k < p.sigmas.size(); ++k) {
-      const double t = p.loss_true[k];
-      const double gap = t > 0 ? 100.0 * (a.loss_swapped[k] / t - 1.0) : 0.0;
-      absl::StrAppend(&out, absl::StrFormat(" %.4f / %.4f (%+.1f%%) |", t, a.loss_swapped[k], gap));
+      absl::StrAppend(&out, Cell(p.loss_true[k], a.loss_swapped[k]));
+    }
+    out += "\n";
+  }
+  out += "\nBayes-optimal loss (the exact posterior mean over the world's clips): full prompt / without the word\n| "
+         "word unknown |";
+  for (double s : p.sigmas) absl::StrAppend(&out, absl::StrFormat(" s=%.2f |", s));
+  out += "\n|---|";
+  for (size_t k = 0; k < p.sigmas.size(); ++k) out += "---|";
+  out += "\n";
+  for (const auto& a : p.attributes) {
+    absl::StrAppend(&out, "| ", a.attribute, " |");
+    for (size_t k = 0; k < p.sigmas.size(); ++k) {
+      absl::StrAppend(&out, Cell(p.bayes_true[k], a.bayes_unknown[k]));
     }
     out += "\n";
   }

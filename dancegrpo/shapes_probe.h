@@ -5,6 +5,11 @@
 //     velocity with the true prompt and with one attribute of the prompt swapped (red ->
 //     green, left -> right, ...). A model that uses the attribute predicts worse with the
 //     wrong word; a model that ignores it predicts the same (swapped == true loss).
+//   - The Bayes-optimal loss for the same clips and noise: the world's clips given a prompt
+//     are a small enumerable set (world::EnumerateClips), so E[x0 | x_s, prompt] is an exact
+//     softmax-weighted mean. With the full prompt and with one word unknown (its values
+//     equally likely), this says what each word is worth to the loss and how far the model
+//     is from the best any model could do.
 //   - Motion direction of generated clips: the motion score in the asked direction against
 //     the best score over the four directions. "Moves in some direction, but not the asked
 //     one" is a model that makes coherent clips and ignores the motion word.
@@ -27,7 +32,7 @@ namespace dancegrpo {
 struct ProbeConfig {
   uint64_t seed = 7;
   int clips = 256;                                // ground-truth clips for the loss probe
-  std::vector<double> sigmas = {0.3, 0.5, 0.7, 0.9};
+  std::vector<double> sigmas = {0.3, 0.5, 0.7, 0.8, 0.9};
   int samples = 128;                              // generated clips for the direction probe
   int steps = 10;                                 // sampling steps (the evaluation sampler)
   double eta = 0.3;                               // its SDE noise scale
@@ -41,9 +46,19 @@ const std::vector<std::string>& ProbeAttributes();  // colour, count, motion, ob
 // object or background, the opposite motion (left <-> right, up <-> down).
 absl::StatusOr<world::ClipSpec> SwapAttribute(const world::ClipSpec& spec, const std::string& attribute);
 
+// Every value of `attribute` (the spec itself among them), e.g. the four colours.
+absl::StatusOr<std::vector<world::ClipSpec>> AttributeVariants(const world::ClipSpec& spec, const std::string& attribute);
+
+// E[x0 | x_s] for x_s = (1 - sigma) x0 + sigma noise when x0 is one of `candidates` [K, D]
+// with log prior `log_prior` [K]: sum_k softmax_k(log_prior_k - |x_s - (1 - sigma) c_k|^2 /
+// (2 sigma^2)) c_k. x_s: [D].
+torch::Tensor BayesPosteriorMean(const torch::Tensor& x_s, double sigma, const torch::Tensor& candidates,
+                                 const torch::Tensor& log_prior);
+
 struct AttributeSensitivity {
   std::string attribute;
-  std::vector<double> loss_swapped;  // per sigma
+  std::vector<double> loss_swapped;   // per sigma
+  std::vector<double> bayes_unknown;  // per sigma: Bayes-optimal loss without this word
 };
 
 struct DirectionStats {
@@ -56,6 +71,7 @@ struct DirectionStats {
 struct PromptProbe {
   std::vector<double> sigmas;
   std::vector<double> loss_true;                 // per sigma, with the true prompt
+  std::vector<double> bayes_true;                // per sigma: Bayes-optimal loss, full prompt
   std::vector<AttributeSensitivity> attributes;  // ProbeAttributes() order
   DirectionStats direction;
 };

@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
+#include <set>
+#include <torch/torch.h>
+
 #include "dancegrpo/rng.h"
 #include "world/shapes_world.h"
 
@@ -123,6 +127,63 @@ TEST(ProbePromptFollowing, FindsTheIgnoredWordAndTheDirectionItDoesNotFollow) {
   const auto table = FormatPromptProbe(*p);
   EXPECT_NE(table.find("| motion |"), std::string::npos);
   EXPECT_NE(table.find("in some direction 100%"), std::string::npos);
+}
+
+TEST(BayesPosteriorMean, IsTheSoftmaxWeightedMeanOfTheCandidates) {
+  const int64_t d = 6;
+  auto candidates = torch::stack({torch::zeros({d}), torch::ones({d})});
+  auto log_prior = torch::tensor({std::log(0.25), std::log(0.75)}, torch::kFloat64);
+  const double sigma = 0.8;
+  auto x_s = torch::full({d}, 0.1, torch::kFloat64);  // exact inputs: the check is to 1e-12
+  // log w_a - log w_b, by hand: |x_s|^2 against |x_s - 0.2|^2, over 2 sigma^2.
+  const double la = std::log(0.25) - d * 0.1 * 0.1 / (2 * sigma * sigma);
+  const double lb = std::log(0.75) - d * 0.1 * 0.1 / (2 * sigma * sigma);  // |0.1 - 0.2| = 0.1 too
+  const double wb = 1.0 / (1.0 + std::exp(la - lb));
+  auto mean = BayesPosteriorMean(x_s, sigma, candidates, log_prior);
+  for (int64_t i = 0; i < d; ++i) EXPECT_NEAR(mean[i].item<double>(), wb, 1e-12);
+  EXPECT_NEAR(wb, 0.75, 1e-12);  // equidistant: the prior decides
+  // Closer to b: the posterior leans to b beyond its prior.
+  auto lean = BayesPosteriorMean(torch::full({d}, 0.15, torch::kFloat64), sigma, candidates, log_prior);
+  EXPECT_GT(lean[0].item<double>(), 0.75);
+  // One candidate: the mean is that candidate, whatever x_s.
+  auto only = BayesPosteriorMean(torch::randn({d}), sigma, candidates.narrow(0, 1, 1), torch::zeros({1}));
+  EXPECT_TRUE(torch::allclose(only, torch::ones({d}, torch::kFloat64)));
+}
+
+TEST(AttributeVariants, ListsEveryValueOnce) {
+  w::ClipSpec s;
+  s.colour = 2;
+  for (const auto& [attribute, n] : std::vector<std::pair<std::string, int>>{
+           {"colour", 4}, {"count", 2}, {"motion", 4}, {"object", 2}, {"background", 2}}) {
+    auto v = AttributeVariants(s, attribute);
+    ASSERT_TRUE(v.ok()) << v.status();
+    ASSERT_EQ(static_cast<int>(v->size()), n) << attribute;
+    std::set<int64_t> ids;
+    for (const auto& x : *v) ids.insert(x.id());
+    EXPECT_EQ(static_cast<int>(ids.size()), n) << attribute;
+    EXPECT_EQ(ids.count(s.id()), 1u) << attribute << " variants include the spec itself";
+  }
+  EXPECT_FALSE(AttributeVariants(s, "speed").ok());
+}
+
+// The Bayes-optimal losses on real world clips: at low noise the posterior sits on the true
+// clip (loss 0); at high noise not knowing the motion word costs a clear margin.
+TEST(ProbePromptFollowing, BayesLossesOfTheWorld) {
+  IgnoresMotionModel model(1);
+  SpecIdEncoder encoder;
+  ProbeConfig c;
+  c.clips = 24;
+  c.samples = 1;
+  c.steps = 2;
+  c.sigmas = {0.05, 0.8};
+  auto p = ProbePromptFollowing(model, encoder, w::TrainSpecs(), c);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_LT(p->bayes_true[0], 1e-8);
+  for (const auto& a : p->attributes) {
+    EXPECT_LT(a.bayes_unknown[0], 1e-8) << a.attribute;
+    if (a.attribute == "motion" || a.attribute == "colour") EXPECT_GT(a.bayes_unknown[1], 1.1 * p->bayes_true[1]);
+  }
+  EXPECT_GT(p->bayes_true[1], 0.0);
 }
 
 TEST(ProbePromptFollowing, RefusesAConfigItCannotRun) {

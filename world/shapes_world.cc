@@ -134,25 +134,27 @@ std::vector<std::string> Vocabulary() {
   return v;
 }
 
-torch::Tensor Render(const ClipSpec& s, uint64_t seed) {
-  std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ULL + static_cast<uint64_t>(s.id()));
+namespace {
+
+// Where an object may start: every frame stays inside the clip. Two objects sit in different
+// halves across the direction of motion (rows 0-1 and kSize-4..kSize-3, or those columns), so
+// they never touch. Each object's start is uniform over the product of its two ranges.
+struct StartRange {
+  int lo_x, hi_x, lo_y, hi_y;
+};
+
+std::vector<StartRange> StartRanges(const ClipSpec& s) {
   const auto dir = Direction(s.motion);
   const int travel = kFrames - 1;
-  // Start positions keep every frame inside the clip; two objects sit in different halves
-  // across the direction of motion so they never touch.
   const int lo_x = dir[0] < 0 ? travel : 0, hi_x = kSize - 3 - (dir[0] > 0 ? travel : 0);
   const int lo_y = dir[1] < 0 ? travel : 0, hi_y = kSize - 3 - (dir[1] > 0 ? travel : 0);
-  auto pick = [&](int lo, int hi) { return lo + static_cast<int>(rng() % static_cast<uint64_t>(hi - lo + 1)); };
-  std::vector<std::pair<int, int>> starts;
-  if (s.count == 1) {
-    starts.emplace_back(pick(lo_x, hi_x), pick(lo_y, hi_y));
-  } else if (dir[0] != 0) {  // horizontal motion: one object in the top half, one in the bottom
-    starts.emplace_back(pick(lo_x, hi_x), pick(0, 1));
-    starts.emplace_back(pick(lo_x, hi_x), pick(kSize - 4, kSize - 3));
-  } else {
-    starts.emplace_back(pick(0, 1), pick(lo_y, hi_y));
-    starts.emplace_back(pick(kSize - 4, kSize - 3), pick(lo_y, hi_y));
-  }
+  if (s.count == 1) return {{lo_x, hi_x, lo_y, hi_y}};
+  if (dir[0] != 0) return {{lo_x, hi_x, 0, 1}, {lo_x, hi_x, kSize - 4, kSize - 3}};  // horizontal motion
+  return {{0, 1, lo_y, hi_y}, {kSize - 4, kSize - 3, lo_y, hi_y}};
+}
+
+torch::Tensor RenderStarts(const ClipSpec& s, const std::vector<std::pair<int, int>>& starts) {
+  const auto dir = Direction(s.motion);
   auto clip = torch::empty({3, kFrames, kSize, kSize});
   const auto& bg = Backgrounds()[s.background];
   const auto& fg = Palette()[s.colour];
@@ -168,6 +170,37 @@ torch::Tensor Render(const ClipSpec& s, uint64_t seed) {
     }
   }
   return clip;
+}
+
+}  // namespace
+
+torch::Tensor Render(const ClipSpec& s, uint64_t seed) {
+  std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ULL + static_cast<uint64_t>(s.id()));
+  auto pick = [&](int lo, int hi) { return lo + static_cast<int>(rng() % static_cast<uint64_t>(hi - lo + 1)); };
+  std::vector<std::pair<int, int>> starts;
+  for (const auto& r : StartRanges(s)) {
+    const int y = pick(r.lo_y, r.hi_y);  // y first: the order the shipped base was pretrained with
+    const int x = pick(r.lo_x, r.hi_x);
+    starts.emplace_back(x, y);
+  }
+  return RenderStarts(s, starts);
+}
+
+torch::Tensor EnumerateClips(const ClipSpec& s) {
+  std::vector<std::vector<std::pair<int, int>>> all = {{}};
+  for (const auto& r : StartRanges(s)) {
+    std::vector<std::vector<std::pair<int, int>>> next;
+    for (const auto& prefix : all)
+      for (int x = r.lo_x; x <= r.hi_x; ++x)
+        for (int y = r.lo_y; y <= r.hi_y; ++y) {
+          next.push_back(prefix);
+          next.back().emplace_back(x, y);
+        }
+    all = std::move(next);
+  }
+  std::vector<torch::Tensor> clips;
+  for (const auto& starts : all) clips.push_back(RenderStarts(s, starts));
+  return torch::stack(clips);
 }
 
 }  // namespace dancegrpo::world

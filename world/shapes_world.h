@@ -57,8 +57,13 @@ std::vector<ClipSpec> HeldOutSpecs();
 // Every word the prompts use (for the tokenizer).
 std::vector<std::string> Vocabulary();
 
-// Renders a ground-truth clip; the start positions are drawn from `seed`.
+// Renders a ground-truth clip; the start positions are drawn from `seed`, uniformly over
+// the positions that keep every frame inside the clip.
 torch::Tensor Render(const ClipSpec& spec, uint64_t seed);
+
+// Every clip Render can draw for `spec`, [K, 3, F, H, W], all equally likely: the support of
+// the world's clip distribution given the prompt (for Bayes-optimal denoising).
+torch::Tensor EnumerateClips(const ClipSpec& spec);
 
 }  // namespace dancegrpo::world
 

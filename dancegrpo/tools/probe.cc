@@ -23,7 +23,7 @@ DEFINE_string(checkpoint, "", "a training checkpoint (ckpt-*.h5) to probe instea
 DEFINE_bool(ema, false, "probe the checkpoint's EMA weights");
 DEFINE_string(split, "train", "train | heldout: the prompts the clips are drawn from");
 DEFINE_int32(clips, 256, "ground-truth clips for the loss probe");
-DEFINE_string(sigmas, "0.3,0.5,0.7,0.9", "noise levels of the loss probe, in (0, 1]");
+DEFINE_string(sigmas, "0.3,0.5,0.7,0.8,0.9", "noise levels of the loss probe, in (0, 1]");
 DEFINE_int32(samples, 128, "generated clips for the direction probe");
 DEFINE_int32(steps, 10, "sampling steps");
 DEFINE_double(eta, 0.3, "SDE noise scale of the sampler");
