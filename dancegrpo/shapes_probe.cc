@@ -71,24 +71,25 @@ absl::StatusOr<w::ClipSpec> SwapAttribute(const w::ClipSpec& spec, const std::st
 }
 
 absl::StatusOr<std::vector<w::ClipSpec>> AttributeVariants(const w::ClipSpec& spec, const std::string& attribute) {
-  int values = 0;
-  if (attribute == "colour") values = w::kColours;
-  else if (attribute == "count") values = 2;
-  else if (attribute == "motion") values = w::kMotions;
-  else if (attribute == "object") values = w::kObjects;
-  else if (attribute == "background") values = w::kBackgrounds;
-  else return SwapAttribute(spec, attribute).status();  // the unknown-attribute error
-  std::vector<w::ClipSpec> out;
-  for (int v = 0; v < values; ++v) {
-    auto s = spec;
-    if (attribute == "colour") s.colour = v;
-    if (attribute == "count") s.count = v + 1;
-    if (attribute == "motion") s.motion = static_cast<w::Motion>(v);
-    if (attribute == "object") s.object = v;
-    if (attribute == "background") s.background = v;
-    out.push_back(s);
+  struct Attribute {
+    const char* name;
+    int values;
+    void (*set)(w::ClipSpec&, int);
+  };
+  static const Attribute kAttributes[] = {
+      {"colour", w::kColours, [](w::ClipSpec& s, int v) { s.colour = v; }},
+      {"count", 2, [](w::ClipSpec& s, int v) { s.count = v + 1; }},
+      {"motion", w::kMotions, [](w::ClipSpec& s, int v) { s.motion = static_cast<w::Motion>(v); }},
+      {"object", w::kObjects, [](w::ClipSpec& s, int v) { s.object = v; }},
+      {"background", w::kBackgrounds, [](w::ClipSpec& s, int v) { s.background = v; }},
+  };
+  for (const auto& a : kAttributes) {
+    if (attribute != a.name) continue;
+    std::vector<w::ClipSpec> out(a.values, spec);
+    for (int v = 0; v < a.values; ++v) a.set(out[v], v);
+    return out;
   }
-  return out;
+  return SwapAttribute(spec, attribute).status();  // the unknown-attribute error
 }
 
 torch::Tensor BayesPosteriorMean(const torch::Tensor& x_s, double sigma, const torch::Tensor& candidates,
@@ -234,31 +235,25 @@ std::string Cell(double a, double b) {
 }  // namespace
 
 std::string FormatPromptProbe(const PromptProbe& p) {
-  std::string out = "| attribute swapped |";
-  for (double s : p.sigmas) absl::StrAppend(&out, absl::StrFormat(" loss at s=%.2f: true / swapped |", s));
-  out += "\n|---|";
-  for (size_t k = 0; k < p.sigmas.size(); ++k) out += "---|";
-  out += "\n";
-  for (const auto& a : p.attributes) {
-    absl::StrAppend(&out, "| ", a.attribute, " |");
-    for (size_t k = 0; k < p.sigmas.size(); ++k) {
-      absl::StrAppend(&out, Cell(p.loss_true[k], a.loss_swapped[k]));
+  // One row per attribute, one " a / b (gap) |" cell per sigma.
+  auto table = [&](const std::string& corner, const std::string& before, const std::string& after,
+                   const std::vector<double>& a, std::vector<double> AttributeSensitivity::*b) {
+    std::string t = "| " + corner + " |";
+    for (double s : p.sigmas) absl::StrAppend(&t, " ", before, absl::StrFormat("%.2f", s), after, " |");
+    t += "\n|---|";
+    for (size_t k = 0; k < p.sigmas.size(); ++k) t += "---|";
+    t += "\n";
+    for (const auto& row : p.attributes) {
+      absl::StrAppend(&t, "| ", row.attribute, " |");
+      for (size_t k = 0; k < p.sigmas.size(); ++k) t += Cell(a[k], (row.*b)[k]);
+      t += "\n";
     }
-    out += "\n";
-  }
-  out += "\nBayes-optimal loss (the exact posterior mean over the world's clips): full prompt / without the word\n| "
-         "word unknown |";
-  for (double s : p.sigmas) absl::StrAppend(&out, absl::StrFormat(" s=%.2f |", s));
-  out += "\n|---|";
-  for (size_t k = 0; k < p.sigmas.size(); ++k) out += "---|";
-  out += "\n";
-  for (const auto& a : p.attributes) {
-    absl::StrAppend(&out, "| ", a.attribute, " |");
-    for (size_t k = 0; k < p.sigmas.size(); ++k) {
-      absl::StrAppend(&out, Cell(p.bayes_true[k], a.bayes_unknown[k]));
-    }
-    out += "\n";
-  }
+    return t;
+  };
+  std::string out = table("attribute swapped", "loss at s=", ": true / swapped", p.loss_true,
+                          &AttributeSensitivity::loss_swapped);
+  out += "\nBayes-optimal loss (the exact posterior mean over the world's clips): full prompt / without the word\n";
+  out += table("word unknown", "s=", "", p.bayes_true, &AttributeSensitivity::bayes_unknown);
   const auto& d = p.direction;
   absl::StrAppend(&out, absl::StrFormat("\ngenerated clips: motion score in the asked direction %.3f, best over the four "
                                         "directions %.3f; moving (>= 2/3 of the travel) in some direction %.0f%%, in "
