@@ -13,6 +13,10 @@
 
 #include <mpi.h>
 
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 struct ncclComm;  // NCCL's opaque communicator; ncclComm_t is ncclComm*.
@@ -26,12 +30,28 @@ bool NcclCompiledIn();
 // Slurm (SLURM_LOCALID), MPICH/Hydra (MPI_LOCALRANKID), or 0 when none is set.
 int LauncherLocalRank();
 
+// What one rank found when it tried to take its GPU, exchanged before NCCL starts so
+// that a bad launch gets a message naming the ranks and the fix instead of NCCL's
+// "invalid usage".
+struct GpuSlot {
+  std::string host;    // the node's host name
+  int device = -1;     // the CUDA ordinal the rank asked for
+  int visible = 0;     // how many GPUs the rank can see (-1: the CUDA runtime failed)
+  std::string bus_id;  // PCI bus id of the GPU taken; empty when none was taken
+  std::string error;   // why the rank could not take it; empty on success
+};
+
+// Checks the slots of every rank of a communicator (index = rank): each rank took a
+// GPU, and no two ranks share one GPU of one node (NCCL allows one rank per GPU).
+absl::Status CheckGpuAssignment(const std::vector<GpuSlot>& slots);
+
 struct NcclHandle {
   ncclComm* comm = nullptr;
   int device = -1;
 };
 
-// Selects GPU `device` and creates one NCCL communicator spanning `comm`.
+// Selects GPU `device`, checks the assignment of every rank (CheckGpuAssignment) and
+// creates one NCCL communicator spanning `comm`.
 absl::StatusOr<NcclHandle> BootstrapNccl(MPI_Comm comm, int device);
 
 // Destroys the communicator made by BootstrapNccl. Safe on a default handle.
