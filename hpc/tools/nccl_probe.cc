@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   auto handle = dancegrpo::hpc::BootstrapNccl(MPI_COMM_WORLD, dancegrpo::hpc::LauncherLocalRank());
   if (!handle.ok()) {
-    std::fprintf(stderr, "[rank %d] NCCL bootstrap: %s\n", rank, handle.status().ToString().c_str());
+    std::fprintf(stderr, "[rank %d] %s\n", rank, handle.status().ToString().c_str());
     exit_code = dancegrpo::hpc::NcclCompiledIn() ? 1 : 2;
   } else {
     auto sum = dancegrpo::hpc::NcclAllReduceRankIds(*handle, rank);

@@ -18,9 +18,11 @@ namespace dancegrpo::models {
 torch::Tensor LocalAttention::Attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                      const torch::Tensor& key_mask) {
 #if TORCH_VERSION_MAJOR >= 2
-  torch::Tensor mask;
-  if (key_mask.defined()) mask = key_mask.to(torch::kBool).unsqueeze(1).unsqueeze(1);
-  return at::scaled_dot_product_attention(q, k, v, mask);
+  // No mask must be passed as "no optional", not as an undefined tensor: libtorch 2.x
+  // rejects an undefined attn_mask ("attn_mask.dtype: nullptr"). Found on an H200 with
+  // torch 2.11 by scripts/gpu_check.sh; the 1.13 CI build never compiles this branch.
+  if (!key_mask.defined()) return at::scaled_dot_product_attention(q, k, v);
+  return at::scaled_dot_product_attention(q, k, v, key_mask.to(torch::kBool).unsqueeze(1).unsqueeze(1));
 #else
   auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(-1)));
   if (key_mask.defined()) {

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# gpu_check.sh: builds the NCCL conformance suite and nccl_probe without Bazel and runs
+# them on this GPU node. For GPU machines that carry a CUDA PyTorch (pip or libtorch)
+# but no Bazel; on a machine with Bazel use `bazel build --config=cuda` instead.
+#
+#   scripts/gpu_check.sh [build-dir]
+#
+# A node without Open MPI, Abseil, glog or GoogleTest: make a kit on a Debian 12 machine
+# with scripts/make_gpu_kit.sh, copy it over, and `source .gpu_kit/env.sh` first.
+#
+# Inputs (environment; defaults in brackets):
+#   TORCH_DIR    a CUDA libtorch: holds include/ and lib/ [the torch package of python3]
+#   CUDA_HOME    the CUDA toolkit [/usr/local/cuda]
+#   NCCL_HOME    NCCL headers and library [python3's nvidia.nccl package, the one torch loads,
+#                else CUDA_HOME]
+#   DEPS_PREFIX  include/ and lib/ with Abseil, glog, gflags and GoogleTest [/usr]
+#   MPI_INCLUDE  the directory of mpi.h [from `mpicxx --showme:incdirs`]
+#   MPI_LIBDIR   the directory of libmpi.so [from `mpicxx --showme:libdirs`]
+#   MPIRUN       Open MPI's launcher [mpirun]
+#   NP_MAX       the most ranks to try [4]
+#
+# What it runs, each check printed as PASS/FAIL/SKIP:
+#   1. nccl_probe and the NCCL conformance suite with one rank per visible GPU
+#      (ranks = min(GPUs, NP_MAX); at least 1);
+#   2. the MPI conformance suite at 2 ranks, against this libtorch;
+#   3. on a node with fewer GPUs than 2 ranks: that `mpirun -np 2 nccl_probe` fails on both
+#      ranks with the one-GPU-per-rank message (NCCL allows one rank per GPU);
+#   4. this libtorch (2.x) against the code written for 1.13 and 2.x: every .cc of the tree
+#      compiles (-fsyntax-only; needs the HDF5, nlohmann-json, libjpeg and libpng headers
+#      in DEPS_PREFIX/include, HDF5's under include/hdf5 if not directly there), and the DiT
+#      tests (2.x attention path) and the Ulysses sp=2 vs sp=1 test pass on the CPU.
+# Exit status: 0 when no check failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build-gpu}
+mkdir -p "$BUILD"
+
+die() { echo "gpu_check: $*" >&2; exit 2; }
+
+TORCH_DIR=${TORCH_DIR:-$(python3 -c 'import os, torch; print(os.path.dirname(torch.__file__))' 2>/dev/null)}
+[[ -f "$TORCH_DIR/include/torch/csrc/api/include/torch/torch.h" ]] ||
+  die "no libtorch at TORCH_DIR='$TORCH_DIR'; set TORCH_DIR to a directory with include/ and lib/"
+[[ -f "$TORCH_DIR/lib/libtorch_cuda.so" ]] || die "$TORCH_DIR/lib has no libtorch_cuda.so: this libtorch is CPU-only"
+CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+[[ -f "$CUDA_HOME/include/cuda_runtime.h" ]] || die "no cuda_runtime.h under CUDA_HOME=$CUDA_HOME"
+if [[ -z "${NCCL_HOME:-}" ]]; then
+  NCCL_HOME=$(python3 -c 'import nvidia.nccl as n; print(list(n.__path__)[0])' 2>/dev/null || true)
+  [[ -e "$NCCL_HOME/lib/libnccl.so.2" ]] || NCCL_HOME=$CUDA_HOME
+fi
+NCCL_LIB=$(for d in "$NCCL_HOME"/lib64 "$NCCL_HOME"/lib; do [[ -e $d/libnccl.so.2 ]] && echo "$d"; done | head -1)
+[[ -n "$NCCL_LIB" ]] || die "no libnccl.so.2 under NCCL_HOME=$NCCL_HOME (lib or lib64)"
+# The header may live apart from the library (some wheels ship the library alone).
+NCCL_INCLUDE=${NCCL_INCLUDE:-$(for d in "$NCCL_HOME/include" "$CUDA_HOME/include" "${DEPS_PREFIX:-/usr}/include"; do
+  [[ -f $d/nccl.h ]] && echo "$d"; done | head -1)}
+[[ -f "$NCCL_INCLUDE/nccl.h" ]] || die "no nccl.h in NCCL_HOME/include, CUDA_HOME/include or DEPS_PREFIX/include"
+CUDA_LIB=$(ls -d "$CUDA_HOME"/lib64 "$CUDA_HOME"/targets/x86_64-linux/lib 2>/dev/null | head -1)
+DEPS_PREFIX=${DEPS_PREFIX:-/usr}
+MPI_INCLUDE=${MPI_INCLUDE:-$(mpicxx --showme:incdirs 2>/dev/null | cut -d' ' -f1)}
+MPI_LIBDIR=${MPI_LIBDIR:-$(mpicxx --showme:libdirs 2>/dev/null | cut -d' ' -f1)}
+[[ -f "$MPI_INCLUDE/mpi.h" ]] || die "no mpi.h in MPI_INCLUDE='$MPI_INCLUDE'"
+MPIRUN=${MPIRUN:-mpirun}
+NP_MAX=${NP_MAX:-4}
+CXX=${CXX:-g++}
+# The project is C++17; a libtorch whose headers need a newer standard is reported, then used.
+CXX_STD=${CXX_STD:-c++17}
+echo '#include <torch/torch.h>' >"$BUILD/std_probe.cc"
+if ! "$CXX" -std="$CXX_STD" -fsyntax-only -I"$TORCH_DIR/include" -I"$TORCH_DIR/include/torch/csrc/api/include" \
+  "$BUILD/std_probe.cc" 2>"$BUILD/std_probe.log"; then
+  echo "NOTE: this libtorch's headers do not compile as $CXX_STD:"; grep -m3 error "$BUILD/std_probe.log"
+  CXX_STD=c++20
+fi
+
+echo "gpu_check: $CXX_STD, torch $TORCH_DIR, CUDA $CUDA_HOME, NCCL $NCCL_LIB ($NCCL_INCLUDE), deps $DEPS_PREFIX, MPI $MPI_INCLUDE"
+CXXFLAGS=(-std=$CXX_STD -O1 -g0 -fPIC -DOMPI_SKIP_MPICXX -DDANCEGRPO_WITH_CUDA=1 -DDANCEGRPO_WITH_NCCL=1
+  -I. -I"$TORCH_DIR/include" -I"$TORCH_DIR/include/torch/csrc/api/include" -I"$CUDA_HOME/include"
+  -I"$NCCL_INCLUDE" -I"$DEPS_PREFIX/include" -I"$MPI_INCLUDE")
+SOURCES=(hpc/mpi_error.cc hpc/nccl_bootstrap.cc hpc/comm/communicator.cc hpc/comm/mpi_communicator.cc
+  hpc/comm/nccl_communicator.cc hpc/comm/communicator_conformance.cc hpc/comm/nccl_communicator_test.cc
+  hpc/comm/mpi_communicator_test.cc tests/mpi_gtest_main.cc hpc/tools/nccl_probe.cc)
+t0=$(date +%s)
+pids=()
+for src in "${SOURCES[@]}"; do
+  obj="$BUILD/$(echo "$src" | tr / _).o"
+  "$CXX" "${CXXFLAGS[@]}" -c "$src" -o "$obj" 2>"$obj.log" &
+  pids+=($!)
+done
+failed=0
+for i in "${!pids[@]}"; do
+  if ! wait "${pids[$i]}"; then
+    echo "gpu_check: compiling ${SOURCES[$i]} failed:" >&2
+    head -40 "$BUILD/$(echo "${SOURCES[$i]}" | tr / _).o.log" >&2
+    failed=1
+  fi
+done
+((failed == 0)) || exit 1
+o() { for s in "$@"; do echo "$BUILD/$(echo "$s" | tr / _).o"; done; }
+ABSL=$(ls "$DEPS_PREFIX"/lib/libabsl_*.so "$DEPS_PREFIX"/lib/x86_64-linux-gnu/libabsl_*.so 2>/dev/null | sed 's|.*/lib\(absl_[^.]*\)\.so$|-l\1|' | sort -u)
+ABSL_DIR=$(dirname "$(ls "$DEPS_PREFIX"/lib/libabsl_base.so "$DEPS_PREFIX"/lib/x86_64-linux-gnu/libabsl_base.so 2>/dev/null | head -1)")
+GTEST=$(ls "$DEPS_PREFIX"/lib/libgtest.a "$DEPS_PREFIX"/lib/x86_64-linux-gnu/libgtest.a 2>/dev/null | head -1)
+LDFLAGS=(-L"$TORCH_DIR/lib" -L"$NCCL_LIB" -L"$CUDA_LIB" -L"$ABSL_DIR" -L"$MPI_LIBDIR"
+  -Wl,-rpath,"$TORCH_DIR/lib:$NCCL_LIB:$CUDA_LIB:$ABSL_DIR:$MPI_LIBDIR"
+  -Wl,--no-as-needed -ltorch -ltorch_cuda -ltorch_cpu -lc10_cuda -lc10 -Wl,--as-needed
+  -l:libnccl.so.2 -lcudart $ABSL -lmpi -lpthread)
+COMMON=$(o hpc/mpi_error.cc hpc/nccl_bootstrap.cc hpc/comm/communicator.cc hpc/comm/mpi_communicator.cc \
+  hpc/comm/nccl_communicator.cc)
+TESTLIBS=("$GTEST" -lglog -lgflags)
+"$CXX" -o "$BUILD/nccl_communicator_test" $COMMON $(o hpc/comm/communicator_conformance.cc \
+  hpc/comm/nccl_communicator_test.cc tests/mpi_gtest_main.cc) "${TESTLIBS[@]}" "${LDFLAGS[@]}" || exit 1
+"$CXX" -o "$BUILD/mpi_communicator_test" $COMMON $(o hpc/comm/communicator_conformance.cc \
+  hpc/comm/mpi_communicator_test.cc tests/mpi_gtest_main.cc) "${TESTLIBS[@]}" "${LDFLAGS[@]}" || exit 1
+"$CXX" -o "$BUILD/nccl_probe" $(o hpc/mpi_error.cc hpc/nccl_bootstrap.cc hpc/tools/nccl_probe.cc) \
+  "${LDFLAGS[@]}" || exit 1
+echo "gpu_check: built in $(($(date +%s) - t0)) s"
+
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 GTEST_COLOR=no
+RUN=("$MPIRUN" --oversubscribe --bind-to none)
+GPUS=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+NP=$((GPUS < NP_MAX ? GPUS : NP_MAX))
+((NP >= 1)) || NP=1
+echo "gpu_check: $GPUS GPU(s) visible; NCCL checks at $NP rank(s)"
+nvidia-smi -L 2>/dev/null
+bad=0
+check() {  # check NAME CMD...: runs CMD, prints PASS/FAIL with the tail of its log
+  local name=$1 log="$BUILD/$1.log"
+  shift
+  if timeout 300 "$@" >"$log" 2>&1; then echo "PASS $name"; else echo "FAIL $name (exit $?)"; bad=1; fi
+  tail -25 "$log" | sed "s/^/  [$name] /"
+}
+check nccl_probe_np$NP "${RUN[@]}" -np "$NP" -x NCCL_DEBUG=VERSION "$BUILD/nccl_probe"
+check nccl_conformance_np$NP "${RUN[@]}" -np "$NP" -x NCCL_DEBUG=WARN "$BUILD/nccl_communicator_test"
+check mpi_conformance_np2 "${RUN[@]}" -np 2 "$BUILD/mpi_communicator_test"
+if ((GPUS < 2)); then
+  # Two ranks on one GPU: must fail on every rank with the one-GPU-per-rank message.
+  log="$BUILD/two_ranks_one_gpu.log"
+  timeout 120 "${RUN[@]}" -np 2 "$BUILD/nccl_probe" >"$log" 2>&1
+  rc=$?
+  n=$(grep -c "one GPU per rank\|could not take GPU" "$log")
+  if ((rc != 0 && rc != 124 && n == 2)); then echo "PASS two_ranks_one_gpu_is_refused"; else
+    echo "FAIL two_ranks_one_gpu_is_refused (exit $rc, $n of 2 ranks named the problem)"; bad=1; fi
+  sed 's/^/  [two_ranks_one_gpu] /' "$log" | head -12
+else
+  echo "SKIP two_ranks_one_gpu_is_refused ($GPUS GPUs: every rank has its own)"
+fi
+
+# --- 4. the tree against this libtorch
+mapfile -t ALL < <(find dancegrpo models rewards world hpc tests bench tools -name '*.cc' | sort)
+ALLFLAGS=("${CXXFLAGS[@]}" -I"$DEPS_PREFIX/include/hdf5" -I"$DEPS_PREFIX/include/hdf5/openmpi")
+printf '%s\n' "${ALL[@]}" | xargs -P "$(nproc)" -I{} sh -c \
+  'out="$0/syntax_$(echo {} | tr / _).log"; "$@" -fsyntax-only {} >"$out" 2>&1 || echo "SYNTAX-FAIL {}"' \
+  "$BUILD" "$CXX" "${ALLFLAGS[@]}" >"$BUILD/syntax.txt"
+nfail=$(grep -c SYNTAX-FAIL "$BUILD/syntax.txt")
+if ((nfail == 0)); then echo "PASS compile_all_${#ALL[@]}_files_with_this_libtorch"; else
+  echo "FAIL compile_all_with_this_libtorch ($nfail of ${#ALL[@]} files)"; bad=1
+  grep SYNTAX-FAIL "$BUILD/syntax.txt" | while read -r _ f; do
+    echo "  [$f]"; grep -m5 "error" "$BUILD/syntax_$(echo "$f" | tr / _).log" | sed 's/^/    /'; done
+fi
+DIT=(models/dit/dit.cc models/dit/dit_config.cc hpc/seqpar.cc models/timestep_embedding.cc models/velocity_model.cc)
+pids=()
+for src in "${DIT[@]}" models/dit/dit_test.cc models/dit/dit_seqpar_test.cc tests/smoke/torch_autograd_test.cc; do
+  "$CXX" "${CXXFLAGS[@]}" -c "$src" -o "$BUILD/$(echo "$src" | tr / _).o" 2>"$BUILD/$(echo "$src" | tr / _).o.log" &
+  pids+=($!)
+done
+ok=1
+for p in "${pids[@]}"; do wait "$p" || ok=0; done
+MAIN=$(ls "$DEPS_PREFIX"/lib/libgtest_main.a "$DEPS_PREFIX"/lib/x86_64-linux-gnu/libgtest_main.a 2>/dev/null | head -1)
+if ((ok)) &&
+  "$CXX" -o "$BUILD/dit_test" $(o "${DIT[@]}" hpc/comm/communicator.cc models/dit/dit_test.cc) "$MAIN" \
+    "${TESTLIBS[@]}" "${LDFLAGS[@]}" &&
+  "$CXX" -o "$BUILD/torch_autograd_test" $(o tests/smoke/torch_autograd_test.cc) "$MAIN" "${TESTLIBS[@]}" \
+    "${LDFLAGS[@]}" &&
+  "$CXX" -o "$BUILD/dit_seqpar_test" $COMMON $(o "${DIT[@]}" models/dit/dit_seqpar_test.cc tests/mpi_gtest_main.cc) \
+    "${TESTLIBS[@]}" "${LDFLAGS[@]}"; then
+  check torch_autograd_test "$BUILD/torch_autograd_test"
+  check dit_test "$BUILD/dit_test"
+  check dit_seqpar_np2 "${RUN[@]}" -np 2 "$BUILD/dit_seqpar_test"
+else
+  echo "FAIL build_dit_tests"; bad=1
+  cat "$BUILD"/*dit*.o.log "$BUILD"/*autograd*.o.log 2>/dev/null | grep -m10 error
+fi
+exit $bad
