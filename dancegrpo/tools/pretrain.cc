@@ -3,9 +3,13 @@
 //   bazel run //dancegrpo/tools:pretrain -- --steps=1500 --out=$PWD/configs/base/shapes_base.safetensors
 // Rectified flow: x_s = (1 - s) x_data + s noise with s ~ U(0, 1); the model learns the
 // velocity noise - x_data (so x_data = x_s - s v, the x0_hat of dancegrpo/sde.h).
+// Clips, noise and noise levels are drawn on the CPU whatever --device is, so a GPU run
+// sees the same data as a CPU run with the same seed.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <random>
 
@@ -18,11 +22,34 @@ DEFINE_int32(batch, 32, "clips per step");
 DEFINE_double(lr, 1e-3, "AdamW learning rate");
 DEFINE_uint64(seed, 1, "random seed");
 DEFINE_string(out, "configs/base/shapes_base.safetensors", "where to write the base checkpoint");
+DEFINE_string(device, "cpu", "cpu, or cuda / cuda:N (needs a CUDA libtorch)");
+DEFINE_double(max_seconds, 0, "stop early and write the checkpoint after this many seconds (0 = no limit)");
+DEFINE_double(final_lr_fraction, 1.0,
+              "cosine decay of the learning rate to this fraction of --lr over the run (1 = constant); "
+              "progress is the larger of step/steps and elapsed/max_seconds");
 
 int main(int argc, char** argv) {
   gflags::SetUsageMessage("flow-matching pretraining of the shapes-world base model");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
+  if (FLAGS_final_lr_fraction <= 0 || FLAGS_final_lr_fraction > 1) {
+    std::fprintf(stderr, "pretrain: --final_lr_fraction=%g must be in (0, 1]\n", FLAGS_final_lr_fraction);
+    return 2;
+  }
+  torch::Device device(torch::kCPU);
+  try {
+    device = torch::Device(FLAGS_device);
+  } catch (const std::exception&) {
+    std::fprintf(stderr, "pretrain: --device=%s is not a device; use cpu, cuda or cuda:N\n", FLAGS_device.c_str());
+    return 2;
+  }
+  if (device.is_cuda() && !torch::cuda::is_available()) {
+    std::fprintf(stderr, "pretrain: --device=%s but this libtorch sees no CUDA GPU; use --device=cpu\n",
+                 FLAGS_device.c_str());
+    return 2;
+  }
   auto models = dancegrpo::MakeShapesModels(FLAGS_seed);
+  models.dit->to(device);
+  models.text->module()->to(device);
   std::vector<torch::Tensor> params = models.dit->parameters();
   for (const auto& p : models.text->module()->parameters()) params.push_back(p);
   torch::optim::AdamW opt(params, torch::optim::AdamWOptions(FLAGS_lr).weight_decay(1e-4));
@@ -30,7 +57,20 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(FLAGS_seed);
   const auto start = std::chrono::steady_clock::now();
   double running = 0;
-  for (int step = 1; step <= FLAGS_steps; ++step) {
+  int step = 1;
+  for (; step <= FLAGS_steps; ++step) {
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (FLAGS_max_seconds > 0 && elapsed > FLAGS_max_seconds) {
+      std::printf("stopping at step %d: --max_seconds=%g reached\n", step - 1, FLAGS_max_seconds);
+      break;
+    }
+    if (FLAGS_final_lr_fraction < 1) {
+      double progress = static_cast<double>(step - 1) / FLAGS_steps;
+      if (FLAGS_max_seconds > 0) progress = std::max(progress, elapsed / FLAGS_max_seconds);
+      const double f = FLAGS_final_lr_fraction + (1 - FLAGS_final_lr_fraction) * 0.5 * (1 + std::cos(M_PI * progress));
+      for (auto& group : opt.param_groups())
+        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(FLAGS_lr * f);
+    }
     std::vector<torch::Tensor> clips;
     std::vector<std::string> texts;
     for (int i = 0; i < FLAGS_batch; ++i) {
@@ -42,6 +82,12 @@ int main(int argc, char** argv) {
     auto noise = torch::randn_like(x);
     auto sigma = torch::rand({FLAGS_batch});
     auto s = sigma.view({-1, 1, 1, 1, 1});
+    if (!device.is_cpu()) {
+      x = x.to(device);
+      noise = noise.to(device);
+      sigma = sigma.to(device);
+      s = s.to(device);
+    }
     auto xs = (1 - s) * x + s * noise;
     auto cond = models.text->Encode(texts);
     auto v = models.dit->Velocity(xs, sigma, *cond);
@@ -60,8 +106,9 @@ int main(int argc, char** argv) {
   }
   auto status = dancegrpo::SaveShapesBase(
       models, FLAGS_out,
-      "pretrain --steps=" + std::to_string(FLAGS_steps) + " --batch=" + std::to_string(FLAGS_batch) +
-          " --seed=" + std::to_string(FLAGS_seed));
+      "pretrain --steps=" + std::to_string(std::min(step - 1, FLAGS_steps)) + " --batch=" + std::to_string(FLAGS_batch) +
+          " --seed=" + std::to_string(FLAGS_seed) + " --lr=" + std::to_string(FLAGS_lr) +
+          " --final_lr_fraction=" + std::to_string(FLAGS_final_lr_fraction) + " --device=" + FLAGS_device);
   if (!status.ok()) {
     std::fprintf(stderr, "pretrain: %s\n", std::string(status.message()).c_str());
     return 1;

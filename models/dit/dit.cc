@@ -272,8 +272,9 @@ torch::Tensor VideoDit::Velocity(const torch::Tensor& x, const torch::Tensor& si
   auto e0 = time_projection->forward(e).view({b, 6, c.dim});
   auto context = text_embedding->forward(cond.tokens.to(tokens.dtype()));
   auto mask = cond.token_mask.defined() ? cond.token_mask.to(torch::kBool)
-                                        : torch::ones({b, context.size(1)}, torch::kBool);
+                                        : torch::ones({b, context.size(1)}, context.options().dtype(torch::kBool));
   auto rope = MakeRopeTables(c.head_dim(), grid);
+  if (!tokens.device().is_cpu()) rope = {rope.cos.to(tokens.device()), rope.sin.to(tokens.device())};
   const int64_t total_tokens = tokens.size(1);
   if (sp_) {
     // This rank's slice of the sequence. Slicing is local: its backward leaves the other

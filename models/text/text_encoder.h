@@ -3,14 +3,8 @@
 //     vocabulary and a small transformer encoder (token + position embeddings, pre-norm
 //     self-attention blocks) giving token embeddings [B, L, D], a key mask and a pooled
 //     (masked-mean) vector. For the procedural worlds this project ships.
-//   - PrecomputedTextEncoder: embeddings computed upstream (T5 / CLIP features, as real
-//     pipelines feed them) and stored in HDF5, looked up by prompt text.
-//
-// HDF5 layout of a precomputed-embedding file (docs/ describes it for h5py users):
-//   /prompts      [N]        variable-length UTF-8 strings (include "" for CFG)
-//   /tokens       [N, L, D]  float32 token embeddings
-//   /token_mask   [N, L]     uint8, 1 = real token (every row has at least one)
-//   /pooled       [N, P]     float32, optional
+// Embeddings computed upstream and stored in HDF5 are in precomputed_text_encoder.h (kept
+// apart so that this library needs neither HDF5 nor MPI).
 #ifndef DANCEGRPO_MODELS_TEXT_TEXT_ENCODER_H_
 #define DANCEGRPO_MODELS_TEXT_TEXT_ENCODER_H_
 
@@ -84,24 +78,6 @@ class TrainableTextEncoder : public PromptEncoder {
   WordTokenizer tokenizer_;
   TextTransformer module_{nullptr};
 };
-
-class PrecomputedTextEncoder : public PromptEncoder {
- public:
-  // Reads and validates the whole file; errors name the file and the field.
-  static absl::StatusOr<std::unique_ptr<PrecomputedTextEncoder>> Load(const std::string& path);
-  // Fails with NotFound, naming the prompt and the file, for a prompt not in the table.
-  absl::StatusOr<Conditioning> Encode(const std::vector<std::string>& prompts) override;
-  int64_t size() const { return static_cast<int64_t>(rows_.size()); }
-
- private:
-  std::string path_;
-  std::unordered_map<std::string, int64_t> rows_;
-  Conditioning table_;
-};
-
-// Writes a precomputed-embedding file (atomically: a temporary file, then rename).
-absl::Status WritePrecomputedTextEmbeddings(const std::string& path, const std::vector<std::string>& prompts,
-                                            const Conditioning& embeddings);
 
 }  // namespace dancegrpo::models
 

@@ -1,4 +1,5 @@
 #include "models/text/text_encoder.h"
+#include "models/text/precomputed_text_encoder.h"
 
 #include <torch/torch.h>
 
