@@ -31,6 +31,11 @@ DEFINE_double(final_lr_fraction, 1.0,
 int main(int argc, char** argv) {
   gflags::SetUsageMessage("flow-matching pretraining of the shapes-world base model");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
+  if (FLAGS_steps <= 0 || FLAGS_batch <= 0 || FLAGS_max_seconds < 0) {
+    std::fprintf(stderr, "pretrain: --steps=%d and --batch=%d must be positive and --max_seconds=%g not negative\n",
+                 FLAGS_steps, FLAGS_batch, FLAGS_max_seconds);
+    return 2;
+  }
   if (FLAGS_final_lr_fraction <= 0 || FLAGS_final_lr_fraction > 1) {
     std::fprintf(stderr, "pretrain: --final_lr_fraction=%g must be in (0, 1]\n", FLAGS_final_lr_fraction);
     return 2;
@@ -82,12 +87,10 @@ int main(int argc, char** argv) {
     auto noise = torch::randn_like(x);
     auto sigma = torch::rand({FLAGS_batch});
     auto s = sigma.view({-1, 1, 1, 1, 1});
-    if (!device.is_cpu()) {
-      x = x.to(device);
-      noise = noise.to(device);
-      sigma = sigma.to(device);
-      s = s.to(device);
-    }
+    x = x.to(device);  // each .to is a no-op on the CPU
+    noise = noise.to(device);
+    sigma = sigma.to(device);
+    s = s.to(device);
     auto xs = (1 - s) * x + s * noise;
     auto cond = models.text->Encode(texts);
     auto v = models.dit->Velocity(xs, sigma, *cond);

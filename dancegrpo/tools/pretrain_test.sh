@@ -11,8 +11,9 @@ run --out="$tmp/a.safetensors" || fail "pretrain failed: $(cat "$tmp/log")"
 run --out="$tmp/b.safetensors" || fail "second run failed"
 cmp -s "$tmp/a.safetensors" "$tmp/b.safetensors" || fail "same seed, different checkpoints"
 run --out="$tmp/c.safetensors" --final_lr_fraction=0.5 || fail "cosine run failed"
-# The header's note names the flags, so compare the tensor bytes at the end of the files.
-weights() { tail -c 900000 "$1"; }
+# The header's note names the flags, so compare the tensor bytes after the header
+# (safetensors: an 8-byte little-endian header length, the JSON header, then the data).
+weights() { tail -c +$((9 + $(od -An -tu8 -N8 "$1" | tr -d ' '))) "$1"; }
 cmp -s <(weights "$tmp/a.safetensors") <(weights "$tmp/c.safetensors") &&
   fail "--final_lr_fraction=0.5 did not change the weights"
 
@@ -29,6 +30,7 @@ expect_error() {  # expect_error TEXT FLAGS...
   grep -q -- "$text" "$tmp/log" || fail "$*: message lacks '$text': $(cat "$tmp/log")"
 }
 expect_error "must be in (0, 1]" --final_lr_fraction=0
+expect_error "must be positive" --batch=0
 expect_error "is not a device; use cpu, cuda or cuda:N" --device=bogus
 if ! command -v nvidia-smi >/dev/null 2>&1; then
   expect_error "sees no CUDA GPU; use --device=cpu" --device=cuda

@@ -274,7 +274,7 @@ torch::Tensor VideoDit::Velocity(const torch::Tensor& x, const torch::Tensor& si
   auto mask = cond.token_mask.defined() ? cond.token_mask.to(torch::kBool)
                                         : torch::ones({b, context.size(1)}, context.options().dtype(torch::kBool));
   auto rope = MakeRopeTables(c.head_dim(), grid);
-  if (!tokens.device().is_cpu()) rope = {rope.cos.to(tokens.device()), rope.sin.to(tokens.device())};
+  rope = {rope.cos.to(tokens.device()), rope.sin.to(tokens.device())};  // no copy on the CPU
   const int64_t total_tokens = tokens.size(1);
   if (sp_) {
     // This rank's slice of the sequence. Slicing is local: its backward leaves the other

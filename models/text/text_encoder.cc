@@ -97,12 +97,10 @@ TrainableTextEncoder::TrainableTextEncoder(WordTokenizer tokenizer, const TextEn
 
 absl::StatusOr<Conditioning> TrainableTextEncoder::Encode(const std::vector<std::string>& prompts) {
   auto [ids, mask] = tokenizer_.Encode(prompts);
-  // The tokenizer works on the CPU; the ids follow the encoder's weights (CPU or GPU).
+  // The tokenizer works on the CPU; the ids follow the encoder's weights (no copy on the CPU).
   const auto device = module_->parameters().front().device();
-  if (!device.is_cpu()) {
-    ids = ids.to(device);
-    mask = mask.to(device);
-  }
+  ids = ids.to(device);
+  mask = mask.to(device);
   Conditioning c;
   c.tokens = module_->forward(ids, mask);
   c.token_mask = mask;
