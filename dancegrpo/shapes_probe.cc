@@ -47,7 +47,8 @@ double SquaredError(models::VelocityModel& model, const torch::Tensor& xs, doubl
 }  // namespace
 
 const std::vector<std::string>& ProbeAttributes() {
-  static const auto* names = new std::vector<std::string>{"colour", "count", "motion", "object", "background"};
+  static const auto* names = new std::vector<std::string>{"colour", "count", "motion", "motion_axis", "object",
+                                                               "background"};
   return *names;
 }
 
@@ -59,13 +60,15 @@ absl::StatusOr<w::ClipSpec> SwapAttribute(const w::ClipSpec& spec, const std::st
     s.count = 3 - s.count;
   } else if (attribute == "motion") {
     s.motion = static_cast<w::Motion>(static_cast<int>(s.motion) ^ 1);  // left <-> right, up <-> down
+  } else if (attribute == "motion_axis") {
+    s.motion = static_cast<w::Motion>(static_cast<int>(s.motion) ^ 2);  // left <-> up, right <-> down
   } else if (attribute == "object") {
     s.object = 1 - s.object;
   } else if (attribute == "background") {
     s.background = 1 - s.background;
   } else {
     return absl::InvalidArgumentError(
-        absl::StrCat("unknown prompt attribute '", attribute, "'; use colour, count, motion, object or background"));
+        absl::StrCat("unknown prompt attribute '", attribute, "'; use colour, count, motion, motion_axis, object or background"));
   }
   return s;
 }
@@ -80,6 +83,9 @@ absl::StatusOr<std::vector<w::ClipSpec>> AttributeVariants(const w::ClipSpec& sp
       {"colour", w::kColours, [](w::ClipSpec& s, int v) { s.colour = v; }},
       {"count", 2, [](w::ClipSpec& s, int v) { s.count = v + 1; }},
       {"motion", w::kMotions, [](w::ClipSpec& s, int v) { s.motion = static_cast<w::Motion>(v); }},
+      // The axis unknown, the sign known: {left, up} or {right, down}.
+      {"motion_axis", 2,
+       [](w::ClipSpec& s, int v) { s.motion = static_cast<w::Motion>((static_cast<int>(s.motion) & 1) | (v << 1)); }},
       {"object", w::kObjects, [](w::ClipSpec& s, int v) { s.object = v; }},
       {"background", w::kBackgrounds, [](w::ClipSpec& s, int v) { s.background = v; }},
   };

@@ -40,10 +40,13 @@ struct ProbeConfig {
 };
 
 // The prompt attributes the probe swaps, in report order.
-const std::vector<std::string>& ProbeAttributes();  // colour, count, motion, object, background
+const std::vector<std::string>& ProbeAttributes();  // colour, count, motion, motion_axis, object, background
 
 // `spec` with `attribute` changed to another value: the next colour, the other count,
-// object or background, the opposite motion (left <-> right, up <-> down).
+// object or background, the opposite motion (left <-> right, up <-> down; "motion", the
+// sign) or the same sign on the other axis (left <-> up, right <-> down; "motion_axis").
+// For the Bayes loss "without the word", motion means all four directions unknown and
+// motion_axis the axis unknown with the sign known.
 absl::StatusOr<world::ClipSpec> SwapAttribute(const world::ClipSpec& spec, const std::string& attribute);
 
 // Every value of `attribute` (the spec itself among them), e.g. the four colours.

@@ -65,6 +65,8 @@ TEST(SwapAttribute, ChangesOnlyTheNamedAttribute) {
   EXPECT_EQ(SwapAttribute(s, "colour")->colour, 0);
   EXPECT_EQ(SwapAttribute(s, "count")->count, 1);
   EXPECT_EQ(SwapAttribute(s, "motion")->motion, w::Motion::kDown);
+  EXPECT_EQ(SwapAttribute(s, "motion_axis")->motion, w::Motion::kLeft);
+  EXPECT_EQ(SwapAttribute(*SwapAttribute(s, "motion_axis"), "motion_axis")->id(), s.id());
   EXPECT_EQ(SwapAttribute(s, "object")->object, 0);
   EXPECT_EQ(SwapAttribute(s, "background")->background, 1);
   auto m = *SwapAttribute(s, "motion");
@@ -101,15 +103,15 @@ TEST(ProbePromptFollowing, FindsTheIgnoredWordAndTheDirectionItDoesNotFollow) {
   for (double l : p->loss_true) EXPECT_LT(l, 1e-10);
   for (const auto& a : p->attributes) {
     for (size_t k = 0; k < c.sigmas.size(); ++k) {
-      if (a.attribute == "motion") {
-        EXPECT_EQ(a.loss_swapped[k], p->loss_true[k]) << "the model ignores the motion word";
+      if (a.attribute == "motion" || a.attribute == "motion_axis") {
+        EXPECT_EQ(a.loss_swapped[k], p->loss_true[k]) << "the model ignores the motion word: " << a.attribute;
       } else {
         EXPECT_GT(a.loss_swapped[k], 1e-3) << a.attribute;
       }
     }
     // Closed form: the swapped error is (x - x') / sigma, so loss * sigma^2 is the same at
     // every sigma.
-    if (a.attribute != "motion") {
+    if (a.attribute != "motion" && a.attribute != "motion_axis") {
       const double s0 = c.sigmas[0], s1 = c.sigmas[1];
       EXPECT_NEAR(a.loss_swapped[0] * s0 * s0, a.loss_swapped[1] * s1 * s1, 1e-5 * a.loss_swapped[0]) << a.attribute;
     }
@@ -154,7 +156,7 @@ TEST(AttributeVariants, ListsEveryValueOnce) {
   w::ClipSpec s;
   s.colour = 2;
   for (const auto& [attribute, n] : std::vector<std::pair<std::string, int>>{
-           {"colour", 4}, {"count", 2}, {"motion", 4}, {"object", 2}, {"background", 2}}) {
+           {"colour", 4}, {"count", 2}, {"motion", 4}, {"motion_axis", 2}, {"object", 2}, {"background", 2}}) {
     auto v = AttributeVariants(s, attribute);
     ASSERT_TRUE(v.ok()) << v.status();
     ASSERT_EQ(static_cast<int>(v->size()), n) << attribute;
@@ -183,6 +185,16 @@ TEST(ProbePromptFollowing, BayesLossesOfTheWorld) {
     EXPECT_LT(a.bayes_unknown[0], 1e-8) << a.attribute;
     if (a.attribute == "motion" || a.attribute == "colour") EXPECT_GT(a.bayes_unknown[1], 1.1 * p->bayes_true[1]);
   }
+  // Knowing the sign but not the axis sits between knowing the direction and knowing nothing
+  // of it (2 candidate directions instead of 1 or 4).
+  auto unknown = [&](const std::string& name) {
+    for (const auto& a : p->attributes)
+      if (a.attribute == name) return a.bayes_unknown[1];
+    ADD_FAILURE() << "no attribute " << name;
+    return 0.0;
+  };
+  EXPECT_GT(unknown("motion_axis"), p->bayes_true[1]);
+  EXPECT_LT(unknown("motion_axis"), unknown("motion"));
   EXPECT_GT(p->bayes_true[1], 0.0);
 }
 
