@@ -47,8 +47,8 @@ double SquaredError(models::VelocityModel& model, const torch::Tensor& xs, doubl
 }  // namespace
 
 const std::vector<std::string>& ProbeAttributes() {
-  static const auto* names = new std::vector<std::string>{"colour", "count", "motion", "motion_axis", "object",
-                                                               "background"};
+  static const auto* names =
+      new std::vector<std::string>{"colour", "count", "motion", "motion_axis", "object", "background"};
   return *names;
 }
 
@@ -68,7 +68,8 @@ absl::StatusOr<w::ClipSpec> SwapAttribute(const w::ClipSpec& spec, const std::st
     s.background = 1 - s.background;
   } else {
     return absl::InvalidArgumentError(
-        absl::StrCat("unknown prompt attribute '", attribute, "'; use colour, count, motion, motion_axis, object or background"));
+        absl::StrCat("unknown prompt attribute '", attribute,
+                     "'; use colour, count, motion, motion_axis, object or background"));
   }
   return s;
 }
