@@ -19,6 +19,7 @@ models::DitConfig ShapesDitConfig() {
   c.text_dim = 32;
   c.pooled_dim = 32;
   c.freq_dim = 32;
+  c.stem_channels = 32;  // without it the base does not learn the sign of the motion (README)
   return c;
 }
 

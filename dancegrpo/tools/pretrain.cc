@@ -1,7 +1,8 @@
 // pretrain: flow-matching training of the shapes-world base model (DiT + text encoder) on
 // ground-truth clips of the training split. Writes the base checkpoint that GRPO starts from.
-//   bazel run //dancegrpo/tools:pretrain -- --steps=1500 --out=$PWD/configs/base/shapes_base.safetensors
-// Rectified flow: x_s = (1 - s) x_data + s noise with s ~ U(0, 1); the model learns the
+//   bazel run //dancegrpo/tools:pretrain -- --steps=5000 --noise_min=0.6 --noise_max=0.8 \
+//     --out=$PWD/configs/base/shapes_base.safetensors
+// Rectified flow: x_s = (1 - s) x_data + s noise with s ~ U(noise_min, noise_max); the model learns the
 // velocity noise - x_data (so x_data = x_s - s v, the x0_hat of dancegrpo/sde.h).
 // Clips, noise and noise levels are drawn on the CPU whatever --device is, so a GPU run
 // sees the same data as a CPU run with the same seed.
@@ -23,6 +24,8 @@ DEFINE_double(lr, 1e-3, "AdamW learning rate");
 DEFINE_uint64(seed, 1, "random seed");
 DEFINE_string(out, "configs/base/shapes_base.safetensors", "where to write the base checkpoint");
 DEFINE_string(device, "cpu", "cpu, or cuda / cuda:N (needs a CUDA libtorch)");
+DEFINE_double(noise_min, 0.0, "noise levels s are drawn uniformly from [noise_min, noise_max]");
+DEFINE_double(noise_max, 1.0, "see --noise_min");
 DEFINE_double(max_seconds, 0, "stop early and write the checkpoint after this many seconds (0 = no limit)");
 DEFINE_double(final_lr_fraction, 1.0,
               "cosine decay of the learning rate to this fraction of --lr over the run (1 = constant); "
@@ -38,6 +41,11 @@ int main(int argc, char** argv) {
   }
   if (FLAGS_final_lr_fraction <= 0 || FLAGS_final_lr_fraction > 1) {
     std::fprintf(stderr, "pretrain: --final_lr_fraction=%g must be in (0, 1]\n", FLAGS_final_lr_fraction);
+    return 2;
+  }
+  if (!(FLAGS_noise_min >= 0 && FLAGS_noise_min < FLAGS_noise_max && FLAGS_noise_max <= 1)) {
+    std::fprintf(stderr, "pretrain: --noise_min=%g and --noise_max=%g must satisfy 0 <= min < max <= 1\n",
+                 FLAGS_noise_min, FLAGS_noise_max);
     return 2;
   }
   torch::Device device(torch::kCPU);
@@ -85,7 +93,7 @@ int main(int argc, char** argv) {
     }
     auto x = torch::stack(clips);
     auto noise = torch::randn_like(x);
-    auto sigma = torch::rand({FLAGS_batch});
+    auto sigma = FLAGS_noise_min + (FLAGS_noise_max - FLAGS_noise_min) * torch::rand({FLAGS_batch});
     auto s = sigma.view({-1, 1, 1, 1, 1});
     x = x.to(device);  // each .to is a no-op on the CPU
     noise = noise.to(device);
@@ -111,7 +119,8 @@ int main(int argc, char** argv) {
       models, FLAGS_out,
       "pretrain --steps=" + std::to_string(std::min(step - 1, FLAGS_steps)) + " --batch=" + std::to_string(FLAGS_batch) +
           " --seed=" + std::to_string(FLAGS_seed) + " --lr=" + std::to_string(FLAGS_lr) +
-          " --final_lr_fraction=" + std::to_string(FLAGS_final_lr_fraction) + " --device=" + FLAGS_device);
+          " --final_lr_fraction=" + std::to_string(FLAGS_final_lr_fraction) + " --noise_min=" +
+          std::to_string(FLAGS_noise_min) + " --noise_max=" + std::to_string(FLAGS_noise_max) + " --device=" + FLAGS_device);
   if (!status.ok()) {
     std::fprintf(stderr, "pretrain: %s\n", std::string(status.message()).c_str());
     return 1;

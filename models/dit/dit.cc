@@ -199,9 +199,13 @@ VideoDit::VideoDit(const DitConfig& config) : config_(config) {
   const auto status = ValidateDitConfig(config);
   CHECK(status.ok()) << status;
   const auto& c = config;
+  if (c.stem_channels > 0) {  // registered first: the shipped base's initialisation order
+    stem1 = register_module("stem1", torch::nn::Conv3d(torch::nn::Conv3dOptions(c.in_channels, c.stem_channels, 3).padding(1)));
+    stem2 = register_module("stem2", torch::nn::Conv3d(torch::nn::Conv3dOptions(c.stem_channels, c.stem_channels, 3).padding(1)));
+  }
   patch_embedding = register_module(
       "patch_embedding",
-      torch::nn::Conv3d(torch::nn::Conv3dOptions(c.in_channels, c.dim, {c.patch[0], c.patch[1], c.patch[2]})
+      torch::nn::Conv3d(torch::nn::Conv3dOptions(c.in_channels + c.stem_channels, c.dim, {c.patch[0], c.patch[1], c.patch[2]})
                             .stride({c.patch[0], c.patch[1], c.patch[2]})));
   text_embedding = register_module("text_embedding", Mlp(c.text_dim, c.dim, c.dim));
   time_embedding = register_module(
@@ -240,6 +244,7 @@ torch::Tensor VideoDit::Patchify(const torch::Tensor& x) {
   // Zero-pad (back of each axis) to whole patches: odd sizes keep working.
   auto padded = torch::constant_pad_nd(
       x, {0, grid[2] * p[2] - x.size(4), 0, grid[1] * p[1] - x.size(3), 0, grid[0] * p[0] - x.size(2)}, 0.0);
+  if (stem1) padded = torch::cat({padded, torch::gelu(stem2(torch::gelu(stem1(padded))))}, 1);
   return patch_embedding(padded).flatten(2).transpose(1, 2);  // [B, L, dim]
 }
 

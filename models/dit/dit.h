@@ -105,6 +105,7 @@ class VideoDit : public VelocityModel {
   torch::Tensor Unpatchify(const torch::Tensor& tokens, const std::array<int64_t, 3>& grid, int64_t frames,
                            int64_t height, int64_t width) const;
 
+  torch::nn::Conv3d stem1{nullptr}, stem2{nullptr};  // the optional pixel-level stem
   torch::nn::Conv3d patch_embedding{nullptr};
   torch::nn::Sequential text_embedding{nullptr}, time_embedding{nullptr}, time_projection{nullptr};
   torch::nn::Linear pooled_embedding{nullptr};

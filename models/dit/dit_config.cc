@@ -14,6 +14,8 @@ absl::Status ValidateDitConfig(const DitConfig& c) {
     if (v <= 0) return absl::InvalidArgumentError(absl::StrCat("DiT ", name, " = ", v, "; it must be > 0"));
   }
   if (c.pooled_dim < 0) return absl::InvalidArgumentError("DiT pooled_dim must be >= 0");
+  if (c.stem_channels < 0)
+    return absl::InvalidArgumentError(absl::StrCat("DiT stem_channels = ", c.stem_channels, "; use 0 (no stem) or more"));
   if (c.dim % c.heads != 0)
     return absl::InvalidArgumentError(absl::StrCat("DiT dim ", c.dim, " is not divisible by heads ", c.heads));
   if (c.head_dim() % 2 != 0 || c.head_dim() < 6)
@@ -73,7 +75,9 @@ int64_t DitParameterCount(const DitConfig& c) {
                         + linear(d, c.ffn_dim) + linear(c.ffn_dim, d)  // feed-forward
                         + 6 * d;                        // modulation table
   int64_t total = c.layers * block;
-  total += c.in_channels * c.patch_volume() * d + d;              // patch embedding
+  const int64_t s = c.stem_channels;
+  if (s > 0) total += (c.in_channels * 27 + 1) * s + (s * 27 + 1) * s;  // stem: two 3x3x3 convolutions
+  total += (c.in_channels + s) * c.patch_volume() * d + d;        // patch embedding
   total += linear(c.text_dim, d) + linear(d, d);                  // text embedding MLP
   total += linear(c.freq_dim, d) + linear(d, d);                  // time embedding MLP
   total += linear(d, 6 * d);                                      // time projection
@@ -90,7 +94,9 @@ double DitForwardFlops(const DitConfig& c, int64_t batch, int64_t tokens, int64_
   const double cross_attn = 2 * L * T * d;
   const double ffn = 2 * L * d * c.ffn_dim;
   const double per_block = self_proj + self_attn + cross_proj + cross_attn + ffn;
-  const double embed = L * c.in_channels * c.patch_volume() * d + T * (c.text_dim * d + d * d) +
+  const double pixels = L * c.patch_volume(), s = c.stem_channels;
+  const double stem = pixels * 27 * (c.in_channels * s + s * s);
+  const double embed = stem + pixels * (c.in_channels + s) * d + T * (c.text_dim * d + d * d) +
                        L * d * c.out_channels * c.patch_volume();
   return 2.0 * B * (c.layers * per_block + embed);  // 2 FLOPs per multiply-add
 }

@@ -8,7 +8,8 @@
 // text tokens (with an affine LayerNorm before it), a GELU(tanh) feed-forward, and a
 // modulated head. Parameter names follow Wan's, so its checkpoints map by identity.
 // We add an optional pooled-text projection (pooled_dim > 0) that joins the timestep
-// embedding; the Wan presets keep it off.
+// embedding, and an optional convolutional stem (stem_channels > 0); the Wan presets keep both
+// off.
 #ifndef DANCEGRPO_MODELS_DIT_DIT_CONFIG_H_
 #define DANCEGRPO_MODELS_DIT_DIT_CONFIG_H_
 
@@ -33,6 +34,10 @@ struct DitConfig {
   int64_t text_dim = 4096;    // width of the text token embeddings
   int64_t pooled_dim = 0;     // width of the pooled text vector; 0 = not used
   int64_t freq_dim = 256;     // sinusoidal timestep embedding width
+  // Channels of an optional pixel-level stem ahead of the patch embedding: two 3x3x3
+  // convolutions (GELU) whose features are concatenated to the latent before patchifying, so
+  // the first layer sees motion at full resolution. 0 = none (the Wan presets).
+  int64_t stem_channels = 0;
   double eps = 1e-6;
   bool activation_checkpointing = false;
 

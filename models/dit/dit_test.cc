@@ -10,6 +10,11 @@ namespace dancegrpo::models {
 namespace {
 
 DitConfig Tiny() { return *DitPreset("tiny"); }
+DitConfig TinyWithStem() {
+  auto c = Tiny();
+  c.stem_channels = 8;
+  return c;
+}
 
 Conditioning Text(int64_t b, int64_t len, const DitConfig& c, int seed = 5) {
   torch::manual_seed(seed);
@@ -68,6 +73,11 @@ TEST(VideoDit, ParameterCountsMatchTheFormula) {
     VideoDit m(*DitPreset(name));
     EXPECT_EQ(CountParameters(m), DitParameterCount(m.config())) << name;
   }
+  VideoDit stem(TinyWithStem());
+  EXPECT_EQ(CountParameters(stem), DitParameterCount(stem.config()));
+  // The stem's two 3x3x3 convolutions (4 -> 8 -> 8) and the wider patch embedding input.
+  EXPECT_EQ(DitParameterCount(TinyWithStem()) - DitParameterCount(Tiny()),
+            (4 * 27 + 1) * 8 + (8 * 27 + 1) * 8 + 8 * 1 * 2 * 2 * 64);
   EXPECT_LT(DitParameterCount(Tiny()), 1000000);
   const int64_t wan13 = DitParameterCount(*DitPreset("wan2.1-1.3b"));
   const int64_t wan14 = DitParameterCount(*DitPreset("wan2.1-14b"));
@@ -81,14 +91,40 @@ TEST(VideoDit, ParameterCountsMatchTheFormula) {
 }
 
 TEST(VideoDit, GradientReachesEveryParameter) {
-  torch::manual_seed(1);
-  VideoDit m(Tiny());
-  RandomiseHead(m);
-  auto v = m.Velocity(torch::randn({2, 4, 2, 3, 3}), torch::tensor({0.7f, 0.2f}), Text(2, 4, m.config()));
-  v.pow(2).sum().backward();
-  for (const auto& item : m.named_parameters()) {
-    ASSERT_TRUE(item.value().grad().defined()) << item.key();
-    EXPECT_GT(item.value().grad().abs().sum().item<double>(), 0.0) << item.key();
+  for (const auto& config : {Tiny(), TinyWithStem()}) {
+    torch::manual_seed(1);
+    VideoDit m(config);
+    RandomiseHead(m);
+    auto v = m.Velocity(torch::randn({2, 4, 2, 3, 3}), torch::tensor({0.7f, 0.2f}), Text(2, 4, m.config()));
+    v.pow(2).sum().backward();
+    for (const auto& item : m.named_parameters()) {
+      ASSERT_TRUE(item.value().grad().defined()) << item.key();
+      EXPECT_GT(item.value().grad().abs().sum().item<double>(), 0.0) << item.key();
+    }
+    EXPECT_EQ(m.named_parameters().contains("stem1.weight"), config.stem_channels > 0);
+  }
+}
+
+TEST(VideoDit, StemShowsEachTokenTheNeighbouringFrames) {
+  // With patches one frame deep, a token's embedding sees only its own frame; the stem's
+  // 3x3x3 convolutions let it see the frames before and after (where the object moves), and
+  // with odd sizes the shapes must still work.
+  for (const auto& config : {Tiny(), TinyWithStem()}) {
+    torch::manual_seed(3);
+    VideoDit m(config);
+    auto a = torch::randn({1, 4, 2, 4, 4});
+    auto b = a.clone();
+    b.index_put_({0, 0, 1, 1, 1}, 5.0);  // change one pixel of frame 1
+    const int64_t frame0 = 2 * 2;        // the first 2x2 tokens are frame 0
+    const double change = (m.Patchify(a) - m.Patchify(b)).slice(1, 0, frame0).abs().max().item<double>();
+    if (config.stem_channels > 0) {
+      EXPECT_GT(change, 1e-4);
+    } else {
+      EXPECT_EQ(change, 0.0);
+    }
+    auto x = torch::randn({2, 4, 3, 5, 7});
+    auto v = m.Velocity(x, torch::tensor({0.9f, 0.3f}), Text(2, 5, m.config()));
+    EXPECT_EQ(v.sizes(), x.sizes());
   }
 }
 
@@ -202,6 +238,11 @@ TEST(DitConfig, RejectsInconsistentShapes) {
   auto s = ValidateDitConfig(c);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("divisible"), std::string::npos);
+  c = Tiny();
+  c.stem_channels = -1;
+  s = ValidateDitConfig(c);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("stem_channels"), std::string::npos);
   EXPECT_FALSE(DitPreset("huge").ok());
   EXPECT_NE(DitPreset("huge").status().message().find("wan2.1-14b"), std::string::npos);
 }
