@@ -1,9 +1,9 @@
 // pretrain: flow-matching training of the shapes-world base model (DiT + text encoder) on
 // ground-truth clips of the training split. Writes the base checkpoint that GRPO starts from.
-//   bazel run //dancegrpo/tools:pretrain -- --steps=5000 --noise_min=0.6 --noise_max=0.8 \
+//   bazel run //dancegrpo/tools:pretrain -- --steps=5000 --noise_min=0.6 --noise_max=0.8
 //     --out=$PWD/configs/base/shapes_base.safetensors
-// Rectified flow: x_s = (1 - s) x_data + s noise with s ~ U(noise_min, noise_max); the model learns the
-// velocity noise - x_data (so x_data = x_s - s v, the x0_hat of dancegrpo/sde.h).
+// Rectified flow: x_s = (1 - s) x_data + s noise with s ~ U(noise_min, noise_max); the model
+// learns the velocity noise - x_data (so x_data = x_s - s v, the x0_hat of dancegrpo/sde.h).
 // Clips, noise and noise levels are drawn on the CPU whatever --device is, so a GPU run
 // sees the same data as a CPU run with the same seed.
 #include <torch/torch.h>
@@ -120,7 +120,8 @@ int main(int argc, char** argv) {
       "pretrain --steps=" + std::to_string(std::min(step - 1, FLAGS_steps)) + " --batch=" + std::to_string(FLAGS_batch) +
           " --seed=" + std::to_string(FLAGS_seed) + " --lr=" + std::to_string(FLAGS_lr) +
           " --final_lr_fraction=" + std::to_string(FLAGS_final_lr_fraction) + " --noise_min=" +
-          std::to_string(FLAGS_noise_min) + " --noise_max=" + std::to_string(FLAGS_noise_max) + " --device=" + FLAGS_device);
+          std::to_string(FLAGS_noise_min) + " --noise_max=" + std::to_string(FLAGS_noise_max) +
+          " --device=" + FLAGS_device);
   if (!status.ok()) {
     std::fprintf(stderr, "pretrain: %s\n", std::string(status.message()).c_str());
     return 1;

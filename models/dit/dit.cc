@@ -200,13 +200,15 @@ VideoDit::VideoDit(const DitConfig& config) : config_(config) {
   CHECK(status.ok()) << status;
   const auto& c = config;
   if (c.stem_channels > 0) {  // registered first: the shipped base's initialisation order
-    stem1 = register_module("stem1", torch::nn::Conv3d(torch::nn::Conv3dOptions(c.in_channels, c.stem_channels, 3).padding(1)));
-    stem2 = register_module("stem2", torch::nn::Conv3d(torch::nn::Conv3dOptions(c.stem_channels, c.stem_channels, 3).padding(1)));
+    const int64_t s = c.stem_channels;
+    stem1 = register_module("stem1", torch::nn::Conv3d(torch::nn::Conv3dOptions(c.in_channels, s, 3).padding(1)));
+    stem2 = register_module("stem2", torch::nn::Conv3d(torch::nn::Conv3dOptions(s, s, 3).padding(1)));
   }
   patch_embedding = register_module(
       "patch_embedding",
-      torch::nn::Conv3d(torch::nn::Conv3dOptions(c.in_channels + c.stem_channels, c.dim, {c.patch[0], c.patch[1], c.patch[2]})
-                            .stride({c.patch[0], c.patch[1], c.patch[2]})));
+      torch::nn::Conv3d(
+          torch::nn::Conv3dOptions(c.in_channels + c.stem_channels, c.dim, {c.patch[0], c.patch[1], c.patch[2]})
+              .stride({c.patch[0], c.patch[1], c.patch[2]})));
   text_embedding = register_module("text_embedding", Mlp(c.text_dim, c.dim, c.dim));
   time_embedding = register_module(
       "time_embedding", torch::nn::Sequential(torch::nn::Linear(c.freq_dim, c.dim), torch::nn::SiLU(),

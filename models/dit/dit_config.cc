@@ -15,7 +15,8 @@ absl::Status ValidateDitConfig(const DitConfig& c) {
   }
   if (c.pooled_dim < 0) return absl::InvalidArgumentError("DiT pooled_dim must be >= 0");
   if (c.stem_channels < 0)
-    return absl::InvalidArgumentError(absl::StrCat("DiT stem_channels = ", c.stem_channels, "; use 0 (no stem) or more"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("DiT stem_channels = ", c.stem_channels, "; use 0 (no stem) or more"));
   if (c.dim % c.heads != 0)
     return absl::InvalidArgumentError(absl::StrCat("DiT dim ", c.dim, " is not divisible by heads ", c.heads));
   if (c.head_dim() % 2 != 0 || c.head_dim() < 6)
