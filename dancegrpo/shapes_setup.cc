@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "absl/strings/str_cat.h"
 #include "models/safetensors.h"
 #include "world/shapes_world.h"
 
@@ -44,7 +45,13 @@ absl::Status SaveShapesBase(const ShapesModels& m, const std::string& path, cons
 
 absl::Status LoadShapesBase(ShapesModels& m, const std::string& path) {
   auto dit = models::ImportSafetensors(*m.dit, path, {{"dit.", ""}}, /*allow_unexpected=*/true);
-  if (!dit.ok()) return dit.status();
+  if (!dit.ok()) {
+    return absl::Status(dit.status().code(),
+                        absl::StrCat(dit.status().message(),
+                                     "; the shapes DiT has a 32-channel convolutional stem since 2026-11-26, so a "
+                                     "base made before then must be made again (configs/base/README.md has the "
+                                     "command) or replaced by configs/base/shapes_base.safetensors"));
+  }
   auto text = models::ImportSafetensors(*m.text->module(), path, {{"text.", ""}}, /*allow_unexpected=*/true);
   return text.status();
 }
