@@ -7,7 +7,7 @@
 
 #include <cstdio>
 
-#include "dancegrpo/toy_world.h"
+#include "world/toy_world.h"
 #include "dancegrpo/trainer.h"
 #include "gflags/gflags.h"
 #include "hpc/comm/mpi_communicator.h"

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <map>
 
 #include "absl/strings/match.h"
@@ -147,6 +148,34 @@ absl::StatusOr<std::string> SaveCheckpoint(Trainer& trainer, const std::string& 
   if (comm == MPI_COMM_NULL && world.size() > 1)
     return absl::FailedPreconditionError("multi-rank checkpoints need the MPI communicator");
   const int64_t iteration = trainer.iteration();
+  const int64_t total = opt.total_elements();
+  const int64_t begin = std::min(opt.shard_begin(), total);
+  const int64_t count = std::max<int64_t>(0, std::min(opt.shard_begin() + opt.shard_size(), total) - begin);
+  const auto master = opt.MasterShard().narrow(0, 0, count).cpu().contiguous();
+  {
+    // A checkpoint never holds non-finite weights: find the first one over all ranks.
+    int64_t first_bad = std::numeric_limits<int64_t>::max();
+    const auto bad = torch::nonzero(torch::isfinite(master).logical_not());
+    if (bad.numel() > 0) first_bad = begin + bad[0][0].item<int64_t>();
+    auto flag = torch::tensor({first_bad}, torch::kInt64);
+    DGRPO_RETURN_IF_ERROR(world.AllReduce(flag, hpc::ReduceOp::kMin));
+    first_bad = flag.item<int64_t>();
+    if (first_bad != std::numeric_limits<int64_t>::max()) {
+      std::string name = "?";
+      int64_t offset = 0;
+      for (const auto& p : trainer.policy().named_parameters()) {
+        if (first_bad < offset + p.value().numel()) {
+          name = absl::StrCat(p.key(), " (element ", first_bad - offset, ")");
+          break;
+        }
+        offset += p.value().numel();
+      }
+      return absl::DataLossError(absl::StrCat(
+          "refusing to write a checkpoint before iteration ", iteration, ": parameter ", name,
+          " is not finite. The run diverged; resume from the last checkpoint with a lower --lr, or check the "
+          "rewards and --max_grad_norm"));
+    }
+  }
   if (world.rank() == 0) MakeDir(dir);
   DGRPO_RETURN_IF_ERROR(world.Barrier());
   const std::string path = CheckpointPath(dir, iteration);
@@ -184,18 +213,14 @@ absl::StatusOr<std::string> SaveCheckpoint(Trainer& trainer, const std::string& 
     DGRPO_RETURN_IF_ERROR(h5::WriteChecked<int64_t>(
         model.id(), "shapes", {static_cast<hsize_t>(names.size()), kMaxDims}, shapes.data()));
 
-    const int64_t total = opt.total_elements();
-    const int64_t begin = std::min(opt.shard_begin(), total);
-    const int64_t count = std::max<int64_t>(0, std::min(opt.shard_begin() + opt.shard_size(), total) - begin);
-    auto flat = opt.Flatten(opt.parameters()).narrow(0, begin, count).contiguous();
-    DGRPO_RETURN_IF_ERROR(h5::WriteShardedVector(f, "model/flat", total, begin, flat.data_ptr<float>(), count));
-    auto m = opt.exp_avg().narrow(0, 0, count).contiguous();
-    auto v = opt.exp_avg_sq().narrow(0, 0, count).contiguous();
+    DGRPO_RETURN_IF_ERROR(h5::WriteShardedVector(f, "model/flat", total, begin, master.data_ptr<float>(), count));
+    auto m = opt.exp_avg().narrow(0, 0, count).cpu().contiguous();
+    auto v = opt.exp_avg_sq().narrow(0, 0, count).cpu().contiguous();
     DGRPO_RETURN_IF_ERROR(h5::WriteShardedVector(f, "optimizer/exp_avg", total, begin, m.data_ptr<float>(), count));
     DGRPO_RETURN_IF_ERROR(h5::WriteShardedVector(f, "optimizer/exp_avg_sq", total, begin, v.data_ptr<float>(), count));
     if (opt.ema_shard().defined()) {
       DGRPO_ASSIGN_OR_RETURN(auto ema, h5::CreateGroup(f, "ema"));
-      auto e = opt.ema_shard().narrow(0, 0, count).contiguous();
+      auto e = opt.ema_shard().narrow(0, 0, count).cpu().contiguous();
       DGRPO_RETURN_IF_ERROR(h5::WriteShardedVector(f, "ema/flat", total, begin, e.data_ptr<float>(), count));
     }
     hpc::FaultPoint("checkpoint", iteration);
@@ -240,12 +265,7 @@ absl::StatusOr<ResumeReport> LoadCheckpoint(Trainer& trainer, const std::string&
     auto& opt = trainer.optimizer();
     const int64_t total = opt.total_elements();
     DGRPO_ASSIGN_OR_RETURN(auto flat, h5::ReadVectorSlice(f, "model/flat", 0, total));
-    auto flat_t = torch::from_blob(flat.data(), {total}, torch::kFloat32);
-    auto values = opt.Unflatten(flat_t);
-    {
-      torch::NoGradGuard no_grad;
-      for (size_t i = 0; i < values.size(); ++i) opt.parameters()[i].copy_(values[i]);
-    }
+    opt.LoadFlat(torch::from_blob(flat.data(), {total}, torch::kFloat32));
     const int64_t begin = std::min(opt.shard_begin(), total);
     const int64_t count = std::max<int64_t>(0, std::min(opt.shard_begin() + opt.shard_size(), total) - begin);
     auto load_shard = [&](const char* name, torch::Tensor& dst) -> absl::Status {

@@ -32,6 +32,10 @@ absl::StatusOr<EvalResult> EvaluatePolicy(models::VelocityModel& policy, models:
   auto traj = Rollout(policy, rc, sigmas, /*iteration=*/0, samples, conditions, models::Conditioning());
   EvalResult r;
   r.clips = traj.final_x0;
+  if (c.decoder) {
+    DGRPO_ASSIGN_OR_RETURN(r.clips, c.decoder->Decode(traj.final_x0));
+    r.clips = r.clips.to(torch::kCPU, torch::kFloat32);
+  }
   DGRPO_ASSIGN_OR_RETURN(auto scores, rewards::ScoreAll(rewards, r.clips, per_sample));
   for (size_t k = 0; k < rewards.size(); ++k) {
     double sum = 0;

@@ -22,12 +22,13 @@ struct EvalConfig {
   SdeConfig sde;
   int micro_batch = 32;
   std::vector<int64_t> latent_shape;
+  models::LatentDecoder* decoder = nullptr;  // null: the rewards see the latents
 };
 
 struct EvalResult {
   std::vector<std::string> reward_names;
   std::vector<double> reward_means;
-  torch::Tensor clips;  // [prompts * samples, C, F, H, W]
+  torch::Tensor clips;  // [prompts * samples, C, F, H, W], decoded, on the CPU
 };
 
 absl::StatusOr<EvalResult> EvaluatePolicy(models::VelocityModel& policy, models::PromptEncoder& encoder,

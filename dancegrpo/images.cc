@@ -142,6 +142,31 @@ torch::Tensor ClipGrid(const torch::Tensor& clips, int scale) {
   return grid;
 }
 
+torch::Tensor PreviewGrid(const torch::Tensor& clips_in) {
+  torch::NoGradGuard no_grad;
+  auto clips = clips_in.detach().to(torch::kCPU, torch::kFloat32);
+  clips = clips.narrow(0, 0, std::min<int64_t>(8, clips.size(0)));
+  const int64_t frames = clips.size(2);
+  if (frames > 8) clips = clips.index_select(2, torch::linspace(0, frames - 1, 8).round().to(torch::kLong));
+  if (clips.size(1) != 3) {
+    clips = clips.size(1) >= 3 ? clips.narrow(1, 0, 3) : clips.narrow(1, 0, 1).expand({-1, 3, -1, -1, -1});
+    auto peak = clips.abs().flatten(1).amax(1).clamp_min(1e-6).view({-1, 1, 1, 1, 1});
+    clips = clips / peak;
+  }
+  int scale = 1;
+  const int64_t width = clips.size(4);
+  if (width > 160) {
+    const int64_t f = (width + 159) / 160;
+    const int64_t n = clips.size(0), c = clips.size(1), t = clips.size(2);
+    auto flat = clips.permute({0, 2, 1, 3, 4}).reshape({n * t, c, clips.size(3), clips.size(4)});
+    flat = torch::avg_pool2d(flat, {f, f});
+    clips = flat.view({n, t, c, flat.size(2), flat.size(3)}).permute({0, 2, 1, 3, 4});
+  } else {
+    scale = static_cast<int>(std::max<int64_t>(1, 60 / width));
+  }
+  return ClipGrid(clips.contiguous(), scale);
+}
+
 absl::Status WriteCurvesPng(const std::string& path, const std::string& title, const std::vector<Curve>& curves) {
   const int W = 720, H = 400, left = 60, right = 170, top = 30, bottom = 40;
   Canvas c(W, H);

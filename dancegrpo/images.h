@@ -19,6 +19,12 @@ absl::Status WritePng(const std::string& path, const torch::Tensor& rgb);
 // `scale`, 2-pixel grey gutters between frames and clips.
 torch::Tensor ClipGrid(const torch::Tensor& clips, int scale = 6);
 
+// A preview of any clips [N, C, F, H, W] for people: at most 8 clips and 8 evenly spaced
+// frames; latents that are not RGB show their first three channels (one channel: grey),
+// each clip scaled to [-1, 1] by its largest magnitude; frames wider than 160 pixels are
+// shrunk by area averaging, small ones enlarged to about 60 pixels.
+torch::Tensor PreviewGrid(const torch::Tensor& clips);
+
 struct Curve {
   std::string name;
   std::vector<double> values;  // one per iteration

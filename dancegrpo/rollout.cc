@@ -10,16 +10,20 @@ namespace dancegrpo {
 torch::Tensor GuidedVelocity(models::VelocityModel& policy, double cfg_scale, const torch::Tensor& x,
                              const torch::Tensor& sigma, const models::Conditioning& condition,
                              const models::Conditioning& null_condition) {
+  // Inputs go to the policy's device; on the CPU these moves are no-ops (same bits).
+  const auto device = policy.device();
+  const auto x_dev = x.to(device), sigma_dev = sigma.to(device);
+  const auto cond = condition.To(device);
   torch::Tensor v;
   if (cfg_scale == 1.0) {
-    v = policy.Velocity(x, sigma, condition);
+    v = policy.Velocity(x_dev, sigma_dev, cond);
   } else {
     const int64_t b = x.size(0);
-    CHECK(null_condition.pooled.defined()) << "classifier-free guidance needs the null condition";
-    auto null_rows = null_condition.Rows(torch::zeros({b}, torch::kLong));
+    CHECK(null_condition.batch() > 0) << "classifier-free guidance needs the null condition";
+    auto null_rows = null_condition.Rows(torch::zeros({b}, torch::kLong)).To(device);
     // One batched evaluation of [conditional; unconditional].
-    auto both = policy.Velocity(torch::cat({x, x}), torch::cat({sigma, sigma}),
-                                models::Conditioning::Cat({condition, null_rows}));
+    auto both = policy.Velocity(torch::cat({x_dev, x_dev}), torch::cat({sigma_dev, sigma_dev}),
+                                models::Conditioning::Cat({cond, null_rows}));
     auto v_cond = both.narrow(0, 0, b);
     auto v_uncond = both.narrow(0, b, b);
     v = v_uncond + cfg_scale * (v_cond - v_uncond);
@@ -33,7 +37,9 @@ SdeStepResult PolicyStep(models::VelocityModel& policy, const SdeConfig& sde, do
                          const models::Conditioning& null_condition, const torch::Tensor& noise,
                          const torch::Tensor& given_next) {
   auto v = GuidedVelocity(policy, cfg_scale, x, sigma, condition, null_condition);
-  return SdeStep(sde, x, v, sigma, sigma_next, noise, given_next);
+  const auto device = v.device();
+  auto to = [&](const torch::Tensor& t) { return t.defined() ? t.to(device) : t; };
+  return SdeStep(sde, to(x), v, to(sigma), to(sigma_next), to(noise), to(given_next));
 }
 
 torch::Tensor InitialNoise(const RolloutConfig& config, int64_t iteration, int64_t prompt_slot,
@@ -68,6 +74,9 @@ Trajectories Rollout(models::VelocityModel& policy, const RolloutConfig& config,
   sde.window = WindowForIteration(config.sde.window, config.seed, iteration, steps);
   const int64_t n = static_cast<int64_t>(samples.size());
   CHECK_EQ(conditions.batch(), n) << "one condition row per sample";
+  // The trajectories stay on the CPU (they can be large and go to HDF5); each micro-batch's
+  // working latents live on the policy's device.
+  const auto device = policy.device();
 
   Trajectories traj;
   traj.iteration = iteration;
@@ -92,12 +101,12 @@ Trajectories Rollout(models::VelocityModel& policy, const RolloutConfig& config,
     std::vector<torch::Tensor> init;
     for (int64_t i = begin; i < end; ++i)
       init.push_back(InitialNoise(config, iteration, traj.prompt_slot[i], traj.member[i]));
-    auto x = torch::stack(init);
+    auto x = torch::stack(init).to(device);
     auto cond = traj.conditions.Rows(torch::arange(begin, end, torch::kLong));
     traj.latents.select(1, 0).narrow(0, begin, b).copy_(x);
     for (int i = 0; i < steps; ++i) {
-      auto sigma = torch::full({b}, sigmas[i], torch::kFloat32);
-      auto sigma_next = torch::full({b}, sigmas[i + 1], torch::kFloat32);
+      auto sigma = torch::full({b}, sigmas[i], x.options().dtype(torch::kFloat32));
+      auto sigma_next = torch::full({b}, sigmas[i + 1], x.options().dtype(torch::kFloat32));
       if (!sde.window.Contains(i)) {  // a deterministic step: no noise, no log-prob
         auto v = GuidedVelocity(policy, config.cfg_scale, x, sigma, cond, null_condition);
         auto next = OdeStep(x, v, sigma, sigma_next);

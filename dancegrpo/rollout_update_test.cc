@@ -6,7 +6,7 @@
 
 #include "dancegrpo/rollout.h"
 #include "dancegrpo/schedule.h"
-#include "dancegrpo/toy_world.h"
+#include "world/toy_world.h"
 #include "dancegrpo/update.h"
 #include "hpc/comm/communicator.h"
 #include "gtest/gtest.h"

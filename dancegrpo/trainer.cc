@@ -50,6 +50,9 @@ absl::Status ValidateConfig(const TrainerConfig& c, size_t num_prompts) {
   if (!(c.shift > 0)) return absl::InvalidArgumentError(absl::StrCat("shift = ", c.shift, "; it must be > 0"));
   if (!(c.clip_range > 0))
     return absl::InvalidArgumentError(absl::StrCat("clip_range = ", c.clip_range, "; it must be > 0 (e.g. 1e-4)"));
+  DGRPO_RETURN_IF_ERROR(hpc::ValidateAdamWConfig(c.optimizer));
+  if (c.compute_dtype != torch::kFloat32 && c.compute_dtype != torch::kBFloat16)
+    return absl::InvalidArgumentError("the compute precision is fp32 or bf16");
   return TrainedStepCount(c.steps, c.timestep_fraction, c.sde.window).status();
 }
 
@@ -73,16 +76,28 @@ absl::StatusOr<std::vector<std::vector<double>>> GatherScores(const std::vector<
 
 }  // namespace
 
+absl::StatusOr<torch::ScalarType> ParsePrecision(const std::string& name) {
+  if (name == "fp32") return torch::kFloat32;
+  if (name == "bf16") return torch::kBFloat16;
+  return absl::InvalidArgumentError(absl::StrCat("precision '", name, "' is unknown; use fp32 or bf16"));
+}
+
+std::string PrecisionName(torch::ScalarType dtype) {
+  return dtype == torch::kBFloat16 ? "bf16" : dtype == torch::kFloat32 ? "fp32" : c10::toString(dtype);
+}
+
 std::string FormatProgress(const IterationMetrics& m, int64_t total, double eta_seconds) {
   std::string rewards;
   for (size_t k = 0; k < m.reward_names.size(); ++k) {
     absl::StrAppendFormat(&rewards, " %s %.4f±%.3f", m.reward_names[k], m.reward_mean[k], m.reward_std[k]);
   }
   const int64_t eta = static_cast<int64_t>(std::max(0.0, eta_seconds));
+  const std::string skipped =
+      m.update.skipped_steps > 0 ? absl::StrCat(" (", m.update.skipped_steps, " step(s) skipped: non-finite)") : "";
   return absl::StrFormat(
-      "iter %d/%d |%s | ratio %.4f clip %.3f kl %.2e | grad %.3g | %.1f samples/s | ETA %02d:%02d:%02d",
+      "iter %d/%d |%s | ratio %.4f clip %.3f kl %.2e | grad %.3g%s | %.1f samples/s | ETA %02d:%02d:%02d",
       m.iteration + 1, total, rewards, m.update.mean_ratio, m.update.clip_fraction, m.update.approx_kl,
-      m.update.grad_norm, m.samples_per_second, eta / 3600, (eta / 60) % 60, eta % 60);
+      m.update.grad_norm, skipped, m.samples_per_second, eta / 3600, (eta / 60) % 60, eta % 60);
 }
 
 std::string DescribeConfig(const TrainerConfig& c) {
@@ -120,6 +135,8 @@ std::string DescribeConfig(const TrainerConfig& c) {
   add("max_grad_norm", c.optimizer.max_grad_norm);
   add("ema", c.optimizer.ema);
   add("ema_decay", c.optimizer.ema_decay);
+  add("precision", PrecisionName(c.compute_dtype));
+  add("reduce_dtype", PrecisionName(c.optimizer.reduce_dtype));
   std::string shape;
   for (size_t i = 0; i < c.latent_shape.size(); ++i) absl::StrAppend(&shape, i ? "x" : "", c.latent_shape[i]);
   add("latent_shape", shape);
@@ -130,14 +147,21 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
     const TrainerConfig& config, std::shared_ptr<models::VelocityModel> policy,
     std::shared_ptr<models::VelocityModel> reference, std::shared_ptr<models::PromptEncoder> encoder,
     std::shared_ptr<models::LatentDecoder> decoder, std::vector<rewards::WeightedReward> rewards,
-    std::vector<rewards::Prompt> prompts, std::shared_ptr<hpc::Communicator> world) {
+    std::vector<rewards::Prompt> prompts, std::shared_ptr<hpc::Communicator> world,
+    std::shared_ptr<hpc::Communicator> data_world) {
   DGRPO_RETURN_IF_ERROR(ValidateConfig(config, prompts.size()));
   if (!policy || !encoder) return absl::InvalidArgumentError("a policy and a prompt encoder are required");
   if (rewards.empty()) return absl::InvalidArgumentError("no reward configured: add at least one reward");
   if (!world) world = std::make_shared<hpc::LocalCommunicator>();
+  if (data_world && data_world->size() != world->size())
+    return absl::InvalidArgumentError("the data-plane communicator must span the same ranks as the world");
   std::unique_ptr<Trainer> t(new Trainer());
   t->config_ = config;
   DGRPO_ASSIGN_OR_RETURN(t->grid_, hpc::ProcessGrid::Create(world, config.sequence_parallel));
+  t->data_grid_ = t->grid_;
+  if (data_world) {
+    DGRPO_ASSIGN_OR_RETURN(t->data_grid_, hpc::ProcessGrid::Create(data_world, config.sequence_parallel));
+  }
   DGRPO_ASSIGN_OR_RETURN(t->layout_,
                          hpc::SampleLayout::Make(config.prompts_per_iteration, config.group_size, t->grid_.topology));
   const int64_t trained = t->TrainedSamplesPerIteration();
@@ -153,13 +177,23 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   }
   DGRPO_ASSIGN_OR_RETURN(t->sigmas_, SigmaSchedule(config.steps, config.shift));
   t->policy_ = std::move(policy);
-  if (config.sequence_parallel > 1) DGRPO_RETURN_IF_ERROR(t->policy_->SetSequenceParallel(t->grid_.sp));
+  // Mixed precision and devices: the fp32 values are kept (on the CPU) to seed the
+  // optimizer's fp32 masters, then the policy becomes its compute copy.
+  std::vector<torch::Tensor> fp32_values;
+  const bool compute_copy = config.compute_dtype != torch::kFloat32 || config.device != torch::Device(torch::kCPU);
+  if (compute_copy) {
+    torch::NoGradGuard no_grad;
+    for (const auto& p : t->policy_->parameters()) fp32_values.push_back(p.detach().to(torch::kFloat32).clone());
+    t->policy_->to(config.device, config.compute_dtype);
+  }
+  if (config.sequence_parallel > 1) DGRPO_RETURN_IF_ERROR(t->policy_->SetSequenceParallel(t->data_grid_.sp));
   t->encoder_ = std::move(encoder);
   t->decoder_ = std::move(decoder);
   t->rewards_ = std::move(rewards);
   t->prompts_ = std::move(prompts);
   if (config.kl_beta > 0) {
     if (!reference) return absl::InvalidArgumentError("kl_beta > 0 needs a reference policy instance");
+    if (compute_copy) reference->to(config.device, config.compute_dtype);
     auto src = t->policy_->named_parameters();
     auto dst = reference->named_parameters();
     if (src.size() != dst.size())
@@ -173,11 +207,12 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
       d->copy_(item.value());
       d->set_requires_grad(false);
     }
-    if (config.sequence_parallel > 1) DGRPO_RETURN_IF_ERROR(reference->SetSequenceParallel(t->grid_.sp));
+    if (config.sequence_parallel > 1) DGRPO_RETURN_IF_ERROR(reference->SetSequenceParallel(t->data_grid_.sp));
     t->reference_ = std::move(reference);
   }
-  DGRPO_ASSIGN_OR_RETURN(t->optimizer_,
-                         hpc::ShardedAdamW::Create(t->policy_->parameters(), t->grid_.world, config.optimizer));
+  DGRPO_ASSIGN_OR_RETURN(t->optimizer_, hpc::ShardedAdamW::Create(t->policy_->parameters(), t->data_grid_.world,
+                                                                  config.optimizer));
+  if (compute_copy) t->optimizer_->LoadFlat(t->optimizer_->Flatten(fp32_values));
   if (config.cfg_scale != 1.0) {
     torch::NoGradGuard no_grad;
     DGRPO_ASSIGN_OR_RETURN(t->null_condition_, t->encoder_->Encode({""}));
@@ -188,6 +223,9 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
 double Trainer::CommunicationSeconds() const {
   double total = grid_.world->seconds_in_collectives() + grid_.dp->seconds_in_collectives() +
                  grid_.sp->seconds_in_collectives() + group_comm_->seconds_in_collectives();
+  if (data_grid_.world != grid_.world)
+    total += data_grid_.world->seconds_in_collectives() + data_grid_.dp->seconds_in_collectives() +
+             data_grid_.sp->seconds_in_collectives();
   return total;
 }
 
@@ -267,11 +305,13 @@ absl::StatusOr<IterationMetrics> Trainer::Step() {
   hpc::FaultPoint("rollout", iteration_);
 
   // 3. Decode and score.
-  torch::Tensor clips;
-  {
+  torch::Tensor clips = traj.final_x0;
+  if (decoder_) {
     torch::NoGradGuard no_grad;
-    clips = decoder_ ? decoder_->Decode(traj.final_x0) : traj.final_x0;
+    DGRPO_ASSIGN_OR_RETURN(clips, decoder_->Decode(traj.final_x0));
+    clips = clips.to(torch::kCPU, torch::kFloat32);  // rule rewards read CPU fp32; learned ones move it back
   }
+  last_clips_ = clips.narrow(0, 0, std::min<int64_t>(8, clips.size(0)));
   DGRPO_ASSIGN_OR_RETURN(auto scores, rewards::ScoreAll(rewards_, clips, sample_prompts));
   m.rollout_seconds = SecondsSince(start);
 

@@ -25,6 +25,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "c10/core/Device.h"
+#include "c10/core/ScalarType.h"
 #include "dancegrpo/rollout.h"
 #include "dancegrpo/sde.h"
 #include "dancegrpo/trajectory_store.h"
@@ -59,7 +61,16 @@ struct TrainerConfig {
   double kl_beta = 0.0;
   OptimizerConfig optimizer;
   std::vector<int64_t> latent_shape;  // [C, F, H, W]
+  // Mixed precision: the policy computes in this dtype (fp32 or bf16 weights and
+  // activations); the optimizer keeps fp32 masters and moments in its shards, and the SDE
+  // step, log-probs, advantages and the ratio stay fp32. The policy is moved to `device`.
+  torch::ScalarType compute_dtype = torch::kFloat32;
+  torch::Device device = torch::kCPU;
 };
+
+// "fp32" / "bf16" <-> dtype.
+absl::StatusOr<torch::ScalarType> ParsePrecision(const std::string& name);
+std::string PrecisionName(torch::ScalarType dtype);
 
 struct IterationMetrics {
   int64_t iteration = 0;
@@ -83,14 +94,20 @@ std::string DescribeConfig(const TrainerConfig& c);
 class Trainer {
  public:
   // `reference` is needed only when kl_beta > 0: it must have the policy's architecture and
-  // is frozen at the policy's initial weights. `decoder` may be null (identity). `world`
+  // is frozen at the policy's initial weights. `decoder` may be null (identity). The policy
+  // arrives in fp32 on the CPU; its fp32 values become the optimizer's masters before it is
+  // cast to the compute dtype and moved to the device. `data_world`, when given (NCCL over
+  // the same ranks as `world`), carries the data-plane collectives: the optimizer's
+  // reduce-scatter and all-gather and the Ulysses all-to-alls; `world` (MPI) keeps the
+  // control messages: rewards, metrics and checkpoints. `world`
   // may be null (one process); otherwise Create and every Step are collective over it, and
   // every rank must pass the same config, prompts and initial weights.
   static absl::StatusOr<std::unique_ptr<Trainer>> Create(
       const TrainerConfig& config, std::shared_ptr<models::VelocityModel> policy,
       std::shared_ptr<models::VelocityModel> reference, std::shared_ptr<models::PromptEncoder> encoder,
       std::shared_ptr<models::LatentDecoder> decoder, std::vector<rewards::WeightedReward> rewards,
-      std::vector<rewards::Prompt> prompts, std::shared_ptr<hpc::Communicator> world = nullptr);
+      std::vector<rewards::Prompt> prompts, std::shared_ptr<hpc::Communicator> world = nullptr,
+      std::shared_ptr<hpc::Communicator> data_world = nullptr);
 
   // Runs iteration `iteration()` and advances it.
   absl::StatusOr<IterationMetrics> Step();
@@ -121,6 +138,8 @@ class Trainer {
   double CommunicationSeconds() const;
   // The trajectories of the last Step (this rank's samples), for inspection and storage.
   const Trajectories& last_trajectories() const { return last_trajectories_; }
+  // The first (up to 8) decoded clips of the last Step, on the CPU, as the rewards saw them.
+  const torch::Tensor& last_clips() const { return last_clips_; }
 
  private:
   Trainer() = default;
@@ -141,10 +160,12 @@ class Trainer {
   std::vector<rewards::Prompt> prompts_;
   std::unique_ptr<hpc::ShardedAdamW> optimizer_;
   models::Conditioning null_condition_;
-  hpc::ProcessGrid grid_;
+  hpc::ProcessGrid grid_;       // control (MPI)
+  hpc::ProcessGrid data_grid_;  // data plane: grid_ itself unless a data_world was given
   hpc::SampleLayout layout_;
   std::shared_ptr<hpc::Communicator> group_comm_;  // reward exchange inside a sampling group
   Trajectories last_trajectories_;
+  torch::Tensor last_clips_;
   std::shared_ptr<TrajectoryWriter> trajectory_writer_;
   int64_t iteration_ = 0;
 };

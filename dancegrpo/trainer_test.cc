@@ -8,7 +8,7 @@
 #include <limits>
 #include <numeric>
 
-#include "dancegrpo/toy_world.h"
+#include "world/toy_world.h"
 #include "gtest/gtest.h"
 #include "models/mlp_velocity.h"
 

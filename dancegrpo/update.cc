@@ -135,7 +135,7 @@ absl::StatusOr<UpdateStats> UpdatePolicy(models::VelocityModel& policy,
     const auto condition = traj.conditions.Rows(row_index);
     std::vector<double> adv_rows;
     for (int64_t s : rows) adv_rows.push_back(advantages[s]);
-    const auto adv = torch::tensor(adv_rows, torch::kFloat64).to(torch::kFloat32);
+    const auto adv_cpu = torch::tensor(adv_rows, torch::kFloat64).to(torch::kFloat32);
 
     for (int k = 0; k < n_steps; ++k) {
       std::vector<int64_t> t_values;
@@ -145,10 +145,12 @@ absl::StatusOr<UpdateStats> UpdatePolicy(models::VelocityModel& policy,
       const auto x_next = traj.latents.index({row_index, t + 1});
       const auto sigma = sigma_table.index_select(0, t);
       const auto sigma_next = sigma_table.index_select(0, t + 1);
-      const auto old_log_prob = traj.log_probs.index({row_index, t});
+      const auto old_log_prob_cpu = traj.log_probs.index({row_index, t});
 
       auto step = PolicyStep(policy, sde, config.cfg_scale, x, sigma, sigma_next, condition,
                              traj.null_condition, torch::Tensor(), x_next);
+      const auto old_log_prob = old_log_prob_cpu.to(step.log_prob.device());
+      const auto adv = adv_cpu.to(step.log_prob.device());
       auto ratio = torch::exp(step.log_prob - old_log_prob);
       auto unclipped = -adv * ratio;
       auto clipped_loss = -adv * torch::clamp(ratio, 1.0 - config.clip_range, 1.0 + config.clip_range);
@@ -183,8 +185,12 @@ absl::StatusOr<UpdateStats> UpdatePolicy(models::VelocityModel& policy,
     // Every rank takes every step, with zero gradients if none of its samples fell in it.
     auto grad_norm = optimizer.Step();
     if (!grad_norm.ok()) return grad_norm.status();
-    grad_norm_sum += *grad_norm;
-    ++stats.optimizer_steps;
+    if (std::isfinite(*grad_norm)) {
+      grad_norm_sum += *grad_norm;
+      ++stats.optimizer_steps;
+    } else {
+      ++stats.skipped_steps;  // every rank skipped it alike (the norm is global)
+    }
     hpc::FaultPoint("update", traj.iteration);
   }
   if (stats.trained_pairs > 0) {

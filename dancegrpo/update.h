@@ -58,7 +58,8 @@ struct UpdateStats {
   double clip_fraction = 0;    // fraction of pairs with |ratio - 1| > eps
   double approx_kl = 0;        // mean of (log_prob_old - log_prob_new)^2 / 2
   double kl_to_reference = 0;  // mean per-pair KL to the reference (kl_beta > 0)
-  double grad_norm = 0;        // mean pre-clip norm over the optimizer steps
+  double grad_norm = 0;        // mean pre-clip norm over the optimizer steps taken
+  int64_t skipped_steps = 0;   // optimizer steps skipped for a non-finite gradient norm
 };
 
 // The trainable steps: 0..T-2 (the last step is never trained), restricted to the SDE

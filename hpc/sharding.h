@@ -13,6 +13,20 @@
 //   3. AdamW (torch's update, decoupled weight decay) steps the shard; the EMA follows;
 //   4. the updated shards are all-gathered in buckets and copied back into the parameters.
 // With one rank this is exactly unsharded AdamW with gradient clipping.
+//
+// Mixed precision: the parameters may be compute copies in bf16 (or fp16). Then every rank
+// keeps fp32 master weights for its shard beside the moments; the bf16 gradients are
+// widened to fp32 before the reduce-scatter (or reduced in `reduce_dtype` = bf16, halving
+// the traffic), AdamW steps the fp32 master, and the shards are all-gathered in the
+// parameters' dtype, so every rank's compute copy is the rounded master. With fp32
+// parameters the parameters themselves are the master (nothing extra is kept).
+//
+// A step whose global gradient norm is not finite (an overflow, a NaN reward that slipped
+// through, a bad batch) is skipped on every rank alike: no weight or moment changes, the
+// gradients are zeroed, and skipped_steps() counts it.
+//
+// Buffers live on the parameters' device, so the same code runs over MPI on CPU tensors
+// and over NCCL on CUDA tensors.
 #ifndef DANCEGRPO_HPC_SHARDING_H_
 #define DANCEGRPO_HPC_SHARDING_H_
 
@@ -37,17 +51,25 @@ struct AdamWConfig {
   bool ema = false;
   double ema_decay = 0.995;
   int64_t bucket_elements = 1 << 22;  // per rank, per collective
+  // The dtype gradients are reduce-scattered in: fp32 (default) or bf16.
+  torch::ScalarType reduce_dtype = torch::kFloat32;
 };
+
+// Fails, naming the field and the fix, for a non-finite or non-positive learning rate,
+// betas outside [0, 1), a non-positive eps, a negative or non-finite weight decay or EMA
+// decay outside [0, 1], or a reduce dtype other than fp32/bf16.
+absl::Status ValidateAdamWConfig(const AdamWConfig& config);
 
 class ShardedAdamW {
  public:
-  // Collective: every rank passes the same parameter shapes in the same order.
+  // Collective: every rank passes the same parameter shapes in the same order. The
+  // parameters share one floating dtype (fp32, or bf16/fp16 compute copies) and device.
   static absl::StatusOr<std::unique_ptr<ShardedAdamW>> Create(std::vector<torch::Tensor> parameters,
                                                               std::shared_ptr<Communicator> comm,
                                                               const AdamWConfig& config);
 
   // Steps with the gradients summed over all ranks; returns the global gradient norm
-  // before clipping. Zeroes the gradients. Collective.
+  // before clipping (not finite: the step was skipped). Zeroes the gradients. Collective.
   absl::StatusOr<double> Step();
   void ZeroGrad();
 
@@ -56,9 +78,19 @@ class ShardedAdamW {
   int64_t shard_begin() const { return shard_begin_; }
   int64_t shard_size() const { return shard_size_; }
   int64_t steps_taken() const { return step_; }
+  // Steps skipped because the gradient norm was not finite (since Create).
+  int64_t skipped_steps() const { return skipped_; }
+  // True when the parameters are compute copies and fp32 masters are kept.
+  bool keeps_master() const { return master_.defined(); }
   // Bytes of optimizer state held by this rank (moments and EMA of its shard).
   int64_t state_bytes() const;
 
+  // The fp32 weights of this rank's shard [shard_begin, +shard_size): the master, or the
+  // parameters themselves when they are fp32.
+  torch::Tensor MasterShard() const;
+  // Sets every parameter (rounded to its dtype) and this rank's master shard from the full
+  // fp32 flat vector (>= total_elements() values). For checkpoint restore.
+  void LoadFlat(const torch::Tensor& flat);
   // The shard's state, for checkpoints: moments and EMA over [shard_begin, +shard_size).
   torch::Tensor& exp_avg() { return exp_avg_; }
   torch::Tensor& exp_avg_sq() { return exp_avg_sq_; }
@@ -86,7 +118,9 @@ class ShardedAdamW {
   int64_t shard_begin_ = 0;
   int64_t shard_size_ = 0;
   int64_t step_ = 0;
-  torch::Tensor exp_avg_, exp_avg_sq_, ema_;
+  int64_t skipped_ = 0;
+  torch::TensorOptions options_;  // fp32 on the parameters' device
+  torch::Tensor exp_avg_, exp_avg_sq_, ema_, master_;
 };
 
 }  // namespace dancegrpo::hpc

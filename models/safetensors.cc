@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -157,57 +158,153 @@ absl::Status WriteSafetensors(const std::string& path, const std::vector<std::pa
   return hpc::CommitFile(tmp, path);
 }
 
+absl::StatusOr<std::vector<SafetensorsFile>> OpenSafetensorsSet(const std::string& path) {
+  std::vector<SafetensorsFile> files;
+  const std::string suffix = ".index.json";
+  if (path.size() < suffix.size() || path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0) {
+    auto f = SafetensorsFile::Open(path);
+    if (!f.ok()) return f.status();
+    files.push_back(std::move(*f));
+    return files;
+  }
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  auto json = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded() || !json.is_object() || !json.contains("weight_map") || !json["weight_map"].is_object())
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a safetensors index (a JSON object with a "
+                                                   "\"weight_map\" from tensor names to shard files)"));
+  const auto slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+  std::map<std::string, std::vector<std::string>> by_file;  // shard -> the names the index puts there
+  for (auto it = json["weight_map"].begin(); it != json["weight_map"].end(); ++it) {
+    if (!it.value().is_string())
+      return absl::InvalidArgumentError(absl::StrCat(path, ": weight_map['", it.key(), "'] is not a file name"));
+    by_file[it.value().get<std::string>()].push_back(it.key());
+  }
+  if (by_file.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": the weight_map is empty"));
+  for (const auto& [shard, names] : by_file) {
+    auto f = SafetensorsFile::Open(dir + shard);
+    if (!f.ok())
+      return absl::Status(f.status().code(), absl::StrCat(path, " lists shard ", shard, ": ", f.status().message()));
+    for (const auto& n : names)
+      if (!f->entries().count(n))
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, " puts tensor '", n, "' in ", shard, ", which does not hold it (a stale index?)"));
+    files.push_back(std::move(*f));
+  }
+  return files;
+}
+
+namespace {
+
+// A hint for names that do not line up: a prefix to strip, or a layout we do not read.
+std::string NameHint(const std::vector<std::string>& missing, const std::vector<std::string>& unexpected) {
+  for (const auto& u : unexpected) {
+    if (u.find("condition_embedder.") != std::string::npos || u.find("attn1.to_q") != std::string::npos ||
+        u.find("scale_shift_table") != std::string::npos) {
+      return " This looks like the diffusers layout (WanTransformer3DModel names); give the original Wan "
+             "layout (blocks.N.self_attn.q.weight, ...), as in the Wan-AI/Wan2.1-T2V-* releases.";
+    }
+  }
+  for (const auto& m : missing)
+    for (const auto& u : unexpected)
+      if (u.size() > m.size() && u.compare(u.size() - m.size(), m.size(), m) == 0)
+        return absl::StrCat(" The file stores '", u, "' for the model's '", m, "': strip the prefix '",
+                            u.substr(0, u.size() - m.size()), "' (train --weights_prefix=",
+                            u.substr(0, u.size() - m.size()), ", or NameRule{\"", u.substr(0, u.size() - m.size()),
+                            "\", \"\"}).");
+  return " Names must match the model's (Wan's: patch_embedding.weight, blocks.N.self_attn.q.weight, "
+         "head.head.weight, ...); a stored prefix can be stripped with --weights_prefix.";
+}
+
+std::string FirstFew(std::vector<std::string> v, size_t n = 8) {
+  if (v.size() > n) {
+    const size_t more = v.size() - n;
+    v.resize(n);
+    v.push_back(absl::StrCat("... (", more, " more)"));
+  }
+  return absl::StrJoin(v, ", ");
+}
+
+}  // namespace
+
 absl::StatusOr<ImportReport> ImportSafetensors(torch::nn::Module& model, const std::string& path,
                                                const std::vector<NameRule>& rules, bool allow_unexpected) {
-  auto file = SafetensorsFile::Open(path);
-  if (!file.ok()) return file.status();
+  auto files = OpenSafetensorsSet(path);
+  if (!files.ok()) return files.status();
   std::map<std::string, torch::Tensor> targets;
   for (const auto& p : model.named_parameters()) targets[p.key()] = p.value();
   for (const auto& b : model.named_buffers()) targets[b.key()] = b.value();
 
+  // Every name and shape is checked from the headers before any tensor is read or written,
+  // so a mismatch leaves the model unchanged and reads nothing.
   ImportReport report;
-  std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;  // validated before any write
+  struct Copy {
+    const SafetensorsFile* file;
+    std::string stored;
+    torch::Tensor dst;
+  };
+  std::vector<Copy> copies;
+  std::vector<std::string> shape_mismatches;
   std::map<std::string, bool> seen;
-  for (const auto& [stored_name, entry] : file->entries()) {
-    std::string name = stored_name;
-    for (const auto& r : rules) {
-      if (name.rfind(r.from, 0) == 0) {
-        name = r.to + name.substr(r.from.size());
-        break;
+  for (const auto& file : *files) {
+    for (const auto& [stored_name, entry] : file.entries()) {
+      std::string name = stored_name;
+      for (const auto& r : rules) {
+        if (name.rfind(r.from, 0) == 0) {
+          name = r.to + name.substr(r.from.size());
+          break;
+        }
       }
+      auto it = targets.find(name);
+      if (it == targets.end()) {
+        report.unexpected.push_back(stored_name);
+        continue;
+      }
+      seen[name] = true;
+      if (entry.shape != it->second.sizes().vec()) {
+        shape_mismatches.push_back(absl::StrCat("'", stored_name, "' is ", ShapeString(entry.shape), ", the model's '",
+                                                name, "' is ", ShapeString(it->second.sizes().vec())));
+        continue;
+      }
+      auto type = ScalarTypeOf(entry.dtype);
+      if (!type.ok())
+        return absl::Status(type.status().code(),
+                            absl::StrCat(file.path(), ": tensor '", stored_name, "': ", type.status().message()));
+      copies.push_back({&file, stored_name, it->second});
     }
-    auto it = targets.find(name);
-    if (it == targets.end()) {
-      report.unexpected.push_back(stored_name);
-      continue;
-    }
-    if (entry.shape != it->second.sizes().vec()) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": tensor '", stored_name, "' has shape ",
-                                                     ShapeString(entry.shape), " but model parameter '", name,
-                                                     "' has ", ShapeString(it->second.sizes().vec())));
-    }
-    auto t = file->Read(stored_name);
-    if (!t.ok()) return t.status();
-    copies.emplace_back(it->second, *t);
-    seen[name] = true;
+  }
+  if (!shape_mismatches.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": ", shape_mismatches.size(), " tensor(s) have other shapes than the model: ", FirstFew(shape_mismatches, 5),
+        ". The checkpoint was made for another configuration: check dim, ffn_dim, num_heads, num_layers, "
+        "in_dim, out_dim, text_dim, freq_dim and patch_size in the model config against the checkpoint's "
+        "config.json"));
   }
   std::vector<std::string> missing;
   for (const auto& [name, _] : targets)
     if (!seen.count(name)) missing.push_back(name);
   if (!missing.empty()) {
-    if (missing.size() > 10) missing.resize(10), missing.push_back("...");
-    return absl::InvalidArgumentError(absl::StrCat(path, ": the model's parameters ", absl::StrJoin(missing, ", "),
-                                                   " are not in the file (add a NameRule if they are stored under "
-                                                   "another prefix)"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", missing.size(), " of the model's ", targets.size(),
+                                                   " parameters are not in the file: ", FirstFew(missing), ".",
+                                                   NameHint(missing, report.unexpected)));
   }
   if (!report.unexpected.empty() && !allow_unexpected) {
-    auto shown = report.unexpected;
-    if (shown.size() > 10) shown.resize(10), shown.push_back("...");
-    return absl::InvalidArgumentError(absl::StrCat(path, ": tensors ", absl::StrJoin(shown, ", "),
-                                                   " match no model parameter (wrong model, or a missing NameRule)"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", report.unexpected.size(),
+                                                   " tensor(s) match no model parameter: ", FirstFew(report.unexpected),
+                                                   " (a checkpoint of another model?).",
+                                                   NameHint(missing, report.unexpected)));
   }
+  // One tensor at a time, converted to the parameter's dtype and device: a bf16 file into
+  // bf16 compute weights never makes an fp32 copy of the whole model.
   torch::NoGradGuard no_grad;
-  for (auto& [dst, src] : copies) dst.copy_(src.to(dst.dtype()));
+  for (auto& c : copies) {
+    auto t = c.file->Read(c.stored);
+    if (!t.ok()) return t.status();
+    c.dst.copy_(t->to(c.dst.dtype()));
+  }
   report.loaded = static_cast<int64_t>(copies.size());
   return report;
 }

@@ -62,10 +62,18 @@ struct ImportReport {
   std::vector<std::string> unexpected;  // file tensors with no model parameter
 };
 
-// Copies every tensor of the file into the model's parameters and buffers (converting
-// dtype). Fails, naming the tensor, on a shape mismatch or an unsupported dtype; fails,
-// listing them, if any model parameter is missing from the file, or if the file has
-// tensors the model lacks (unless allow_unexpected). On failure the model is unchanged.
+// The files of a checkpoint: one .safetensors file, or every shard named by a
+// "*.safetensors.index.json" (its "weight_map" maps tensor names to shard files beside it),
+// as Wan and diffusers publish large models. Every shard is opened and validated, and the
+// index is checked against the shards' headers.
+absl::StatusOr<std::vector<SafetensorsFile>> OpenSafetensorsSet(const std::string& path);
+
+// Copies every tensor of the file (or sharded set, see OpenSafetensorsSet) into the model's parameters and buffers (converting
+// dtype and device, one tensor at a time). Fails, listing the first mismatches, on shapes
+// that differ from the model's, or if any model parameter is missing from the file, or if
+// the file has tensors the model lacks (unless allow_unexpected); the message suggests the
+// name rule (a prefix to strip) when one would line the names up. Names and shapes are
+// checked from the headers before anything is read: on such a failure the model is unchanged.
 absl::StatusOr<ImportReport> ImportSafetensors(torch::nn::Module& model, const std::string& path,
                                                const std::vector<NameRule>& rules = {},
                                                bool allow_unexpected = false);

@@ -140,5 +140,68 @@ TEST(Safetensors, CorruptAndTruncatedFilesAreRejectedClearly) {
   EXPECT_EQ(SafetensorsFile::Open(Tmp("does_not_exist")).status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST(Safetensors, ShardedSetWithIndexLoadsLikeOneFile) {
+  torch::manual_seed(3);
+  VideoDit source(*DitPreset("tiny"));
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : source.parameters()) p.normal_();
+  }
+  auto state = StateOf(source, "", torch::kFloat32);
+  std::vector<std::pair<std::string, torch::Tensor>> a(state.begin(), state.begin() + state.size() / 2),
+      b(state.begin() + state.size() / 2, state.end());
+  ASSERT_TRUE(WriteSafetensors(Tmp("m-00001-of-00002.safetensors"), a).ok());
+  ASSERT_TRUE(WriteSafetensors(Tmp("m-00002-of-00002.safetensors"), b).ok());
+  std::string index = "{\"metadata\": {}, \"weight_map\": {";
+  for (size_t i = 0; i < state.size(); ++i)
+    index += (i ? ", \"" : "\"") + state[i].first + "\": \"" +
+             (i < a.size() ? "m-00001-of-00002.safetensors" : "m-00002-of-00002.safetensors") + "\"";
+  WriteAll(Tmp("m.safetensors.index.json"), index + "}}");
+  VideoDit target(*DitPreset("tiny"));
+  auto r = ImportSafetensors(target, Tmp("m.safetensors.index.json"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->loaded, static_cast<int64_t>(state.size()));
+  auto src = source.named_parameters();
+  for (const auto& p : target.named_parameters()) EXPECT_TRUE(torch::equal(p.value(), src[p.key()])) << p.key();
+
+  // A bf16 copy of the same set loads into bf16 compute weights without going through fp32.
+  VideoDit bf16(*DitPreset("tiny"));
+  bf16.to(torch::kBFloat16);
+  ASSERT_TRUE(ImportSafetensors(bf16, Tmp("m.safetensors.index.json")).ok());
+  for (const auto& p : bf16.named_parameters())
+    EXPECT_TRUE(torch::equal(p.value(), src[p.key()].to(torch::kBFloat16))) << p.key();
+
+  // An index that names a tensor its shard does not hold is stale: refused, naming both.
+  WriteAll(Tmp("stale.safetensors.index.json"),
+           "{\"weight_map\": {\"head.head.weight\": \"m-00001-of-00002.safetensors\"}}");
+  auto stale = ImportSafetensors(target, Tmp("stale.safetensors.index.json"));
+  ASSERT_FALSE(stale.ok());
+  EXPECT_NE(stale.status().message().find("stale"), std::string::npos) << stale.status();
+  WriteAll(Tmp("missing.safetensors.index.json"), "{\"weight_map\": {\"a\": \"nowhere.safetensors\"}}");
+  auto missing = ImportSafetensors(target, Tmp("missing.safetensors.index.json"));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("nowhere.safetensors"), std::string::npos) << missing.status();
+}
+
+TEST(Safetensors, MismatchedNamesSuggestThePrefixToStrip) {
+  torch::manual_seed(3);
+  VideoDit source(*DitPreset("tiny"));
+  ASSERT_TRUE(WriteSafetensors(Tmp("prefixed.safetensors"),
+                               StateOf(source, "model.diffusion_model.", torch::kFloat32)).ok());
+  VideoDit target(*DitPreset("tiny"));
+  auto r = ImportSafetensors(target, Tmp("prefixed.safetensors"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("--weights_prefix=model.diffusion_model."), std::string::npos) << r.status();
+  ASSERT_TRUE(ImportSafetensors(target, Tmp("prefixed.safetensors"), {{"model.diffusion_model.", ""}}).ok());
+  // A checkpoint of another width lists the mismatching shapes and names the config fields.
+  auto wide_config = *DitPreset("tiny");
+  wide_config.ffn_dim = 96;
+  VideoDit wide(wide_config);
+  auto w = ImportSafetensors(wide, Tmp("prefixed.safetensors"), {{"model.diffusion_model.", ""}});
+  ASSERT_FALSE(w.ok());
+  EXPECT_NE(w.status().message().find("ffn.0.weight"), std::string::npos) << w.status();
+  EXPECT_NE(w.status().message().find("ffn_dim"), std::string::npos) << w.status();
+}
+
 }  // namespace
 }  // namespace dancegrpo::models

@@ -29,4 +29,12 @@ Conditioning Conditioning::Cat(const std::vector<Conditioning>& parts) {
   return out;
 }
 
+Conditioning Conditioning::To(const torch::Device& device) const {
+  Conditioning out;
+  if (pooled.defined()) out.pooled = pooled.to(device);
+  if (tokens.defined()) out.tokens = tokens.to(device);
+  if (token_mask.defined()) out.token_mask = token_mask.to(device);
+  return out;
+}
+
 }  // namespace dancegrpo::models

@@ -23,18 +23,20 @@
 
 namespace dancegrpo::models {
 
-// A batch of text conditions. `pooled` is [B, D] (always present); `tokens` [B, L, D]
-// and `token_mask` [B, L] (1 = real token) are present for cross-attention models.
+// A batch of text conditions: `tokens` [B, L, D] and `token_mask` [B, L] (1 = real token)
+// for cross-attention models, and/or a `pooled` vector [B, D]. At least one is present.
 struct Conditioning {
   torch::Tensor pooled;
   torch::Tensor tokens;
   torch::Tensor token_mask;
 
-  int64_t batch() const { return pooled.defined() ? pooled.size(0) : 0; }
+  int64_t batch() const { return pooled.defined() ? pooled.size(0) : tokens.defined() ? tokens.size(0) : 0; }
   // The rows `index` (a 1-D int64 tensor) of every defined field.
   Conditioning Rows(const torch::Tensor& index) const;
   // Row-wise concatenation of several conditionings with the same fields.
   static Conditioning Cat(const std::vector<Conditioning>& parts);
+  // Every defined field on `device` (no copy when it is already there).
+  Conditioning To(const torch::Device& device) const;
 };
 
 class VelocityModel : public torch::nn::Module {
@@ -46,6 +48,12 @@ class VelocityModel : public torch::nn::Module {
   // cannot do it refuse, and the trainer reports that sp > 1 needs such a model.
   virtual absl::Status SetSequenceParallel(std::shared_ptr<hpc::Communicator> sp) {
     return absl::UnimplementedError("this policy does not support sequence parallelism; use sp = 1 or a VideoDit");
+  }
+  // The device of the policy's weights (the CPU for a model without parameters). Callers
+  // move inputs there; rollout and update keep their trajectories wherever they like.
+  torch::Device device() const {
+    const auto p = parameters();
+    return p.empty() ? torch::Device(torch::kCPU) : p[0].device();
   }
   ~VelocityModel() override = default;
 };
@@ -60,12 +68,13 @@ class PromptEncoder {
   virtual absl::StatusOr<Conditioning> Encode(const std::vector<std::string>& prompts) = 0;
 };
 
-// Maps latents [B, C, F, H, W] to decoded clips for the rewards (a VAE decoder in a real
-// pipeline). With no decoder the latents are the clips.
+// Maps latents [B, C, F, H, W] to decoded clips [B, 3, F', H', W'] in [-1, 1] for the
+// rewards (a VAE decoder in a real pipeline). With no decoder the latents are the clips.
+// Fails, naming the problem, for an output of the wrong shape or with non-finite values.
 class LatentDecoder {
  public:
   virtual ~LatentDecoder() = default;
-  virtual torch::Tensor Decode(const torch::Tensor& latents) = 0;
+  virtual absl::StatusOr<torch::Tensor> Decode(const torch::Tensor& latents) = 0;
 };
 
 }  // namespace dancegrpo::models

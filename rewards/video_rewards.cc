@@ -214,13 +214,16 @@ class JpegReward : public Reward {
 struct TorchScriptReward::Impl {
   torch::jit::Module module;
   bool takes_prompts = false;
+  torch::Device device = torch::kCPU;
 };
 
-absl::StatusOr<std::shared_ptr<TorchScriptReward>> TorchScriptReward::Load(const std::string& path) {
+absl::StatusOr<std::shared_ptr<TorchScriptReward>> TorchScriptReward::Load(const std::string& path,
+                                                                           const torch::Device& device) {
   auto r = std::make_shared<TorchScriptReward>();
   r->impl_ = std::make_shared<Impl>();
+  r->impl_->device = device;
   try {
-    r->impl_->module = torch::jit::load(path);
+    r->impl_->module = torch::jit::load(path, device);
   } catch (const c10::Error& e) {
     return absl::InvalidArgumentError(absl::StrCat("cannot load TorchScript reward model ", path, ": ",
                                                    e.what_without_backtrace()));
@@ -243,7 +246,7 @@ absl::StatusOr<std::vector<double>> TorchScriptReward::Score(const torch::Tensor
   torch::NoGradGuard no_grad;
   torch::Tensor out;
   try {
-    std::vector<torch::jit::IValue> inputs = {videos};
+    std::vector<torch::jit::IValue> inputs = {videos.to(impl_->device)};
     if (impl_->takes_prompts) {
       c10::List<std::string> texts;
       for (const auto& p : prompts) texts.push_back(p.text);
@@ -253,13 +256,13 @@ absl::StatusOr<std::vector<double>> TorchScriptReward::Score(const torch::Tensor
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat(name_, " failed: ", e.what_without_backtrace()));
   }
-  out = out.reshape(-1).to(torch::kFloat64).contiguous();
+  out = out.reshape(-1).to(torch::kCPU, torch::kFloat64).contiguous();
   if (out.numel() != static_cast<int64_t>(prompts.size()))
     return absl::InternalError(absl::StrCat(name_, " returned ", out.numel(), " scores for ", prompts.size(), " clips"));
   return std::vector<double>(out.data_ptr<double>(), out.data_ptr<double>() + out.numel());
 }
 
-absl::StatusOr<std::shared_ptr<Reward>> MakeReward(const std::string& name) {
+absl::StatusOr<std::shared_ptr<Reward>> MakeReward(const std::string& name, const torch::Device& device) {
   if (name == "colour") return std::shared_ptr<Reward>(std::make_shared<RuleReward>("colour", ColourScore));
   if (name == "count") return std::shared_ptr<Reward>(std::make_shared<RuleReward>("count", CountScore));
   if (name == "motion") return std::shared_ptr<Reward>(std::make_shared<RuleReward>("motion", MotionScore));
@@ -267,7 +270,7 @@ absl::StatusOr<std::shared_ptr<Reward>> MakeReward(const std::string& name) {
   if (name == "motion_quality") return std::shared_ptr<Reward>(std::make_shared<MotionQualityReward>());
   if (name == "jpeg") return std::shared_ptr<Reward>(std::make_shared<JpegReward>());
   if (name.rfind("torchscript=", 0) == 0) {
-    auto r = TorchScriptReward::Load(name.substr(12));
+    auto r = TorchScriptReward::Load(name.substr(12), device);
     if (!r.ok()) return r.status();
     return std::shared_ptr<Reward>(*r);
   }
@@ -275,7 +278,7 @@ absl::StatusOr<std::shared_ptr<Reward>> MakeReward(const std::string& name) {
                                                  "motion_quality, jpeg or torchscript=<path>"));
 }
 
-absl::StatusOr<std::vector<WeightedReward>> ParseRewardSpec(const std::string& spec) {
+absl::StatusOr<std::vector<WeightedReward>> ParseRewardSpec(const std::string& spec, const torch::Device& device) {
   std::vector<WeightedReward> out;
   for (absl::string_view item : absl::StrSplit(spec, ',', absl::SkipEmpty())) {
     std::string name(item);
@@ -286,7 +289,7 @@ absl::StatusOr<std::vector<WeightedReward>> ParseRewardSpec(const std::string& s
         return absl::InvalidArgumentError(absl::StrCat("reward weight in '", item, "' is not a number"));
       name = name.substr(0, colon);
     }
-    auto r = MakeReward(name);
+    auto r = MakeReward(name, device);
     if (!r.ok()) return r.status();
     out.push_back({*r, weight});
   }

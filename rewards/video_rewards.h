@@ -25,22 +25,27 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "c10/core/Device.h"
 #include "rewards/reward.h"
 
 namespace dancegrpo::rewards {
 
 // Builds a reward by name: colour, count, motion, alignment, motion_quality, jpeg, or
 // torchscript=<path to a saved TorchScript module>.
-absl::StatusOr<std::shared_ptr<Reward>> MakeReward(const std::string& name);
+// TorchScript models are loaded onto `device`.
+absl::StatusOr<std::shared_ptr<Reward>> MakeReward(const std::string& name, const torch::Device& device = torch::kCPU);
 
 // Parses "alignment:1,motion_quality:0.3,jpeg:0.1" (weights default to 1).
-absl::StatusOr<std::vector<WeightedReward>> ParseRewardSpec(const std::string& spec);
+absl::StatusOr<std::vector<WeightedReward>> ParseRewardSpec(const std::string& spec,
+                                                           const torch::Device& device = torch::kCPU);
 
 // A TorchScript reward model. Its forward takes the clips [B, C, F, H, W] (in [-1, 1]),
 // and optionally the prompts as List[str]; it returns B scores.
 class TorchScriptReward : public Reward {
  public:
-  static absl::StatusOr<std::shared_ptr<TorchScriptReward>> Load(const std::string& path);
+  // The module is loaded onto `device`, and the clips are moved there to be scored.
+  static absl::StatusOr<std::shared_ptr<TorchScriptReward>> Load(const std::string& path,
+                                                                const torch::Device& device = torch::kCPU);
   std::string name() const override { return name_; }
   absl::StatusOr<std::vector<double>> Score(const torch::Tensor& videos, const std::vector<Prompt>& prompts) override;
 

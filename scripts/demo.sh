@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
 # The main job: GRPO on the shapes world from the shipped base checkpoint, on 2 MPI ranks,
 # then a held-out table of base against trained, per reward.
-#   ./scripts/demo.sh                 (about 4 minutes of training on 2 cores, after setup and a ~3 minute cold build)
+#   ./scripts/demo.sh                 (about 4 minutes of training on 2 cores, after setup and a cold build)
+#   PRECISION=bf16 ./scripts/demo.sh  (bf16 compute weights and activations, fp32 masters)
+# The shapes world goes through the same path as a user's own model: shapes_inputs writes its
+# config.json, weights, text embeddings and prompt files, and train / evaluate read them.
 # Outputs in runs/demo: metrics.jsonl, reward_curves.png, samples/iter_*.png,
 # checkpoints/, trajectories/, eval_base.png and eval_trained.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-bazel build --config=quiet //dancegrpo/tools:train //dancegrpo/tools:evaluate //dancegrpo/tools:inspect
+bazel build --config=quiet //dancegrpo/tools:train //dancegrpo/tools:evaluate //dancegrpo/tools:inspect \
+  //world/tools:shapes_inputs
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
 out="${OUT:-runs/demo}"
+precision="${PRECISION:-fp32}"
 rm -rf "${out}"
+bazel-bin/world/tools/shapes_inputs --base=configs/base/shapes_base.safetensors --out=runs/shapes_inputs
 mpirun -np "${NP:-2}" --oversubscribe --bind-to none bazel-bin/dancegrpo/tools/train \
-  --flagfile=configs/shapes.flags --out="${out}"
+  --flagfile=configs/shapes.flags --precision="${precision}" --out="${out}"
 iterations=$(grep -E '^--iterations=' configs/shapes.flags | cut -d= -f2)
 final="${out}/checkpoints/ckpt-$(printf %06d "${iterations}").h5"
 bazel-bin/dancegrpo/tools/inspect "${final}" | head -3
-bazel-bin/dancegrpo/tools/evaluate --base=configs/base/shapes_base.safetensors --checkpoint="${final}" \
-  --split=heldout --out="${out}" | tee "${out}/heldout_table.md"
+bazel-bin/dancegrpo/tools/evaluate --model=runs/shapes_inputs/config.json --weights=runs/shapes_inputs/dit.safetensors \
+  --embeddings=runs/shapes_inputs/embeddings.h5 --latent_shape=3,4,10,10 --prompts=runs/shapes_inputs/heldout.jsonl \
+  --rewards=alignment,colour,count,motion,motion_quality,jpeg --precision="${precision}" \
+  --checkpoint="${final}" --out="${out}" | tee "${out}/heldout_table.md"
 echo "reward curves: ${out}/reward_curves.png; samples: ${out}/samples/; held-out grids: ${out}/eval_*.png"

@@ -28,7 +28,12 @@
 #   4. this libtorch (2.x) against the code written for 1.13 and 2.x: every .cc of the tree
 #      compiles (-fsyntax-only; needs the HDF5, nlohmann-json, libjpeg and libpng headers
 #      in DEPS_PREFIX/include, HDF5's under include/hdf5 if not directly there), and the DiT
-#      tests (2.x attention path) and the Ulysses sp=2 vs sp=1 test pass on the CPU.
+#      tests (2.x attention path) and the Ulysses sp=2 vs sp=1 test pass on the CPU;
+#   5. `train` on CUDA in bf16 (NCCL data plane): the wan2.1-1.3b preset with random weights,
+#      a latent-space TorchScript reward, TRAIN_LATENT latents (default 16,21,60,104: Wan's
+#      480x832 at 81 frames), TRAIN_ITERS iterations (5); prints s/iteration and MFU against
+#      PEAK_TFLOPS (989, H100/H200 SXM dense bf16); and the same model's bf16 forward+backward
+#      MFU from bench/dit_bench (set SKIP_TRAIN=1 to leave section 5 out).
 # Exit status: 0 when no check failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -176,5 +181,46 @@ if ((ok)) &&
 else
   echo "FAIL build_dit_tests"; bad=1
   cat "$BUILD"/*dit*.o.log "$BUILD"/*autograd*.o.log 2>/dev/null | grep -m10 error
+fi
+# --- 5. train on CUDA in bf16, and the DiT's forward+backward MFU
+if [[ "${SKIP_TRAIN:-0}" == 1 ]]; then echo "SKIP train_cuda_bf16 (SKIP_TRAIN=1)"; exit $bad; fi
+TRAIN_SRC=(dancegrpo/advantage.cc dancegrpo/checkpoint.cc dancegrpo/images.cc dancegrpo/inputs.cc dancegrpo/rng.cc
+  dancegrpo/rollout.cc dancegrpo/schedule.cc dancegrpo/sde.cc dancegrpo/trainer.cc dancegrpo/trajectory_store.cc
+  dancegrpo/update.cc dancegrpo/tools/model_flags.cc hpc/atomic_file.cc hpc/fault_injection.cc hpc/topology.cc
+  hpc/sharding.cc hpc/h5/h5.cc hpc/h5/sharded_vector.cc models/mlp_velocity.cc models/safetensors.cc
+  models/torchscript_decoder.cc models/text/precomputed_text_encoder.cc rewards/reward.cc rewards/video_rewards.cc
+  world/toy_world.cc)
+pids=()
+for src in "${TRAIN_SRC[@]}" dancegrpo/tools/train.cc tests/fixtures/make_fixtures.cc bench/dit_bench.cc; do
+  "$CXX" "${ALLFLAGS[@]}" -O2 -c "$src" -o "$BUILD/$(echo "$src" | tr / _).o" 2>"$BUILD/$(echo "$src" | tr / _).o.log" &
+  pids+=($!)
+done
+ok=1
+for p in "${pids[@]}"; do wait "$p" || ok=0; done
+HDF5_LIB=$(ls "$DEPS_PREFIX"/lib/libhdf5_openmpi.so* "$DEPS_PREFIX"/lib/x86_64-linux-gnu/libhdf5_openmpi.so* 2>/dev/null | head -1)
+EXTRA=(-L"$(dirname "${HDF5_LIB:-/usr/lib/libhdf5_openmpi.so}")" "-l:$(basename "${HDF5_LIB:-libhdf5_openmpi.so}")"
+  -lpng16 -ljpeg -lglog -lgflags)
+if ((ok)) &&
+  "$CXX" -o "$BUILD/train" $COMMON $(o "${TRAIN_SRC[@]}" "${DIT[@]}" dancegrpo/tools/train.cc) "${EXTRA[@]}" \
+    "${LDFLAGS[@]}" 2>"$BUILD/link_train.log" &&
+  "$CXX" -o "$BUILD/make_fixtures" $(o "${DIT[@]}" hpc/comm/communicator.cc models/safetensors.cc hpc/atomic_file.cc \
+    models/text/precomputed_text_encoder.cc hpc/h5/h5.cc tests/fixtures/make_fixtures.cc) "${EXTRA[@]}" \
+    "${LDFLAGS[@]}" 2>"$BUILD/link_fixtures.log" &&
+  "$CXX" -o "$BUILD/dit_bench" $(o "${DIT[@]}" hpc/comm/communicator.cc bench/dit_bench.cc) "${EXTRA[@]}" \
+    "${LDFLAGS[@]}" 2>"$BUILD/link_bench.log"; then
+  PEAK=${PEAK_TFLOPS:-989}
+  "$BUILD/make_fixtures" --out="$BUILD/fixtures" --text_dim=4096 >/dev/null
+  check train_cuda_bf16 "${RUN[@]}" -np 1 "$BUILD/train" --model=wan2.1-1.3b --embeddings="$BUILD/fixtures/embeddings.h5" \
+    --prompts="$BUILD/fixtures/prompts.txt" --latent_shape="${TRAIN_LATENT:-16,21,60,104}" \
+    --rewards="torchscript=$BUILD/fixtures/latent_reward.pt" --device=cuda --precision=bf16 --activation_checkpointing \
+    --iterations="${TRAIN_ITERS:-5}" --prompts_per_iteration=1 --group_size=2 --steps=6 --timestep_fraction=0.4 \
+    --micro_batch=1 --lr=1e-5 --peak_tflops="$PEAK" --out="$BUILD/train_run" --sample_every=0 --checkpoint_every=0
+  grep -E "s/iteration|MFU" "$BUILD/train_cuda_bf16.log" | sed 's/^/  [train_cuda_bf16] /'
+  check dit_bench_cuda_bf16 "$BUILD/dit_bench" --device=cuda --precision=bf16 --preset=wan2.1-1.3b \
+    --latent="${TRAIN_LATENT:-16,21,60,104}" --peak_tflops="$PEAK"
+else
+  echo "FAIL build_train"; bad=1
+  cat "$BUILD"/link_*.log 2>/dev/null | grep -m10 -i "error\|undefined"
+  for src in "${TRAIN_SRC[@]}" dancegrpo/tools/train.cc; do grep -m3 error "$BUILD/$(echo "$src" | tr / _).o.log"; done
 fi
 exit $bad

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make_gpu_kit.sh: bundles what scripts/gpu_check.sh needs besides PyTorch, CUDA and g++
-# (Open MPI with its plugins and launcher, Abseil, glog, gflags, GoogleTest, and the HDF5,
-# JSON, JPEG and PNG headers) from this Debian 12 machine into one relocatable folder, for a
+# (Open MPI with its plugins and launcher, Abseil, glog, gflags, GoogleTest, the HDF5, JSON,
+# JPEG and PNG headers, and the parallel HDF5, libpng and libjpeg libraries that `train`
+# links) from this Debian 12 machine into one relocatable folder, for a
 # GPU node that has none of them and cannot install packages.
 #
 #   scripts/make_gpu_kit.sh [kit-dir]        # default .gpu_kit (ignored by git; ~46 MiB)
@@ -39,12 +40,17 @@ ln -s orterun "$K/ompi/bin/mpirun"
 skip='^(libc|libm|libpthread|libdl|librt|ld-linux-x86-64|libstdc\+\+|libgcc_s|linux-vdso)\.'
 generic='^(libz|liblzma|libudev|libuuid|libatomic|libnuma|libnl-3|libnl-route-3|libunwind)\.'
 mapfile -t files < <(find "$K/ompi" -name '*.so*' -type f; echo "$K/ompi/bin/orted"; echo "$K/ompi/bin/orterun"
-  echo "$L/libglog.so.1"; echo "$L/libmpi.so.40")
+  echo "$L/libglog.so.1"; echo "$L/libmpi.so.40"; ls "$L"/libhdf5_openmpi.so.[0-9]* "$L"/libpng16.so.16 \
+  "$L"/libjpeg.so.62 "$L"/libgflags.so.2.2 2>/dev/null)
 for f in "${files[@]}"; do ldd "$f" 2>/dev/null | awk '$3 ~ /^\// {print $1, $3}'; done | sort -u |
   grep -Ev "$skip" | while read -r name path; do
     if [[ $name =~ $generic ]]; then cp -L "$path" "$K/fallback/$name"; else cp -L "$path" "$K/lib/$name"; fi
   done
 cp -L "$L/libglog.so.1" "$K/lib/"
+for f in "$L"/libhdf5_openmpi.so.[0-9]* "$L"/libpng16.so.16 "$L"/libjpeg.so.62 "$L"/libgflags.so.2.2; do
+  [[ -e $f ]] && cp -L "$f" "$K/lib/"
+done
+ln -sf libpng16.so.16 "$K/lib/libpng.so"
 for f in "$L"/libabsl_*.so.[0-9]*; do cp -L "$f" "$K/lib/"; done
 for f in "$K"/lib/lib*.so.*; do b=$(basename "$f"); [[ -e $K/lib/${b%%.so.*}.so ]] || ln -s "$b" "$K/lib/${b%%.so.*}.so"; done
 cat >"$K/env.sh" <<'EOF'

@@ -1,32 +1,36 @@
-// evaluate: scores the base model and (optionally) a trained checkpoint on a split of the
-// shapes world, per reward, and writes sample grids.
-//   bazel-bin/dancegrpo/tools/evaluate --base=configs/base/shapes_base.safetensors
-//       --checkpoint=runs/demo/checkpoints/ckpt-000300.h5 --out=runs/demo
-// Both policies sample with the same noise keys, so the table compares like with like.
+// evaluate: scores a base model and (optionally) a trained checkpoint on a prompt file, per
+// reward, with the same noise for both, and writes preview grids. It takes the same model
+// flags as train (dancegrpo/tools/model_flags.h):
+//   bazel-bin/dancegrpo/tools/evaluate --model=config.json --weights=dit.safetensors
+//       --embeddings=embeddings.h5 --prompts=heldout.txt --latent_shape=16,1,8,8
+//       --decoder=decoder.pt --rewards=torchscript=reward.pt
+//       --checkpoint=runs/mine/checkpoints/ckpt-000100.h5 --out=runs/mine
 #include <sys/stat.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdio>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "dancegrpo/checkpoint.h"
 #include "dancegrpo/evaluate.h"
 #include "dancegrpo/images.h"
-#include "dancegrpo/shapes_setup.h"
+#include "dancegrpo/inputs.h"
+#include "dancegrpo/tools/model_flags.h"
+#include "dancegrpo/trainer.h"
 #include "gflags/gflags.h"
-#include "rewards/video_rewards.h"
-#include "world/shapes_world.h"
 
-DEFINE_string(base, "configs/base/shapes_base.safetensors", "the base model (.safetensors from pretrain)");
+DEFINE_string(prompts, "", "the evaluation prompts (one a line, or .jsonl), e.g. a held-out set");
 DEFINE_string(checkpoint, "", "a training checkpoint (ckpt-*.h5) to compare with the base");
 DEFINE_bool(ema, false, "evaluate the checkpoint's EMA weights");
-DEFINE_string(split, "heldout", "heldout | train");
-DEFINE_string(rewards, "alignment,colour,count,motion,motion_quality,jpeg", "rewards to report");
-DEFINE_int32(samples_per_prompt, 4, "samples per prompt");
+DEFINE_int32(samples_per_prompt, 4, "samples per prompt (independent noise, the same for base and trained)");
 DEFINE_int32(steps, 10, "sampling steps");
+DEFINE_double(shift, 1.0, "time shift of the sigma schedule");
 DEFINE_double(eta, 0.3, "SDE noise scale");
+DEFINE_int32(micro_batch, 32, "samples per policy evaluation");
 DEFINE_uint64(seed, 12345, "noise seed");
-DEFINE_string(out, "", "directory for sample grids (none if empty)");
+DEFINE_string(out, "", "directory for eval_base.png / eval_trained.png (none if empty)");
 
 namespace {
 int Fail(const std::string& m) {
@@ -36,33 +40,49 @@ int Fail(const std::string& m) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("evaluate base vs trained on the shapes world");
+  gflags::SetUsageMessage("evaluate base vs trained on a prompt file");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   try {
-    if (FLAGS_split != "heldout" && FLAGS_split != "train")
-      return Fail("--split=" + FLAGS_split + " is unknown; use heldout or train");
-    auto rewards = dancegrpo::rewards::ParseRewardSpec(FLAGS_rewards);
-    if (!rewards.ok()) return Fail(std::string(rewards.status().message()));
-    const auto prompts = dancegrpo::ShapesPrompts(FLAGS_split == "heldout");
+    if (FLAGS_model == "toy") return Fail("--model: give the DiT's preset or config.json (the toy world has no evaluation)");
+    if (FLAGS_prompts.empty()) return Fail("--prompts is required: the prompts to evaluate on");
+    if (FLAGS_samples_per_prompt < 1 || FLAGS_steps < 1 || FLAGS_micro_batch < 1)
+      return Fail("--samples_per_prompt, --steps and --micro_batch must be >= 1");
+    auto device = dancegrpo::tools::DeviceFromFlag(0);
+    if (!device.ok()) return Fail(std::string(device.status().message()));
+    auto precision = dancegrpo::ParsePrecision(FLAGS_precision);
+    if (!precision.ok()) return Fail(std::string(precision.status().message()));
+    auto user = dancegrpo::LoadUserModel(dancegrpo::tools::ModelOptionsFromFlags(1, *device));
+    if (!user.ok()) return Fail(std::string(user.status().message()));
+    auto prompts = dancegrpo::ReadPromptFile(FLAGS_prompts);
+    if (!prompts.ok()) return Fail(std::string(prompts.status().message()));
+    if (auto s = dancegrpo::CheckPromptsHaveEmbeddings(*user->encoder, *prompts, FLAGS_prompts); !s.ok())
+      return Fail(std::string(s.message()));
+    auto shape = dancegrpo::ResolveLatentShape(FLAGS_latent_shape, FLAGS_video_size, FLAGS_vae_stride,
+                                               user->config.in_channels);
+    if (!shape.ok()) return Fail(std::string(shape.status().message()));
+
     dancegrpo::EvalConfig c;
     c.seed = FLAGS_seed;
     c.samples_per_prompt = FLAGS_samples_per_prompt;
     c.steps = FLAGS_steps;
+    c.shift = FLAGS_shift;
     c.sde.eta = FLAGS_eta;
-    c.latent_shape = dancegrpo::world::ClipShape();
-    auto models = dancegrpo::MakeShapesModels(1);
-    if (auto s = dancegrpo::LoadShapesBase(models, FLAGS_base); !s.ok()) return Fail(std::string(s.message()));
-    auto base = dancegrpo::EvaluatePolicy(*models.dit, *models.text, prompts, *rewards, c);
+    c.micro_batch = FLAGS_micro_batch;
+    c.latent_shape = *shape;
+    c.decoder = user->decoder.get();
+    auto& dit = *user->dit;
+    dit.to(*device, *precision);
+    auto base = dancegrpo::EvaluatePolicy(dit, *user->encoder, *prompts, user->rewards, c);
     if (!base.ok()) return Fail(std::string(base.status().message()));
     absl::StatusOr<dancegrpo::EvalResult> trained = absl::NotFoundError("no checkpoint");
     if (!FLAGS_checkpoint.empty()) {
-      if (auto s = dancegrpo::LoadModelWeights(FLAGS_checkpoint, *models.dit, FLAGS_ema); !s.ok())
+      if (auto s = dancegrpo::LoadModelWeights(FLAGS_checkpoint, dit, FLAGS_ema); !s.ok())
         return Fail(std::string(s.message()));
-      trained = dancegrpo::EvaluatePolicy(*models.dit, *models.text, prompts, *rewards, c);
+      trained = dancegrpo::EvaluatePolicy(dit, *user->encoder, *prompts, user->rewards, c);
       if (!trained.ok()) return Fail(std::string(trained.status().message()));
     }
-    std::printf("%s split: %zu prompts x %d samples (seed %lu)\n", FLAGS_split.c_str(), prompts.size(),
-                FLAGS_samples_per_prompt, static_cast<unsigned long>(FLAGS_seed));
+    std::printf("%s: %zu prompts x %d samples (seed %lu, %s)\n", FLAGS_prompts.c_str(), prompts->size(),
+                FLAGS_samples_per_prompt, static_cast<unsigned long>(FLAGS_seed), FLAGS_precision.c_str());
     std::printf("| %-15s | %8s |%s\n", "reward", "base", trained.ok() ? " trained  | change   |" : "");
     std::printf("|-----------------|----------|%s\n", trained.ok() ? "----------|----------|" : "");
     for (size_t k = 0; k < base->reward_names.size(); ++k) {
@@ -75,13 +95,12 @@ int main(int argc, char** argv) {
     }
     if (!FLAGS_out.empty()) {
       mkdir(FLAGS_out.c_str(), 0755);
-      const int64_t show = std::min<int64_t>(8, static_cast<int64_t>(prompts.size()));
+      const int64_t show = std::min<int64_t>(8, static_cast<int64_t>(prompts->size()));
       auto pick = torch::arange(show, torch::kLong) * FLAGS_samples_per_prompt;
       auto write = [&](const std::string& name, const torch::Tensor& clips) {
         const std::string path = FLAGS_out + "/" + name;
-        if (auto s = dancegrpo::WritePng(path, dancegrpo::ClipGrid(clips.index_select(0, pick))); s.ok())
-          std::printf("wrote %s (rows: the first %ld %s prompts, columns: frames)\n", path.c_str(),
-                      static_cast<long>(show), FLAGS_split.c_str());
+        if (auto s = dancegrpo::WritePng(path, dancegrpo::PreviewGrid(clips.index_select(0, pick))); s.ok())
+          std::printf("wrote %s (rows: the first %ld prompts, columns: frames)\n", path.c_str(), static_cast<long>(show));
       };
       write("eval_base.png", base->clips);
       if (trained.ok()) write("eval_trained.png", trained->clips);

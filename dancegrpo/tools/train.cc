@@ -1,53 +1,59 @@
-// train: DanceGRPO training under mpirun, with checkpoints, resume and trajectory shards.
+// train: DanceGRPO training under mpirun or srun, with checkpoints, resume and trajectory
+// shards, for a user's own model (a Wan-format DiT, precomputed text embeddings, an optional
+// TorchScript decoder and weighted rewards) on CPUs or GPUs, in fp32 or bf16.
 //
-//   mpirun -np 2 bazel-bin/dancegrpo/tools/train --out=runs/toy --iterations=200
-//       --checkpoint_every=20 --save_trajectories
-//   mpirun -np 4 bazel-bin/dancegrpo/tools/train --out=runs/toy --resume=latest   # any rank count
-//   mpirun -np 2 bazel-bin/dancegrpo/tools/train --out=runs/learner --replay_from=runs/toy/trajectories
+//   mpirun -np 2 bazel-bin/dancegrpo/tools/train --model=config.json --weights=dit.safetensors
+//       --embeddings=embeddings.h5 --prompts=prompts.txt --latent_shape=16,1,8,8
+//       --decoder=decoder.pt --rewards=torchscript=reward.pt --precision=bf16 --out=runs/mine
+//   mpirun -np 4 bazel-bin/dancegrpo/tools/train ... --resume=latest   # any rank count
+//   mpirun -np 2 bazel-bin/dancegrpo/tools/train --out=runs/toy           # the built-in toy world
 //
-// Flags may come from a file: --flagfile=configs/toy.flags. Rank 0 prints a progress line
+// Flags may come from a file: --flagfile=configs/shapes.flags. Rank 0 prints a progress line
 // per iteration and appends it to <out>/metrics.jsonl.
 #include <mpi.h>
 #include <sys/stat.h>
 #include <torch/torch.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "dancegrpo/checkpoint.h"
 #include "dancegrpo/images.h"
-#include "dancegrpo/shapes_setup.h"
-#include "dancegrpo/toy_world.h"
+#include "dancegrpo/inputs.h"
+#include "dancegrpo/tools/model_flags.h"
 #include "dancegrpo/trainer.h"
 #include "dancegrpo/trajectory_store.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "hpc/atomic_file.h"
 #include "hpc/comm/mpi_communicator.h"
+#include "hpc/comm/nccl_communicator.h"
+#include "hpc/nccl_bootstrap.h"
 #include "models/mlp_velocity.h"
-#include "rewards/video_rewards.h"
-#include "world/shapes_world.h"
+#include "world/toy_world.h"
 
 DEFINE_string(out, "runs/default", "output directory: checkpoints/, trajectories/, metrics.jsonl");
 DEFINE_string(resume, "", "'latest' (the newest committed checkpoint in --out, or a fresh start if none) or a path");
 DEFINE_int32(checkpoint_every, 0, "write a checkpoint every N iterations (and at the end); 0 = only at the end");
-DEFINE_int32(keep_checkpoints, 3, "keep the newest K checkpoints");
+DEFINE_int32(keep_checkpoints, 3, "keep the newest K checkpoints; 0 = keep all");
 DEFINE_bool(save_trajectories, false, "append every rank's samples to HDF5 trajectory shards");
 DEFINE_string(trajectory_latents, "all", "latents kept in trajectory shards: all | trained");
 DEFINE_string(replay_from, "", "learner mode: train from the trajectory shards in this directory instead of sampling");
 DEFINE_double(watchdog_seconds, 600, "collective timeout before the job is aborted with the late ranks named");
 
-DEFINE_string(world, "toy", "toy (MLP on target vectors) | shapes (video DiT on the shapes world)");
-DEFINE_string(base, "configs/base/shapes_base.safetensors", "shapes world: the base model to start GRPO from");
-DEFINE_string(rewards, "alignment:1,motion_quality:0.25,jpeg:0.1", "shapes world: weighted rewards");
-DEFINE_int32(sample_every, 25, "write a PNG grid of sampled clips every N iterations (shapes world; 0 = never)");
+DEFINE_string(prompts, "", "the training prompts: one a line (.txt) or JSON lines {\"prompt\": ..., \"id\": ...} (.jsonl)");
+DEFINE_string(reduce_dtype, "fp32", "fp32 | bf16: the dtype gradients are reduce-scattered in");
+DEFINE_int32(sp, 1, "sequence-parallel ranks per sample (Ulysses); must divide the ranks and the heads");
+DEFINE_int32(sample_every, 25, "write a PNG grid of sampled clips every N iterations; 0 = never");
 DEFINE_uint64(seed, 1, "random seed");
 DEFINE_int64(iterations, 100, "GRPO iterations");
-DEFINE_int32(targets, 4, "prompts in the toy world");
+DEFINE_int32(targets, 4, "prompts in the toy world (--model=toy)");
 DEFINE_int32(prompts_per_iteration, 4, "prompts per iteration (global)");
 DEFINE_int32(group_size, 8, "samples per prompt (G)");
 DEFINE_bool(shared_noise, true, "the G samples of a prompt start from the same initial noise (DanceGRPO); false: each its own");
@@ -56,7 +62,7 @@ DEFINE_double(shift, 1.0, "time shift of the sigma schedule");
 DEFINE_string(sde, "dancegrpo", "dancegrpo | flowgrpo");
 DEFINE_double(eta, 0.3, "DanceGRPO SDE noise scale");
 DEFINE_double(noise_level, 0.7, "Flow-GRPO SDE noise level a (with --sde=flowgrpo)");
-DEFINE_int32(micro_batch, 4, "samples per policy evaluation");
+DEFINE_int32(micro_batch, 4, "samples per policy evaluation; 0 = all of a rank's samples at once");
 DEFINE_int32(grad_accum_samples, 0, "samples per optimizer step over all ranks; 0 = one step per iteration");
 DEFINE_int32(sde_window_begin, 0, "first SDE step of the window (with --sde_window_size)");
 DEFINE_int32(sde_window_size, 0,
@@ -70,9 +76,14 @@ DEFINE_double(clip_range, 1e-4, "ratio clip range");
 DEFINE_bool(pooled_std, false,
             "advantages: group means, but one within-group std pooled over the iteration (groups whose samples "
             "barely differ get small advantages instead of unit-scale noise)");
-DEFINE_int32(best_of_n, 0, "best-of-n selection (0 = off)");
-DEFINE_double(kl_beta, 0.0, "KL penalty to the initial policy");
-DEFINE_double(lr, 3e-3, "AdamW learning rate");
+DEFINE_int32(best_of_n, 0, "best-of-n selection: train the top and bottom n/2 of each group; 0 = off");
+DEFINE_double(kl_beta, 0.0, "KL penalty to the initial policy; 0 = off");
+DEFINE_double(cfg_scale, 1.0, "classifier-free guidance in rollout and training; 1 = off (needs the empty prompt's embedding)");
+DEFINE_double(lr, 3e-3, "AdamW learning rate (finite, > 0)");
+DEFINE_double(max_grad_norm, 1.0, "gradient-norm clipping; 0 = off");
+DEFINE_double(peak_tflops, 0,
+              "the device's dense peak in TFLOP/s (H200/H100 SXM bf16: 989) to report model FLOPs utilisation; "
+              "0 = report TFLOP/s only");
 DEFINE_bool(ema, false, "keep an EMA of the weights");
 
 namespace {
@@ -111,10 +122,40 @@ std::string MetricsJson(const dancegrpo::IterationMetrics& m) {
       m.update.grad_norm, m.samples_per_second, m.seconds);
 }
 
+// Flags whose 0 means "all", "off" or "never" say so in their help; below zero is refused.
+void CheckFlags(int rank) {
+  struct NonNegative {
+    const char* name;
+    int64_t value;
+  };
+  for (const auto& f : {NonNegative{"checkpoint_every", FLAGS_checkpoint_every},
+                        {"keep_checkpoints", FLAGS_keep_checkpoints},
+                        {"sample_every", FLAGS_sample_every},
+                        {"micro_batch", FLAGS_micro_batch},
+                        {"grad_accum_samples", FLAGS_grad_accum_samples},
+                        {"best_of_n", FLAGS_best_of_n},
+                        {"iterations", FLAGS_iterations},
+                        {"sde_window_size", FLAGS_sde_window_size},
+                        {"sde_window_begin", FLAGS_sde_window_begin}}) {
+    if (f.value < 0) Die(rank, absl::StrCat("--", f.name, "=", f.value, " is negative; see --helpon=train for its range"));
+  }
+  for (const auto& f : {NonNegative{"targets", FLAGS_targets}, {"sp", FLAGS_sp}, {"steps", FLAGS_steps},
+                        {"group_size", FLAGS_group_size}, {"prompts_per_iteration", FLAGS_prompts_per_iteration}}) {
+    if (f.value < 1) Die(rank, absl::StrCat("--", f.name, "=", f.value, "; it must be >= 1"));
+  }
+  if (!std::isfinite(FLAGS_lr) || !(FLAGS_lr > 0))
+    Die(rank, absl::StrCat("--lr=", FLAGS_lr, " is not a finite positive learning rate; use e.g. --lr=1e-5"));
+  if (!std::isfinite(FLAGS_max_grad_norm) || FLAGS_max_grad_norm < 0)
+    Die(rank, absl::StrCat("--max_grad_norm=", FLAGS_max_grad_norm, "; use a positive norm, or 0 for no clipping"));
+  if (!std::isfinite(FLAGS_cfg_scale) || FLAGS_cfg_scale < 1)
+    Die(rank, absl::StrCat("--cfg_scale=", FLAGS_cfg_scale, "; use 1 (off) or more (Wan uses 5)"));
+  if (!(FLAGS_watchdog_seconds > 0)) Die(rank, "--watchdog_seconds must be > 0");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("DanceGRPO training (see the header of train.cc)");
+  gflags::SetUsageMessage("DanceGRPO training (see the header of train.cc and the README)");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
@@ -122,32 +163,36 @@ int main(int argc, char** argv) {
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   try {
-    auto world_or = dancegrpo::hpc::MpiCommunicator::Create(MPI_COMM_WORLD, {FLAGS_watchdog_seconds});
-    if (!world_or.ok()) Die(rank, world_or.status().ToString());
-    std::shared_ptr<dancegrpo::hpc::Communicator> world = *world_or;
+    CheckFlags(rank);
+    auto device = dancegrpo::tools::DeviceFromFlag(dancegrpo::hpc::LauncherLocalRank());
+    if (!device.ok()) Die(rank, std::string(device.status().message()));
+    auto precision = dancegrpo::ParsePrecision(FLAGS_precision);
+    if (!precision.ok()) Die(rank, absl::StrCat("--precision: ", precision.status().message()));
+    auto reduce_dtype = dancegrpo::ParsePrecision(FLAGS_reduce_dtype);
+    if (!reduce_dtype.ok()) Die(rank, absl::StrCat("--reduce_dtype: ", reduce_dtype.status().message()));
 
-    // The policy, its prompt encoder, rewards and prompts for the chosen world. The same
-    // initial weights on every rank: every rank seeds and builds (or loads) them alike.
+    auto mpi_or = dancegrpo::hpc::MpiCommunicator::Create(MPI_COMM_WORLD, {FLAGS_watchdog_seconds});
+    if (!mpi_or.ok()) Die(rank, mpi_or.status().ToString());
+    std::shared_ptr<dancegrpo::hpc::MpiCommunicator> mpi = *mpi_or;
+    std::shared_ptr<dancegrpo::hpc::Communicator> world = mpi, data_world;
+    if (device->is_cuda()) {
+      // The data plane (ZeRO reduce-scatter / all-gather, Ulysses all-to-all) over NCCL; the
+      // control messages and the watchdog stay on MPI.
+      auto nccl = dancegrpo::hpc::NcclCommunicator::Create(mpi, device->index());
+      if (!nccl.ok()) Die(rank, absl::StrCat("--device=cuda: ", nccl.status().message()));
+      data_world = *nccl;
+    }
+
+    // The policy, its prompt encoder, decoder, rewards and prompts. The same initial weights
+    // on every rank: every rank seeds and builds (or loads) them alike.
     std::shared_ptr<dancegrpo::models::VelocityModel> policy, reference;
     std::shared_ptr<dancegrpo::models::PromptEncoder> encoder;
+    std::shared_ptr<dancegrpo::models::LatentDecoder> decoder;
     std::vector<dancegrpo::rewards::WeightedReward> rewards;
     std::vector<dancegrpo::rewards::Prompt> prompts;
     std::vector<int64_t> shape;
-    if (FLAGS_world == "shapes") {
-      shape = dancegrpo::world::ClipShape();
-      auto models = dancegrpo::MakeShapesModels(FLAGS_seed);
-      if (auto s = dancegrpo::LoadShapesBase(models, FLAGS_base); !s.ok()) Die(rank, std::string(s.message()));
-      policy = models.dit;
-      encoder = models.text;
-      if (FLAGS_kl_beta > 0) {
-        auto ref = dancegrpo::MakeShapesModels(FLAGS_seed);
-        reference = ref.dit;
-      }
-      auto parsed = dancegrpo::rewards::ParseRewardSpec(FLAGS_rewards);
-      if (!parsed.ok()) Die(rank, absl::StrCat("--rewards: ", parsed.status().message()));
-      rewards = *parsed;
-      prompts = dancegrpo::ShapesPrompts(/*held_out=*/false);
-    } else if (FLAGS_world == "toy") {
+    double flops_per_forward = 0;  // model FLOPs of one sample's forward pass (DiT models)
+    if (FLAGS_model == "toy") {
       torch::manual_seed(FLAGS_seed);
       shape = {4, 1, 2, 2};
       dancegrpo::models::MlpVelocityConfig mc;
@@ -159,7 +204,31 @@ int main(int argc, char** argv) {
       rewards = {{std::make_shared<dancegrpo::toy::TargetRegionReward>(FLAGS_targets, shape, FLAGS_seed), 1.0}};
       prompts = dancegrpo::toy::TargetPrompts(FLAGS_targets);
     } else {
-      Die(rank, absl::StrCat("--world=", FLAGS_world, " is unknown; use toy or shapes"));
+      if (FLAGS_prompts.empty()) Die(rank, "--prompts is required: a prompt file (one a line, or .jsonl)");
+      auto user = dancegrpo::LoadUserModel(dancegrpo::tools::ModelOptionsFromFlags(FLAGS_seed, *device));
+      if (!user.ok()) Die(rank, std::string(user.status().message()));
+      auto read = dancegrpo::ReadPromptFile(FLAGS_prompts);
+      if (!read.ok()) Die(rank, std::string(read.status().message()));
+      prompts = *read;
+      if (auto s = dancegrpo::CheckPromptsHaveEmbeddings(*user->encoder, prompts, FLAGS_prompts, FLAGS_cfg_scale != 1);
+          !s.ok())
+        Die(rank, std::string(s.message()));
+      auto resolved = dancegrpo::ResolveLatentShape(FLAGS_latent_shape, FLAGS_video_size, FLAGS_vae_stride,
+                                                    user->config.in_channels);
+      if (!resolved.ok()) Die(rank, std::string(resolved.status().message()));
+      shape = *resolved;
+      if (auto s = dancegrpo::CheckDecoderFits(user->decoder.get(), shape); !s.ok())
+        Die(rank, absl::StrCat("--decoder: ", s.message()));
+      policy = user->dit;
+      {
+        const auto grid = user->dit->TokenGrid(shape[1], shape[2], shape[3]);
+        const int64_t text_tokens = user->config.pad_text_to_len ? user->config.text_len : user->encoder->token_length();
+        flops_per_forward = dancegrpo::models::DitForwardFlops(user->config, 1, grid[0] * grid[1] * grid[2], text_tokens);
+      }
+      if (FLAGS_kl_beta > 0) reference = dancegrpo::MakeDit(user->config);
+      encoder = user->encoder;
+      decoder = user->decoder;
+      rewards = user->rewards;
     }
 
     dancegrpo::TrainerConfig c;
@@ -183,11 +252,21 @@ int main(int argc, char** argv) {
     c.pooled_std = FLAGS_pooled_std;
     c.best_of_n = FLAGS_best_of_n;
     c.kl_beta = FLAGS_kl_beta;
+    c.cfg_scale = FLAGS_cfg_scale;
+    c.sequence_parallel = FLAGS_sp;
     c.optimizer.lr = FLAGS_lr;
+    c.optimizer.max_grad_norm = FLAGS_max_grad_norm;
     c.optimizer.ema = FLAGS_ema;
+    c.optimizer.reduce_dtype = *reduce_dtype;
     c.latent_shape = shape;
-    auto trainer_or = Trainer::Create(c, policy, reference, encoder, nullptr, rewards, prompts, world);
+    c.compute_dtype = *precision;
+    c.device = *device;
+    auto trainer_or = Trainer::Create(c, policy, reference, encoder, decoder, rewards, prompts, world, data_world);
     if (!trainer_or.ok()) Die(rank, absl::StrCat("config error: ", trainer_or.status().message()));
+    if (rank == 0)
+      std::printf("train: %s on %d rank(s) (sp %d), %s, %s, latents %s, %zu prompts\n", FLAGS_model.c_str(),
+                  world->size(), FLAGS_sp, device->str().c_str(), FLAGS_precision.c_str(),
+                  absl::StrJoin(shape, "x").c_str(), prompts.size());
     auto& trainer = **trainer_or;
 
     const std::string ckpt_dir = FLAGS_out + "/checkpoints", traj_dir = FLAGS_out + "/trajectories";
@@ -245,7 +324,7 @@ int main(int argc, char** argv) {
         Die(rank, absl::StrCat(FLAGS_replay_from, " holds ", replay.size(), " iterations for rank ", rank, ", fewer than --iterations"));
     }
 
-    double elapsed = 0;
+    double elapsed = 0, flops_total = 0;
     int64_t done_here = 0;
     std::vector<dancegrpo::Curve> curves;  // rank 0: reward means of the iterations run here
     std::ofstream metrics;
@@ -262,12 +341,29 @@ int main(int argc, char** argv) {
       }
       if (!m.ok()) Die(rank, std::string(m.status().message()));
       elapsed += m->seconds;
+      // Model FLOPs of the iteration (rollout: T forwards per sample; update: forward and
+      // backward, 3x, per trained (sample, step) pair; x2 with guidance), per rank and second.
+      const double cfg = FLAGS_cfg_scale != 1.0 ? 2.0 : 1.0;
+      const double iteration_flops =
+          cfg * flops_per_forward * (static_cast<double>(m->samples) * FLAGS_steps + 3.0 * m->update.trained_pairs);
+      const double tflops = iteration_flops / world->size() / std::max(m->seconds, 1e-9) / 1e12;
+      flops_total += iteration_flops;
       ++done_here;
       if (rank == 0) {
         const double eta = elapsed / done_here * (FLAGS_iterations - trainer.iteration());
         std::printf("%s\n", dancegrpo::FormatProgress(*m, FLAGS_iterations, eta).c_str());
         std::fflush(stdout);
-        metrics << MetricsJson(*m) << "\n" << std::flush;
+        std::string line = MetricsJson(*m);
+        if (flops_per_forward > 0) {
+          line.pop_back();  // the closing brace
+          absl::StrAppendFormat(&line, ", \"model_tflops_per_rank\": %.4g}", tflops);
+          if (trainer.iteration() % 10 == 0 || trainer.iteration() == FLAGS_iterations)
+            std::printf("  model FLOPs: %.3g TFLOP/s per rank%s\n", tflops,
+                        FLAGS_peak_tflops > 0 ? absl::StrFormat(", MFU %.1f%% of %.0f", 100 * tflops / FLAGS_peak_tflops,
+                                                                FLAGS_peak_tflops).c_str()
+                                              : "");
+        }
+        metrics << line << "\n" << std::flush;
         if (curves.empty())
           for (const auto& name : m->reward_names) curves.push_back({name, {}});
         for (size_t k = 0; k < curves.size() && k < m->reward_mean.size(); ++k) curves[k].values.push_back(m->reward_mean[k]);
@@ -291,20 +387,25 @@ int main(int argc, char** argv) {
               !s.ok())
             LOG(WARNING) << s;
         }
-        if (FLAGS_world == "shapes" && FLAGS_sample_every > 0 &&
-            (last || (m->iteration % FLAGS_sample_every) == 0)) {
-          const auto& clips = trainer.last_trajectories().final_x0;
-          const int64_t show = std::min<int64_t>(8, clips.size(0));
+        if (FLAGS_model != "toy" && FLAGS_sample_every > 0 && (last || (m->iteration % FLAGS_sample_every) == 0)) {
           mkdir((FLAGS_out + "/samples").c_str(), 0755);
           const std::string png = absl::StrFormat("%s/samples/iter_%06d.png", FLAGS_out, m->iteration);
-          if (auto s = dancegrpo::WritePng(png, dancegrpo::ClipGrid(clips.narrow(0, 0, show))); !s.ok())
+          if (auto s = dancegrpo::WritePng(png, dancegrpo::PreviewGrid(trainer.last_clips())); !s.ok())
             LOG(WARNING) << s;
         }
       }
       const bool last = trainer.iteration() == FLAGS_iterations;
       if (last || (FLAGS_checkpoint_every > 0 && trainer.iteration() % FLAGS_checkpoint_every == 0)) checkpoint();
     }
-    if (rank == 0) std::printf("training complete: %ld iterations in %s\n", static_cast<long>(FLAGS_iterations), FLAGS_out.c_str());
+    if (rank == 0) {
+      std::printf("training complete: %ld iterations in %s\n", static_cast<long>(FLAGS_iterations), FLAGS_out.c_str());
+      if (done_here > 0 && flops_per_forward > 0) {
+        const double per_rank = flops_total / world->size() / elapsed / 1e12;
+        std::printf("%.3f s/iteration, %.3g model TFLOP/s per rank", elapsed / done_here, per_rank);
+        if (FLAGS_peak_tflops > 0) std::printf(", MFU %.2f%% of %.0f TFLOP/s", 100 * per_rank / FLAGS_peak_tflops, FLAGS_peak_tflops);
+        std::printf(" (%ld iterations run here)\n", static_cast<long>(done_here));
+      }
+    }
   } catch (const c10::Error& e) {
     Die(rank, absl::StrCat("libtorch error: ", e.what_without_backtrace()));
   }

@@ -3,6 +3,7 @@
 #include <time.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstdio>
@@ -27,8 +28,9 @@ absl::StatusOr<MPI_Datatype> MpiType(const torch::Tensor& t, bool reduction) {
     case torch::kUInt8: return MPI_UINT8_T;
     case torch::kBool: return MPI_C_BOOL;
     case torch::kBFloat16:
+      return MPI_UINT16_T;  // moved as raw 16-bit words; reduced by the bf16 ops below
     case torch::kFloat16:
-      if (!reduction) return MPI_UINT16_T;  // moved as raw 16-bit words
+      if (!reduction) return MPI_UINT16_T;
       [[fallthrough]];
     default:
       return absl::InvalidArgumentError(absl::StrCat("the MPI backend cannot ", reduction ? "reduce " : "move ",
@@ -36,7 +38,35 @@ absl::StatusOr<MPI_Datatype> MpiType(const torch::Tensor& t, bool reduction) {
   }
 }
 
-MPI_Op MpiOp(ReduceOp op) {
+// MPI has no bf16 type: bf16 tensors travel as 16-bit words and are reduced by these user
+// ops, which widen each pair to fp32, combine it and round back to bf16 (nearest even), as
+// NCCL's bf16 reductions do.
+template <typename Combine>
+void BfloatReduce(void* in, void* inout, int* len, MPI_Datatype*) {
+  const auto* a = static_cast<const c10::BFloat16*>(in);
+  auto* b = static_cast<c10::BFloat16*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] = c10::BFloat16(Combine()(static_cast<float>(a[i]), static_cast<float>(b[i])));
+}
+struct Sum {
+  float operator()(float a, float b) const { return a + b; }
+};
+struct Max {
+  float operator()(float a, float b) const { return std::max(a, b); }
+};
+struct Min {
+  float operator()(float a, float b) const { return std::min(a, b); }
+};
+
+MPI_Op MpiOp(ReduceOp op, const torch::Tensor& t) {
+  if (t.scalar_type() == torch::kBFloat16) {
+    static MPI_Op ops[3] = {MPI_OP_NULL, MPI_OP_NULL, MPI_OP_NULL};
+    const int i = op == ReduceOp::kMax ? 1 : op == ReduceOp::kMin ? 2 : 0;
+    if (ops[i] == MPI_OP_NULL) {
+      MPI_User_function* fn = i == 1 ? &BfloatReduce<Max> : i == 2 ? &BfloatReduce<Min> : &BfloatReduce<Sum>;
+      MPI_Op_create(fn, /*commute=*/1, &ops[i]);
+    }
+    return ops[i];
+  }
   switch (op) {
     case ReduceOp::kMax: return MPI_MAX;
     case ReduceOp::kMin: return MPI_MIN;
@@ -191,7 +221,7 @@ absl::Status MpiCommunicator::AllReduce(const torch::Tensor& t, ReduceOp op) {
   if (!type.ok()) return type.status();
   Enter();
   MPI_Request req;
-  const int rc = MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), *type, MpiOp(op), comm_, &req);
+  const int rc = MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), *type, MpiOp(op, t), comm_, &req);
   return Wait(&req, rc, Describe("AllReduce", t));
 }
 
@@ -203,7 +233,7 @@ absl::Status MpiCommunicator::ReduceScatter(const torch::Tensor& in, const torch
   Enter();
   MPI_Request req;
   const int rc = MPI_Ireduce_scatter_block(in.data_ptr(), out.data_ptr(), static_cast<int>(out.numel()), *type,
-                                           MpiOp(op), comm_, &req);
+                                           MpiOp(op, in), comm_, &req);
   return Wait(&req, rc, Describe("ReduceScatter", in));
 }
 

@@ -268,18 +268,30 @@ torch::Tensor VideoDit::Velocity(const torch::Tensor& x, const torch::Tensor& si
               c.text_dim, "]");
   const int64_t b = x.size(0);
   const auto grid = TokenGrid(x.size(2), x.size(3), x.size(4));
-  auto tokens = Patchify(x);
+  // The compute dtype is the weights' (fp32, or bf16 compute copies under mixed precision):
+  // inputs are cast to it here, and the velocity comes back in it (the SDE step is fp32).
+  const auto dtype = patch_embedding->weight.scalar_type();
+  auto tokens = Patchify(x.to(dtype));
 
-  auto e = time_embedding->forward(TimestepEmbedding(sigma * 1000.0, c.freq_dim));
+  auto e = time_embedding->forward(TimestepEmbedding(sigma * 1000.0, c.freq_dim).to(dtype));
   if (c.pooled_dim > 0) {
     TORCH_CHECK(cond.pooled.defined() && cond.pooled.size(-1) == c.pooled_dim, "VideoDit expects pooled text [B, ",
                 c.pooled_dim, "]");
     e = e + pooled_embedding(cond.pooled.to(e.dtype()));
   }
   auto e0 = time_projection->forward(e).view({b, 6, c.dim});
-  auto context = text_embedding->forward(cond.tokens.to(tokens.dtype()));
-  auto mask = cond.token_mask.defined() ? cond.token_mask.to(torch::kBool)
-                                        : torch::ones({b, context.size(1)}, context.options().dtype(torch::kBool));
+  torch::Tensor text = cond.tokens, mask;
+  if (c.pad_text_to_len) {
+    // Wan's convention: the real tokens, then zeros up to text_len, all attended to.
+    TORCH_CHECK(text.size(1) <= c.text_len, "the text embeddings have ", text.size(1),
+                " tokens, more than the model's text_len ", c.text_len, "; truncate them to ", c.text_len);
+    if (cond.token_mask.defined()) text = text * cond.token_mask.to(text.dtype()).unsqueeze(-1);
+    text = torch::constant_pad_nd(text, {0, 0, 0, c.text_len - text.size(1)}, 0.0);
+  } else {
+    mask = cond.token_mask.defined() ? cond.token_mask.to(torch::kBool)
+                                     : torch::ones({b, text.size(1)}, text.options().dtype(torch::kBool));
+  }
+  auto context = text_embedding->forward(text.to(dtype));
   auto rope = MakeRopeTables(c.head_dim(), grid);
   rope = {rope.cos.to(tokens.device()), rope.sin.to(tokens.device())};  // no copy on the CPU
   const int64_t total_tokens = tokens.size(1);

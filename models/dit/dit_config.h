@@ -39,6 +39,13 @@ struct DitConfig {
   // the first layer sees motion at full resolution. 0 = none (the Wan presets).
   int64_t stem_channels = 0;
   double eps = 1e-6;
+  // Text tokens the model was trained with. 0 = any length (the text mask decides).
+  int64_t text_len = 0;
+  // Wan's convention (its WanModel.forward): every prompt's token embeddings are zero-padded
+  // to text_len and cross-attention attends to all text_len positions, pads included. A Wan
+  // checkpoint reproduces Wan's outputs only this way; the mask-only behaviour (false)
+  // attends to the real tokens alone, for models trained with masks. Needs text_len > 0.
+  bool pad_text_to_len = false;
   bool activation_checkpointing = false;
 
   int64_t head_dim() const { return dim / heads; }
@@ -55,6 +62,19 @@ absl::Status ValidateDitConfig(const DitConfig& c);
 // 40 heads, 40 layers).
 absl::StatusOr<DitConfig> DitPreset(const std::string& name);
 std::vector<std::string> DitPresetNames();
+
+// A config from a JSON file holding Wan2.1's own config.json fields: dim, ffn_dim,
+// num_heads, num_layers, in_dim, out_dim, text_len, text_dim, freq_dim, patch_size, eps
+// (model_type must be "t2v" if present; qk_norm and cross_attn_norm must be true; window_size
+// must be [-1, -1]), plus our optional fields: "pooled_dim", "stem_channels" and
+// "text_attention": "wan_padded" (the default when text_len > 0) or "mask". Fields that do
+// not change the network (_class_name, _diffusers_version, ...) are ignored; an unknown field
+// that would is refused, naming it. Errors name the file and the field.
+absl::StatusOr<DitConfig> DitConfigFromJson(const std::string& path);
+// A preset name or a path to a config.json.
+absl::StatusOr<DitConfig> DitConfigFromPresetOrFile(const std::string& preset_or_path);
+// The config as Wan-style JSON (readable back by DitConfigFromJson).
+std::string DitConfigToJson(const DitConfig& c);
 
 // Number of parameters, from the architecture's formula (not by instantiating it).
 int64_t DitParameterCount(const DitConfig& c);

@@ -3,6 +3,8 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
 
 #include "gtest/gtest.h"
 
@@ -245,6 +247,112 @@ TEST(DitConfig, RejectsInconsistentShapes) {
   EXPECT_NE(s.message().find("stem_channels"), std::string::npos);
   EXPECT_FALSE(DitPreset("huge").ok());
   EXPECT_NE(DitPreset("huge").status().message().find("wan2.1-14b"), std::string::npos);
+}
+
+// ----------------------------------------------------------------------------- Wan config and text
+
+std::string WriteTemp(const std::string& name, const std::string& text) {
+  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(DitConfigJson, ReadsWanConfigJsonAsThePreset) {
+  // Wan2.1-T2V-1.3B's config.json, field for field.
+  auto c = DitConfigFromJson(WriteTemp("wan13.json", R"({
+    "_class_name": "WanModel", "_diffusers_version": "0.30.0", "dim": 1536, "eps": 1e-06, "ffn_dim": 8960,
+    "freq_dim": 256, "in_dim": 16, "model_type": "t2v", "num_heads": 12, "num_layers": 30, "out_dim": 16,
+    "text_len": 512, "patch_size": [1, 2, 2], "qk_norm": true, "cross_attn_norm": true, "window_size": [-1, -1],
+    "text_dim": 4096})"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto preset = *DitPreset("wan2.1-1.3b");
+  EXPECT_EQ(DitParameterCount(*c), DitParameterCount(preset));
+  EXPECT_EQ(c->text_len, 512);
+  EXPECT_TRUE(c->pad_text_to_len);
+  EXPECT_EQ(c->heads, 12);
+  // Round trip through our own writer.
+  auto back = DitConfigFromJson(WriteTemp("back.json", DitConfigToJson(*c)));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(DitParameterCount(*back), DitParameterCount(*c));
+  EXPECT_EQ(back->pad_text_to_len, c->pad_text_to_len);
+}
+
+TEST(DitConfigJson, RefusesWhatItCannotBuildNamingTheField) {
+  auto expect_error = [](const std::string& json, const std::string& needle) {
+    auto c = DitConfigFromJson(WriteTemp("bad.json", json));
+    ASSERT_FALSE(c.ok()) << json;
+    EXPECT_NE(c.status().message().find(needle), std::string::npos) << c.status();
+  };
+  expect_error(R"({"dim": 64, "model_type": "i2v"})", "i2v");
+  expect_error(R"({"dim": 64, "nonsense": 3})", "nonsense");
+  expect_error(R"({"dim": 66, "num_heads": 4})", "divisible");
+  expect_error(R"({"dim": "wide"})", "'dim'");
+  expect_error(R"({"patch_size": [1, 2]})", "patch_size");
+  expect_error(R"({"text_attention": "wan_padded", "text_len": 0})", "text_len");
+  expect_error("not json", "JSON");
+  EXPECT_FALSE(DitConfigFromPresetOrFile("wan2.1-9b").ok());
+}
+
+TEST(VideoDit, WanTextPaddingEqualsZeroTokensAttendedToAndDiffersFromTheMask) {
+  auto c = Tiny();
+  c.text_len = 12;
+  c.pad_text_to_len = true;
+  torch::manual_seed(2);
+  VideoDit padded(c);
+  RandomiseHead(padded);
+  auto masked_config = c;
+  masked_config.pad_text_to_len = false;
+  VideoDit masked(masked_config);
+  {
+    torch::NoGradGuard no_grad;
+    auto src = padded.named_parameters();
+    for (auto& p : masked.named_parameters()) p.value().copy_(src[p.key()]);
+  }
+  auto text = Text(2, 5, c);
+  text.token_mask[0].narrow(0, 3, 2).fill_(false);  // row 0 has 3 real tokens, then garbage
+  auto x = torch::randn({2, 4, 2, 4, 4});
+  auto sigma = torch::tensor({0.8f, 0.4f});
+  auto v_padded = padded.Velocity(x, sigma, text);
+  // What Wan computes: the real tokens, zeros to text_len, every position attended to.
+  Conditioning wan = text;
+  wan.tokens = torch::constant_pad_nd(text.tokens * text.token_mask.unsqueeze(-1).to(torch::kFloat32),
+                                      {0, 0, 0, c.text_len - 5}, 0.0);
+  wan.token_mask = torch::ones({2, c.text_len}, torch::kBool);
+  auto v_wan = masked.Velocity(x, sigma, wan);
+  EXPECT_TRUE(torch::allclose(v_padded, v_wan, 1e-5, 1e-6)) << (v_padded - v_wan).abs().max();
+  // Attending to the real tokens alone is another function.
+  auto v_mask = masked.Velocity(x, sigma, text);
+  EXPECT_GT((v_padded - v_mask).abs().max().item<double>(), 1e-3);
+  // Too many tokens for text_len is an error that says so.
+  try {
+    padded.Velocity(x, sigma, Text(2, 13, c));
+    ADD_FAILURE() << "13 tokens > text_len 12 should throw";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("text_len"), std::string::npos);
+  }
+}
+
+TEST(VideoDit, Bf16ComputeCopyTracksFp32) {
+  torch::manual_seed(4);
+  VideoDit fp32(Tiny());
+  RandomiseHead(fp32);
+  VideoDit bf16(Tiny());
+  {
+    torch::NoGradGuard no_grad;
+    auto src = fp32.named_parameters();
+    for (auto& p : bf16.named_parameters()) p.value().copy_(src[p.key()]);
+  }
+  bf16.to(torch::kBFloat16);
+  auto x = torch::randn({2, 4, 2, 4, 4});
+  auto sigma = torch::tensor({0.7f, 0.2f});
+  auto a = fp32.Velocity(x, sigma, Text(2, 5, fp32.config()));
+  auto b = bf16.Velocity(x, sigma, Text(2, 5, fp32.config()));
+  EXPECT_EQ(b.scalar_type(), torch::kBFloat16);
+  const double rel = (a - b.to(torch::kFloat32)).norm().item<double>() / a.norm().item<double>();
+  EXPECT_LT(rel, 0.05) << "bf16 should agree with fp32 to a few bf16 ulps";
+  EXPECT_GT(rel, 0.0);
+  // Deterministic: the same inputs and batch shape give the same bits (the ratio relies on it).
+  EXPECT_TRUE(torch::equal(b, bf16.Velocity(x, sigma, Text(2, 5, fp32.config()))));
 }
 
 }  // namespace

@@ -21,19 +21,35 @@ absl::StatusOr<std::unique_ptr<PrecomputedTextEncoder>> PrecomputedTextEncoder::
   std::vector<hsize_t> tdims, mdims;
   auto tokens = hpc::h5::ReadDataset<float>(f, "tokens", &tdims);
   if (!tokens.ok()) return fail(tokens.status());
-  auto mask = hpc::h5::ReadDataset<uint8_t>(f, "token_mask", &mdims);
-  if (!mask.ok()) return fail(mask.status());
   const auto n = static_cast<hsize_t>(prompts->size());
   if (tdims.size() != 3 || tdims[0] != n)
     return fail(absl::InvalidArgumentError(absl::StrCat("'tokens' must be [", n, ", L, D] for ", n, " prompts")));
-  if (mdims != std::vector<hsize_t>{tdims[0], tdims[1]})
-    return fail(absl::InvalidArgumentError("'token_mask' must be [N, L], matching 'tokens'"));
   auto out = std::unique_ptr<PrecomputedTextEncoder>(new PrecomputedTextEncoder());
   out->path_ = path;
   const auto N = static_cast<int64_t>(tdims[0]), L = static_cast<int64_t>(tdims[1]),
              D = static_cast<int64_t>(tdims[2]);
   out->table_.tokens = torch::from_blob(tokens->data(), {N, L, D}, torch::kFloat32).clone();
-  out->table_.token_mask = torch::from_blob(mask->data(), {N, L}, torch::kUInt8).to(torch::kBool);
+  const bool has_mask = hpc::h5::Exists(f, "token_mask"), has_lengths = hpc::h5::Exists(f, "lengths");
+  if (has_mask == has_lengths)
+    return fail(absl::InvalidArgumentError("give exactly one of 'token_mask' [N, L] and 'lengths' [N]"));
+  if (has_mask) {
+    auto mask = hpc::h5::ReadDataset<uint8_t>(f, "token_mask", &mdims);
+    if (!mask.ok()) return fail(mask.status());
+    if (mdims != std::vector<hsize_t>{tdims[0], tdims[1]})
+      return fail(absl::InvalidArgumentError("'token_mask' must be [N, L], matching 'tokens'"));
+    out->table_.token_mask = torch::from_blob(mask->data(), {N, L}, torch::kUInt8).to(torch::kBool);
+  } else {
+    auto lengths = hpc::h5::ReadDataset<int64_t>(f, "lengths", &mdims);
+    if (!lengths.ok()) return fail(lengths.status());
+    if (mdims != std::vector<hsize_t>{tdims[0]})
+      return fail(absl::InvalidArgumentError(absl::StrCat("'lengths' must be [", n, "], one per prompt")));
+    for (int64_t i = 0; i < N; ++i)
+      if ((*lengths)[i] < 1 || (*lengths)[i] > L)
+        return fail(absl::InvalidArgumentError(absl::StrCat("lengths[", i, "] = ", (*lengths)[i], " (prompt '",
+                                                            (*prompts)[i], "') is outside 1..", L)));
+    auto len = torch::from_blob(lengths->data(), {N, 1}, torch::kInt64);
+    out->table_.token_mask = torch::arange(L, torch::kInt64).unsqueeze(0) < len;
+  }
   if (N > 0 && (out->table_.token_mask.sum(1) == 0).any().item<bool>())
     return fail(absl::InvalidArgumentError("a row of 'token_mask' has no real token; every prompt needs one"));
   if (hpc::h5::Exists(f, "pooled")) {
@@ -49,6 +65,10 @@ absl::StatusOr<std::unique_ptr<PrecomputedTextEncoder>> PrecomputedTextEncoder::
       return fail(absl::InvalidArgumentError(absl::StrCat("prompt '", (*prompts)[i], "' appears twice")));
   }
   return out;
+}
+
+int64_t PrecomputedTextEncoder::max_real_tokens() const {
+  return table_.token_mask.numel() ? table_.token_mask.sum(1).max().item<int64_t>() : 0;
 }
 
 absl::StatusOr<Conditioning> PrecomputedTextEncoder::Encode(const std::vector<std::string>& prompts) {

@@ -1,11 +1,15 @@
 // PrecomputedTextEncoder: embeddings computed upstream (T5 / CLIP features, as real
 // pipelines feed them) and stored in HDF5, looked up by prompt text.
 //
-// HDF5 layout of a precomputed-embedding file (docs/ describes it for h5py users):
-//   /prompts      [N]        variable-length UTF-8 strings (include "" for CFG)
-//   /tokens       [N, L, D]  float32 token embeddings
-//   /token_mask   [N, L]     uint8, 1 = real token (every row has at least one)
+// HDF5 layout of a precomputed-embedding file (docs/hdf5_schema.md shows how to write one
+// with h5py from any text encoder's output):
+//   /prompts      [N]        variable-length UTF-8 strings, the key (include "" for CFG)
+//   /tokens       [N, L, D]  float32 token embeddings, the real tokens first
+//   /token_mask   [N, L]     uint8, 1 = real token (every row has at least one), or
+//   /lengths      [N]        int32/int64, the number of real tokens (1..L) of each row
 //   /pooled       [N, P]     float32, optional
+// Exactly one of token_mask and lengths. L may be shorter than the model's text_len: a Wan
+// model pads to text_len itself.
 #ifndef DANCEGRPO_MODELS_TEXT_PRECOMPUTED_TEXT_ENCODER_H_
 #define DANCEGRPO_MODELS_TEXT_PRECOMPUTED_TEXT_ENCODER_H_
 
@@ -27,6 +31,13 @@ class PrecomputedTextEncoder : public PromptEncoder {
   // Fails with NotFound, naming the prompt and the file, for a prompt not in the table.
   absl::StatusOr<Conditioning> Encode(const std::vector<std::string>& prompts) override;
   int64_t size() const { return static_cast<int64_t>(rows_.size()); }
+  bool Has(const std::string& prompt) const { return rows_.count(prompt) > 0; }
+  int64_t token_length() const { return table_.tokens.size(1); }  // L
+  int64_t token_width() const { return table_.tokens.size(2); }   // D
+  int64_t pooled_width() const { return table_.pooled.defined() ? table_.pooled.size(1) : 0; }
+  // The most real tokens any row has.
+  int64_t max_real_tokens() const;
+  const std::string& path() const { return path_; }
 
  private:
   std::string path_;

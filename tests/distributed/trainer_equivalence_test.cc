@@ -6,7 +6,7 @@
 #include <mpi.h>
 #include <torch/torch.h>
 
-#include "dancegrpo/toy_world.h"
+#include "world/toy_world.h"
 #include "dancegrpo/trainer.h"
 #include "gtest/gtest.h"
 #include "hpc/comm/mpi_communicator.h"

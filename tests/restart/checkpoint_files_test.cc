@@ -10,7 +10,7 @@
 
 #include "dancegrpo/checkpoint.h"
 #include "dancegrpo/rollout.h"
-#include "dancegrpo/toy_world.h"
+#include "world/toy_world.h"
 #include "dancegrpo/trainer.h"
 #include "dancegrpo/trajectory_store.h"
 #include "gtest/gtest.h"

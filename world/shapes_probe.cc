@@ -1,4 +1,4 @@
-#include "dancegrpo/shapes_probe.h"
+#include "world/shapes_probe.h"
 
 #include <torch/torch.h>
 

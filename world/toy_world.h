@@ -2,8 +2,8 @@
 // "target k", each asking for latents near a fixed target vector t_k. The encoder maps a
 // prompt to a one-hot condition (the empty prompt to zeros), and the reward is
 //   r = exp(-mean((x0 - t_k)^2))  in (0, 1].
-#ifndef DANCEGRPO_DANCEGRPO_TOY_WORLD_H_
-#define DANCEGRPO_DANCEGRPO_TOY_WORLD_H_
+#ifndef DANCEGRPO_WORLD_TOY_WORLD_H_
+#define DANCEGRPO_WORLD_TOY_WORLD_H_
 
 #include <torch/types.h>
 
@@ -42,4 +42,4 @@ class TargetRegionReward : public rewards::Reward {
 
 }  // namespace dancegrpo::toy
 
-#endif  // DANCEGRPO_DANCEGRPO_TOY_WORLD_H_
+#endif  // DANCEGRPO_WORLD_TOY_WORLD_H_

@@ -16,8 +16,8 @@
 //
 // Both use fixed, counter-based noise keyed by (seed, clip), so a base and a trained policy
 // are compared on the same noise.
-#ifndef DANCEGRPO_DANCEGRPO_SHAPES_PROBE_H_
-#define DANCEGRPO_DANCEGRPO_SHAPES_PROBE_H_
+#ifndef DANCEGRPO_WORLD_SHAPES_PROBE_H_
+#define DANCEGRPO_WORLD_SHAPES_PROBE_H_
 
 #include <cstdint>
 #include <string>
@@ -90,4 +90,4 @@ std::string FormatPromptProbe(const PromptProbe& probe);
 
 }  // namespace dancegrpo
 
-#endif  // DANCEGRPO_DANCEGRPO_SHAPES_PROBE_H_
+#endif  // DANCEGRPO_WORLD_SHAPES_PROBE_H_

@@ -2,8 +2,8 @@
 // clip itself and a small trainable text encoder, shared by the pretrain, train and
 // evaluate programs. The base checkpoint is one .safetensors file with the DiT under "dit."
 // and the text encoder under "text.".
-#ifndef DANCEGRPO_DANCEGRPO_SHAPES_SETUP_H_
-#define DANCEGRPO_DANCEGRPO_SHAPES_SETUP_H_
+#ifndef DANCEGRPO_WORLD_SHAPES_SETUP_H_
+#define DANCEGRPO_WORLD_SHAPES_SETUP_H_
 
 #include <memory>
 #include <string>
@@ -33,4 +33,4 @@ std::vector<rewards::Prompt> ShapesPrompts(bool held_out);
 
 }  // namespace dancegrpo
 
-#endif  // DANCEGRPO_DANCEGRPO_SHAPES_SETUP_H_
+#endif  // DANCEGRPO_WORLD_SHAPES_SETUP_H_

@@ -1,6 +1,6 @@
 // pretrain: flow-matching training of the shapes-world base model (DiT + text encoder) on
 // ground-truth clips of the training split. Writes the base checkpoint that GRPO starts from.
-//   bazel run //dancegrpo/tools:pretrain -- --steps=5000 --noise_min=0.6 --noise_max=0.8
+//   bazel run //world/tools:pretrain -- --steps=5000 --noise_min=0.6 --noise_max=0.8
 //     --out=$PWD/configs/base/shapes_base.safetensors
 // Rectified flow: x_s = (1 - s) x_data + s noise with s ~ U(noise_min, noise_max); the model
 // learns the velocity noise - x_data (so x_data = x_s - s v, the x0_hat of dancegrpo/sde.h).
@@ -14,7 +14,7 @@
 #include <cstdio>
 #include <random>
 
-#include "dancegrpo/shapes_setup.h"
+#include "world/shapes_setup.h"
 #include "gflags/gflags.h"
 #include "world/shapes_world.h"
 

@@ -1,5 +1,5 @@
 // probe: does a shapes-world model follow each word of its prompt? For the base model, or a
-// trained checkpoint on top of it (dancegrpo/shapes_probe.h):
+// trained checkpoint on top of it (world/shapes_probe.h):
 //   bazel-bin/dancegrpo/tools/probe --base=configs/base/shapes_base.safetensors
 //   bazel-bin/dancegrpo/tools/probe --checkpoint=runs/demo/checkpoints/ckpt-000250.h5
 // prints, per prompt attribute, the flow-matching loss on ground-truth clips with the true
@@ -13,8 +13,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "dancegrpo/checkpoint.h"
-#include "dancegrpo/shapes_probe.h"
-#include "dancegrpo/shapes_setup.h"
+#include "world/shapes_probe.h"
+#include "world/shapes_setup.h"
 #include "gflags/gflags.h"
 #include "world/shapes_world.h"
 

@@ -1,4 +1,4 @@
-#include "dancegrpo/toy_world.h"
+#include "world/toy_world.h"
 
 #include <torch/torch.h>
 

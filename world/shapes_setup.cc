@@ -1,4 +1,4 @@
-#include "dancegrpo/shapes_setup.h"
+#include "world/shapes_setup.h"
 
 #include <torch/torch.h>
 

@@ -1,0 +1,88 @@
+// A user's own model, prompts, decoder and rewards: what `train` and `evaluate` read from
+// the command line, checked against each other before anything runs.
+//
+//   model       a DiT preset (tiny, small, wan2.1-1.3b, wan2.1-14b) or a config.json with
+//               Wan2.1's fields (models/dit/dit_config.h: DitConfigFromJson)
+//   weights     one .safetensors file, or a sharded set's *.safetensors.index.json; empty =
+//               random initial weights drawn from the seed (the same on every rank)
+//   prompts     one prompt a line (.txt), or JSON lines {"prompt": "...", "id": 7} (.jsonl;
+//               "id" optional, "text" or "caption" accepted for "prompt")
+//   embeddings  precomputed text embeddings in HDF5, keyed by prompt text
+//               (models/text/precomputed_text_encoder.h has the schema)
+//   latent      "C,F,H,W", or a video size "F,H,W" in pixels with the VAE's strides
+//               (Wan: 4,8,8 and latent frames (F - 1) / 4 + 1)
+//   decoder     a TorchScript module from latents to RGB clips, or none (the rewards see
+//               the latents)
+//   rewards     the weighted reward spec of rewards/video_rewards.h, torchscript= included
+//
+// Every error names the file or flag and the fix.
+#ifndef DANCEGRPO_DANCEGRPO_INPUTS_H_
+#define DANCEGRPO_DANCEGRPO_INPUTS_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "c10/core/Device.h"
+#include "models/dit/dit.h"
+#include "models/text/precomputed_text_encoder.h"
+#include "models/velocity_model.h"
+#include "rewards/reward.h"
+
+namespace dancegrpo {
+
+// Reads a prompt file: plain text (one prompt a line; blank lines skipped) or JSON lines
+// (chosen by the .jsonl extension). Ids are the JSON "id" when given, else the line's
+// index among the prompts. Fails, naming the file and line, on malformed JSON, a missing
+// prompt field, a duplicate id or an empty file.
+absl::StatusOr<std::vector<rewards::Prompt>> ReadPromptFile(const std::string& path);
+
+// The latent shape [C, F, H, W] from "C,F,H,W", or from a video size "F,H,W" with VAE
+// strides "sf,sh,sw" and the model's latent channels (a causal video VAE such as Wan's
+// maps F frames to (F - 1) / sf + 1 latent frames). Exactly one of the two must be given.
+absl::StatusOr<std::vector<int64_t>> ResolveLatentShape(const std::string& latent_shape, const std::string& video_size,
+                                                        const std::string& vae_stride, int64_t latent_channels);
+
+struct UserModelOptions {
+  std::string model;           // preset or config.json
+  std::string weights;         // .safetensors / .safetensors.index.json / empty
+  std::string weights_prefix;  // stripped from stored names (e.g. "model.diffusion_model.")
+  std::string embeddings;      // HDF5
+  std::string decoder;         // TorchScript path, or "" / "none"
+  std::string rewards;         // weighted spec
+  bool activation_checkpointing = false;
+  uint64_t seed = 1;
+  torch::Device device = torch::kCPU;  // where the decoder and learned rewards run
+};
+
+struct UserModel {
+  models::DitConfig config;
+  std::shared_ptr<models::VideoDit> dit;  // fp32 on the CPU: the trainer casts and moves it
+  std::shared_ptr<models::PrecomputedTextEncoder> encoder;
+  std::shared_ptr<models::LatentDecoder> decoder;  // null: the rewards see the latents
+  std::vector<rewards::WeightedReward> rewards;
+};
+
+// Builds the DiT (config, then weights), opens the embeddings, decoder and rewards, and
+// checks that the embeddings fit the model (width = text_dim, length <= text_len, a pooled
+// vector of pooled_dim when the model takes one).
+absl::StatusOr<UserModel> LoadUserModel(const UserModelOptions& options);
+
+// A fresh DiT of the same config (for a frozen reference policy).
+std::shared_ptr<models::VideoDit> MakeDit(const models::DitConfig& config);
+
+// Every prompt (and "" when `need_null`, for classifier-free guidance) has an embedding;
+// otherwise lists the first missing prompts, naming both files.
+absl::Status CheckPromptsHaveEmbeddings(const models::PrecomputedTextEncoder& encoder,
+                                        const std::vector<rewards::Prompt>& prompts, const std::string& prompt_file,
+                                        bool need_null = false);
+
+// Runs the decoder (if any) on one latent of `latent_shape` and checks its output, so a
+// decoder that does not fit the latents fails before training starts.
+absl::Status CheckDecoderFits(models::LatentDecoder* decoder, const std::vector<int64_t>& latent_shape);
+
+}  // namespace dancegrpo
+
+#endif  // DANCEGRPO_DANCEGRPO_INPUTS_H_

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Bad input to `train` gets a clear error naming the file or flag and the fix, and a non-zero
+# exit: never a crash, a hang, or a run that "succeeds" on garbage (e.g. --lr=nan used to train
+# and write a checkpoint of NaN weights with exit code 0).
+set -uo pipefail
+make_fixtures="$1"; train="$2"
+export HOME="${TEST_TMPDIR:-/tmp}" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_btl_vader_single_copy_mechanism=none
+work="${TEST_TMPDIR:-$(mktemp -d)}/user_model_errors"
+rm -rf "${work}"; mkdir -p "${work}"
+fx="${work}/fixtures"
+"${make_fixtures}" --out="${fx}" >/dev/null || { echo "make_fixtures failed"; exit 1; }
+GOOD=(--model="${fx}/config.json" --weights="${fx}/diffusion_pytorch_model.safetensors.index.json"
+      --embeddings="${fx}/embeddings.h5" --prompts="${fx}/prompts.txt" --latent_shape=4,2,8,8
+      --decoder="${fx}/decoder.pt" --rewards="torchscript=${fx}/reward.pt" --iterations=1 --prompts_per_iteration=2
+      --group_size=2 --steps=3 --micro_batch=2 --watchdog_seconds=30)
+passed=0; failed=0
+# expect NAME NEEDLE [args...]: train must fail, and its output must contain NEEDLE.
+expect() {
+  local name="$1" needle="$2"; shift 2
+  local out="${work}/${name}"
+  timeout 120 mpirun -np 1 "${train}" "${GOOD[@]}" --out="${out}" "$@" >"${out}.log" 2>&1
+  local rc=$?
+  if [ "${rc}" -ne 0 ] && grep -qF -- "${needle}" "${out}.log"; then
+    passed=$((passed + 1)); echo "ok   ${name}: $(grep -F -m1 -- "${needle}" "${out}.log" | cut -c1-160)"
+  else
+    failed=$((failed + 1)); echo "FAIL ${name} (rc ${rc}, wanted '${needle}'):"; tail -3 "${out}.log"
+  fi
+  if [ -d "${out}/checkpoints" ] && ls "${out}/checkpoints" | grep -q ckpt; then
+    failed=$((failed + 1)); echo "FAIL ${name}: a checkpoint was written"
+  fi
+}
+
+# The good configuration runs (so the failures below are the flags' doing).
+if timeout 300 mpirun -np 1 "${train}" "${GOOD[@]}" --out="${work}/good" >"${work}/good.log" 2>&1; then
+  passed=$((passed + 1)); echo "ok   good configuration trains"
+else
+  failed=$((failed + 1)); echo "FAIL good configuration:"; tail -5 "${work}/good.log"
+fi
+
+expect lr_nan "learning rate" --lr=nan
+expect lr_zero "learning rate" --lr=0
+expect lr_negative "learning rate" --lr=-1e-4
+expect keep_negative "--keep_checkpoints=-1 is negative" --keep_checkpoints=-1
+expect micro_negative "--micro_batch=-2 is negative" --micro_batch=-2
+expect no_gpu "no GPU is visible" --device=cuda
+expect precision "use fp32 or bf16" --precision=fp16
+printf 'a red ball on grass\na purple cow\n' >"${work}/missing.txt"
+expect missing_prompt "'a purple cow'" --prompts="${work}/missing.txt"
+sed 's/"num_layers": 2/"num_layers": 3/' "${fx}/config.json" >"${work}/deeper.json"
+expect weights_mismatch "blocks.2." --model="${work}/deeper.json"
+sed 's/"text_dim": 32/"text_dim": 64/' "${fx}/config.json" >"${work}/wide.json"
+expect embeddings_width "text_dim is 64" --model="${work}/wide.json" --weights=
+sed 's/"text_len": 16/"text_len": 4/' "${fx}/config.json" >"${work}/short.json"
+expect embeddings_length "text_len 4" --model="${work}/short.json"
+expect decoder_shape "[B, 3, F, H, W]" --decoder="${fx}/bad_decoder.pt"
+expect decoder_nan "non-finite" --decoder="${fx}/nan_decoder.pt"
+expect latent_channels "in_dim" --latent_shape=3,2,8,8
+expect unknown_model "neither a preset" --model=wan9
+expect group_of_one "group_size = 1" --group_size=1
+echo "user model errors: ${passed} passed, ${failed} failed"
+[ "${failed}" -eq 0 ]
