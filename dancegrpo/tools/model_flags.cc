@@ -34,6 +34,10 @@ absl::StatusOr<torch::Device> DeviceFromFlag(int local_rank) {
         "--device=cuda, but no GPU is visible to this process (CUDA_VISIBLE_DEVICES, the allocation's --gpus, or a "
         "CPU-only libtorch build); run on a GPU node with a CUDA libtorch, or use --device=cpu");
   const int visible = static_cast<int>(torch::cuda::device_count());
+  // A launcher that binds one GPU to each rank (srun --gpus-per-task=1) leaves each rank one
+  // visible device: take it. Two ranks on one GPU are caught by the NCCL bootstrap, which
+  // compares the GPUs' bus ids across ranks.
+  if (visible == 1) return torch::Device(torch::kCUDA, 0);
   if (local_rank >= visible)
     return absl::FailedPreconditionError(absl::StrCat(
         "local rank ", local_rank, " has no GPU of its own: this node shows ", visible,

@@ -28,9 +28,10 @@ DECLARE_bool(activation_checkpointing);
 
 namespace dancegrpo::tools {
 
-// --device as a torch device. "cuda" takes the launcher-local GPU (local_rank modulo the
-// visible GPUs is NOT done: one rank per GPU, see hpc/nccl_bootstrap.h). Fails with the fix
-// when CUDA is asked for and no GPU is visible, or when this build has no CUDA.
+// --device as a torch device. "cuda" takes GPU `local_rank` (the launcher's node-local rank),
+// or the only visible GPU when the launcher gave each rank one. Fails with the fix when no
+// GPU is visible (or libtorch has no CUDA), or when this rank's local rank has no GPU of its
+// own (more ranks than GPUs on the node: NCCL allows one rank per GPU).
 absl::StatusOr<torch::Device> DeviceFromFlag(int local_rank);
 
 // The UserModelOptions the flags describe (seed and device given by the caller).
