@@ -69,14 +69,6 @@ std::map<std::string, std::string> ParseConfig(const std::string& text) {
   return out;
 }
 
-void MakeDir(const std::string& dir) {
-  std::string cur;
-  for (size_t i = 0; i <= dir.size(); ++i) {
-    if ((i == dir.size() || dir[i] == '/') && !cur.empty()) mkdir(cur.c_str(), 0755);
-    if (i < dir.size()) cur.push_back(dir[i]);
-  }
-}
-
 std::vector<std::pair<int64_t, std::string>> ListCheckpoints(const std::string& dir) {
   std::vector<std::pair<int64_t, std::string>> out;
   if (DIR* d = opendir(dir.c_str())) {
@@ -176,7 +168,12 @@ absl::StatusOr<std::string> SaveCheckpoint(Trainer& trainer, const std::string& 
           "rewards and --max_grad_norm"));
     }
   }
-  if (world.rank() == 0) MakeDir(dir);
+  absl::Status made = absl::OkStatus();
+  if (world.rank() == 0) made = hpc::MakeDirectories(dir);
+  auto made_flag = torch::tensor({made.ok() ? 0 : 1}, torch::kInt64);
+  DGRPO_RETURN_IF_ERROR(world.AllReduce(made_flag, hpc::ReduceOp::kMax));
+  if (!made.ok()) return made;
+  if (made_flag.item<int64_t>() != 0) return absl::InternalError(absl::StrCat("rank 0 could not create ", dir));
   DGRPO_RETURN_IF_ERROR(world.Barrier());
   const std::string path = CheckpointPath(dir, iteration);
   const std::string tmp = absl::StrFormat("%s/.ckpt-%06d.h5.partial", dir, iteration);

@@ -44,16 +44,6 @@ absl::StatusOr<torch::Tensor> Get(hid_t g, const std::string& name, torch::Scala
   return torch::from_blob(data.data(), shape, type).clone();
 }
 
-void MakeDirs(const std::string& path) {
-  std::string cur;
-  for (size_t i = 0; i <= path.size(); ++i) {
-    if (i == path.size() || path[i] == '/') {
-      if (!cur.empty()) mkdir(cur.c_str(), 0755);
-    }
-    if (i < path.size()) cur.push_back(path[i]);
-  }
-}
-
 std::vector<std::string> ListDir(const std::string& dir) {
   std::vector<std::string> out;
   if (DIR* d = opendir(dir.c_str())) {
@@ -130,7 +120,7 @@ std::string TrajectoryWriter::RankDir() const { return absl::StrFormat("%s/rank-
 
 absl::Status TrajectoryWriter::Append(const TrajectoryRecord& r) {
   if (!file_.valid()) {
-    MakeDirs(RankDir());
+    (void)hpc::MakeDirectories(RankDir());  // a failure surfaces when the segment is created
     final_path_ = absl::StrFormat("%s/seg-%06d.h5", RankDir(), r.iteration);
     tmp_path_ = hpc::TemporaryPathFor(final_path_);
     DGRPO_ASSIGN_OR_RETURN(auto f, h5::CreateFile(tmp_path_));

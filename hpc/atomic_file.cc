@@ -1,6 +1,7 @@
 #include "hpc/atomic_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -47,6 +48,21 @@ absl::Status CommitFile(const std::string& tmp, const std::string& path) {
     return status;
   }
   return SyncPath(DirOf(path), O_RDONLY | O_DIRECTORY);
+}
+
+absl::Status MakeDirectories(const std::string& dir) {
+  std::string cur;
+  for (size_t i = 0; i <= dir.size(); ++i) {
+    if ((i == dir.size() || dir[i] == '/') && !cur.empty()) {
+      if (mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
+        return absl::InternalError(absl::StrCat("cannot create the directory ", cur, ": ", std::strerror(errno)));
+    }
+    if (i < dir.size()) cur.push_back(dir[i]);
+  }
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return absl::InternalError(absl::StrCat(dir, " exists but is not a directory"));
+  return absl::OkStatus();
 }
 
 }  // namespace dancegrpo::hpc

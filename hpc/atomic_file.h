@@ -19,6 +19,10 @@ std::string TemporaryPathFor(const std::string& path);
 // removed and the error names both paths.
 absl::Status CommitFile(const std::string& tmp, const std::string& path);
 
+// mkdir -p: creates `dir` and its missing parents. Fails, naming the directory and the
+// reason, when it cannot (a file in the way, no permission).
+absl::Status MakeDirectories(const std::string& dir);
+
 }  // namespace dancegrpo::hpc
 
 #endif  // DANCEGRPO_HPC_ATOMIC_FILE_H_

@@ -20,6 +20,7 @@
 #include "dancegrpo/tools/model_flags.h"
 #include "dancegrpo/trainer.h"
 #include "gflags/gflags.h"
+#include "hpc/atomic_file.h"
 
 DEFINE_string(prompts, "", "the evaluation prompts (one a line, or .jsonl), e.g. a held-out set");
 DEFINE_string(checkpoint, "", "a training checkpoint (ckpt-*.h5) to compare with the base");
@@ -94,7 +95,7 @@ int main(int argc, char** argv) {
       std::printf("\n");
     }
     if (!FLAGS_out.empty()) {
-      mkdir(FLAGS_out.c_str(), 0755);
+      if (auto s = dancegrpo::hpc::MakeDirectories(FLAGS_out); !s.ok()) return Fail(std::string(s.message()));
       const int64_t show = std::min<int64_t>(8, static_cast<int64_t>(prompts->size()));
       auto pick = torch::arange(show, torch::kLong) * FLAGS_samples_per_prompt;
       auto write = [&](const std::string& name, const torch::Tensor& clips) {

@@ -271,7 +271,9 @@ int main(int argc, char** argv) {
 
     const std::string ckpt_dir = FLAGS_out + "/checkpoints", traj_dir = FLAGS_out + "/trajectories";
     const std::string metrics_path = FLAGS_out + "/metrics.jsonl";
-    if (rank == 0) mkdir(FLAGS_out.c_str(), 0755);
+    if (rank == 0) {
+      if (auto s = dancegrpo::hpc::MakeDirectories(FLAGS_out); !s.ok()) Die(rank, absl::StrCat("--out: ", s.message()));
+    }
     if (!FLAGS_resume.empty()) {
       auto path = FLAGS_resume == "latest" ? dancegrpo::LatestCheckpoint(ckpt_dir) : absl::StatusOr<std::string>(FLAGS_resume);
       if (!path.ok() && FLAGS_resume == "latest") {
@@ -388,7 +390,7 @@ int main(int argc, char** argv) {
             LOG(WARNING) << s;
         }
         if (FLAGS_model != "toy" && FLAGS_sample_every > 0 && (last || (m->iteration % FLAGS_sample_every) == 0)) {
-          mkdir((FLAGS_out + "/samples").c_str(), 0755);
+          (void)dancegrpo::hpc::MakeDirectories(FLAGS_out + "/samples");  // WritePng reports a failure
           const std::string png = absl::StrFormat("%s/samples/iter_%06d.png", FLAGS_out, m->iteration);
           if (auto s = dancegrpo::WritePng(png, dancegrpo::PreviewGrid(trainer.last_clips())); !s.ok())
             LOG(WARNING) << s;

@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
   try {
     auto models = dancegrpo::MakeShapesModels(1);
     if (auto s = dancegrpo::LoadShapesBase(models, FLAGS_base); !s.ok()) return Fail(std::string(s.message()));
-    mkdir(FLAGS_out.c_str(), 0755);
+    if (auto s = dancegrpo::hpc::MakeDirectories(FLAGS_out); !s.ok()) return Fail(std::string(s.message()));
     const std::string dir = FLAGS_out + "/";
     if (auto s = WriteText(dir + "config.json", dancegrpo::models::DitConfigToJson(dancegrpo::ShapesDitConfig()));
         !s.ok())
