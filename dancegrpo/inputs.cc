@@ -56,7 +56,7 @@ absl::StatusOr<std::vector<rewards::Prompt>> ReadPromptFile(const std::string& p
     rewards::Prompt p;
     p.id = static_cast<int64_t>(out.size());
     if (!jsonl) {
-      p.text = line;
+      p.text = std::string(absl::StripAsciiWhitespace(line));
     } else {
       const std::string where = absl::StrCat(path, ":", line_no, ": ");
       auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
@@ -125,6 +125,14 @@ absl::StatusOr<UserModel> LoadUserModel(const UserModelOptions& o) {
   torch::manual_seed(o.seed);  // the same random initial weights on every rank
   m.dit = MakeDit(m.config);
   if (!o.weights.empty()) {
+    if (o.compute_dtype == torch::kBFloat16) {
+      auto files = models::OpenSafetensorsSet(o.weights);
+      bool all_bf16 = files.ok();
+      if (files.ok())
+        for (const auto& f : *files)
+          for (const auto& [name, entry] : f.entries()) all_bf16 = all_bf16 && entry.dtype == "BF16";
+      if (all_bf16) m.dit->to(torch::kBFloat16);
+    }
     std::vector<models::NameRule> rules;
     if (!o.weights_prefix.empty()) rules.push_back({o.weights_prefix, ""});
     auto report = models::ImportSafetensors(*m.dit, o.weights, rules);

@@ -33,7 +33,8 @@
 
 namespace dancegrpo {
 
-// Reads a prompt file: plain text (one prompt a line; blank lines skipped) or JSON lines
+// Reads a prompt file: plain text (one prompt a line, surrounding whitespace dropped, blank
+// lines skipped; the embeddings are keyed by the stripped text) or JSON lines
 // (chosen by the .jsonl extension). Ids are the JSON "id" when given, else the line's
 // index among the prompts. Fails, naming the file and line, on malformed JSON, a missing
 // prompt field, a duplicate id or an empty file.
@@ -55,11 +56,16 @@ struct UserModelOptions {
   bool activation_checkpointing = false;
   uint64_t seed = 1;
   torch::Device device = torch::kCPU;  // where the decoder and learned rewards run
+  // The precision training will compute in. With bf16, weights stored in bf16 are read
+  // straight into bf16 (the file's exact values; no fp32 copy of the model is made).
+  torch::ScalarType compute_dtype = torch::kFloat32;
 };
 
 struct UserModel {
   models::DitConfig config;
-  std::shared_ptr<models::VideoDit> dit;  // fp32 on the CPU: the trainer casts and moves it
+  // On the CPU, in fp32, or in bf16 when the compute dtype is bf16 and the weights are stored
+  // in bf16; the trainer seeds its fp32 masters from it, then casts and moves it.
+  std::shared_ptr<models::VideoDit> dit;
   std::shared_ptr<models::PrecomputedTextEncoder> encoder;
   std::shared_ptr<models::LatentDecoder> decoder;  // null: the rewards see the latents
   std::vector<rewards::WeightedReward> rewards;

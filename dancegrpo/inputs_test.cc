@@ -22,7 +22,7 @@ void ExpectError(const absl::Status& s, const std::string& needle) {
 }
 
 TEST(PromptFile, PlainTextOneALineSkippingBlankLines) {
-  auto p = ReadPromptFile(Write("p.txt", "a cat\r\n\n  \na dog on a bike\n"));
+  auto p = ReadPromptFile(Write("p.txt", "a cat\r\n\n  \n  a dog on a bike \n"));
   ASSERT_TRUE(p.ok()) << p.status();
   ASSERT_EQ(p->size(), 2u);
   EXPECT_EQ((*p)[0].text, "a cat");
@@ -95,6 +95,29 @@ TEST_F(UserModelTest, LoadsAndChecksPromptsAgainstTheEmbeddings) {
   auto missing = ReadPromptFile(Write("missing.txt", "a cat\na cow\n"));
   ExpectError(CheckPromptsHaveEmbeddings(*m->encoder, *missing, "missing.txt"), "'a cow'");
   ExpectError(CheckPromptsHaveEmbeddings(*m->encoder, *missing, "missing.txt"), "e.h5");
+}
+
+TEST_F(UserModelTest, Bf16WeightsAreReadStraightIntoBf16ForBf16Training) {
+  auto fp32 = LoadUserModel(options_);
+  ASSERT_TRUE(fp32.ok()) << fp32.status();
+  std::vector<std::pair<std::string, torch::Tensor>> w;
+  for (const auto& p : fp32->dit->named_parameters()) w.emplace_back(p.key(), p.value().to(torch::kBFloat16));
+  ASSERT_TRUE(models::WriteSafetensors(Tmp("tiny_bf16.safetensors"), w).ok());
+  options_.weights = Tmp("tiny_bf16.safetensors");
+  options_.compute_dtype = torch::kBFloat16;
+  auto bf16 = LoadUserModel(options_);
+  ASSERT_TRUE(bf16.ok()) << bf16.status();
+  for (const auto& [name, t] : w) {
+    const auto& p = bf16->dit->named_parameters()[name];
+    EXPECT_EQ(p.scalar_type(), torch::kBFloat16) << name;
+    EXPECT_TRUE(torch::equal(p, t)) << name;
+  }
+  // An fp32 file stays fp32 (the masters keep its precision); so does bf16 for fp32 training.
+  options_.weights = Tmp("tiny.safetensors");
+  EXPECT_EQ(LoadUserModel(options_)->dit->parameters()[0].scalar_type(), torch::kFloat32);
+  options_.weights = Tmp("tiny_bf16.safetensors");
+  options_.compute_dtype = torch::kFloat32;
+  EXPECT_EQ(LoadUserModel(options_)->dit->parameters()[0].scalar_type(), torch::kFloat32);
 }
 
 TEST_F(UserModelTest, EmbeddingsOfTheWrongWidthOrLengthAreRefused) {

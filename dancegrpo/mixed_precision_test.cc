@@ -9,30 +9,14 @@
 #include "gtest/gtest.h"
 #include "models/dit/dit.h"
 #include "models/text/text_encoder.h"
+#include "tests/tiny_dit_trainer.h"
 #include "world/toy_world.h"
 
 namespace dancegrpo {
 namespace {
 
 std::unique_ptr<Trainer> MakeBf16Trainer(const TrainerConfig& c, std::vector<torch::Tensor>* fp32_weights = nullptr) {
-  torch::manual_seed(c.seed);
-  auto dit = *models::DitPreset("tiny");
-  models::TextEncoderConfig tc;
-  tc.dim = dit.text_dim;
-  tc.heads = 2;
-  tc.layers = 1;
-  auto encoder =
-      std::make_shared<models::TrainableTextEncoder>(models::WordTokenizer({"target", "0", "1", "2"}, 4), tc);
-  auto policy = std::make_shared<models::VideoDit>(dit);
-  {
-    torch::NoGradGuard ng;
-    policy->head->head->weight.normal_(0, 0.05);
-  }
-  if (fp32_weights)
-    for (const auto& p : policy->parameters()) fp32_weights->push_back(p.detach().clone());
-  auto t = Trainer::Create(c, policy, nullptr, encoder, nullptr,
-                           {{std::make_shared<toy::TargetRegionReward>(3, c.latent_shape, 3), 1.0}},
-                           toy::TargetPrompts(3));
+  auto t = testing::MakeTinyDitTrainer(c, nullptr, fp32_weights);
   EXPECT_TRUE(t.ok()) << t.status();
   return t.ok() ? *std::move(t) : nullptr;
 }

@@ -47,4 +47,16 @@ case "${blas}" in
   *openblas*) echo "setup.sh: BLAS = OpenBLAS (${blas})" ;;
   *) echo "setup.sh: WARNING: BLAS = ${blas:-none}; libtorch GEMM will be ~15x slower than with OpenBLAS" >&2 ;;
 esac
+# Which kernels OpenBLAS picked. Debian's OpenBLAS does not know some newer Xeons and falls
+# back to generic SSE3 ("Prescott") kernels, about 6x slower for fp32 GEMM. We only report it:
+# forcing a core type is the user's call (docs/experiments/2026-11-30-openblas-core.md).
+if command -v python3 >/dev/null; then
+  core=$(OPENBLAS_VERBOSE=2 python3 -c "import ctypes; ctypes.CDLL('libopenblas.so.0')" 2>&1 | sed -n 's/^Core: //p' | head -1)
+  if [ "${core}" = "Prescott" ] && grep -qw avx512f /proc/cpuinfo && [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+    echo "setup.sh: NOTE: OpenBLAS chose its generic Prescott kernels on this AVX-512 CPU; export" \
+      "OPENBLAS_CORETYPE=SkylakeX for about 6x faster fp32 GEMM (docs/experiments/2026-11-30-openblas-core.md)"
+  elif [ -n "${core}" ]; then
+    echo "setup.sh: OpenBLAS kernels: ${core}"
+  fi
+fi
 echo "setup.sh: bazel-bootstrap $(dpkg-query -W -f='${Version}' bazel-bootstrap), $(mpirun --version 2>/dev/null | head -1)"

@@ -205,7 +205,9 @@ int main(int argc, char** argv) {
       prompts = dancegrpo::toy::TargetPrompts(FLAGS_targets);
     } else {
       if (FLAGS_prompts.empty()) Die(rank, "--prompts is required: a prompt file (one a line, or .jsonl)");
-      auto user = dancegrpo::LoadUserModel(dancegrpo::tools::ModelOptionsFromFlags(FLAGS_seed, *device));
+      auto options = dancegrpo::tools::ModelOptionsFromFlags(FLAGS_seed, *device);
+      options.compute_dtype = *precision;
+      auto user = dancegrpo::LoadUserModel(options);
       if (!user.ok()) Die(rank, std::string(user.status().message()));
       auto read = dancegrpo::ReadPromptFile(FLAGS_prompts);
       if (!read.ok()) Die(rank, std::string(read.status().message()));

@@ -13,6 +13,7 @@
 #include "models/dit/dit.h"
 #include "models/mlp_velocity.h"
 #include "models/text/text_encoder.h"
+#include "tests/tiny_dit_trainer.h"
 
 namespace dancegrpo {
 namespace {
@@ -115,22 +116,7 @@ TEST(TrainerEquivalence, PooledStdOverGroupsOnAllRanks) {
 // Sequence parallelism wired through the trainer: a tiny DiT with sp = 2 (dp = world / 2)
 // trains to the same parameters as one process.
 std::unique_ptr<Trainer> MakeDitTrainer(const TrainerConfig& c, std::shared_ptr<hpc::Communicator> world) {
-  torch::manual_seed(c.seed);
-  auto dit = *models::DitPreset("tiny");
-  models::TextEncoderConfig tc;
-  tc.dim = dit.text_dim;
-  tc.heads = 2;
-  tc.layers = 1;
-  auto encoder = std::make_shared<models::TrainableTextEncoder>(
-      models::WordTokenizer({"target", "0", "1", "2"}, 4), tc);
-  auto policy = std::make_shared<models::VideoDit>(dit);
-  {
-    torch::NoGradGuard ng;
-    policy->head->head->weight.normal_(0, 0.05);
-  }
-  auto t = Trainer::Create(c, policy, nullptr, encoder, nullptr,
-                           {{std::make_shared<toy::TargetRegionReward>(kTargets, c.latent_shape, 3), 1.0}},
-                           toy::TargetPrompts(kTargets), world);
+  auto t = testing::MakeTinyDitTrainer(c, std::move(world));
   EXPECT_TRUE(t.ok()) << t.status();
   return t.ok() ? *std::move(t) : nullptr;
 }

@@ -4,6 +4,7 @@
 #include <hdf5.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -233,6 +234,26 @@ INSTANTIATE_TEST_SUITE_P(Latents, Replay,
                                            ReplayCase{StoredLatents::kTrainedSteps, {2, 3}, "window"},
                                            ReplayCase{StoredLatents::kTrainedSteps, {0, 3, true}, "random_window"}),
                          [](const auto& info) { return std::string(info.param.name); });
+
+TEST(CheckpointFiles, NonFiniteWeightsAreNeverWritten) {
+  auto trainer = Make(Config());
+  const std::string dir = Dir("nan_ckpt");
+  ASSERT_TRUE(SaveCheckpoint(*trainer, dir, 0).ok());
+  {
+    torch::NoGradGuard no_grad;
+    auto named = trainer->policy().named_parameters();
+    named[named.keys()[1]].view(-1)[3] = std::nanf("");
+  }
+  auto saved = SaveCheckpoint(*trainer, dir, 0);
+  ASSERT_FALSE(saved.ok());
+  const std::string name = trainer->policy().named_parameters().keys()[1];
+  EXPECT_NE(saved.status().message().find(name + " (element 3)"), std::string::npos) << saved.status();
+  EXPECT_NE(saved.status().message().find("lower --lr"), std::string::npos) << saved.status();
+  // The good checkpoint is still the latest; no partial file was left behind.
+  auto latest = LatestCheckpoint(dir);
+  ASSERT_TRUE(latest.ok());
+  EXPECT_TRUE(VerifyCheckpoint(*latest).ok());
+}
 
 }  // namespace
 }  // namespace dancegrpo

@@ -1,0 +1,35 @@
+#include "tests/tiny_dit_trainer.h"
+
+#include <torch/torch.h>
+
+#include "models/dit/dit.h"
+#include "models/text/text_encoder.h"
+#include "world/toy_world.h"
+
+namespace dancegrpo::testing {
+
+absl::StatusOr<std::unique_ptr<Trainer>> MakeTinyDitTrainer(const TrainerConfig& c,
+                                                            std::shared_ptr<hpc::Communicator> world,
+                                                            std::vector<torch::Tensor>* fp32_weights) {
+  constexpr int kTargets = 3;
+  torch::manual_seed(c.seed);
+  auto dit = *models::DitPreset("tiny");
+  models::TextEncoderConfig tc;
+  tc.dim = dit.text_dim;
+  tc.heads = 2;
+  tc.layers = 1;
+  auto encoder =
+      std::make_shared<models::TrainableTextEncoder>(models::WordTokenizer({"target", "0", "1", "2"}, 4), tc);
+  auto policy = std::make_shared<models::VideoDit>(dit);
+  {
+    torch::NoGradGuard ng;  // a non-zero head, so that samples differ and every step moves the weights
+    policy->head->head->weight.normal_(0, 0.05);
+  }
+  if (fp32_weights)
+    for (const auto& p : policy->parameters()) fp32_weights->push_back(p.detach().clone());
+  return Trainer::Create(c, policy, nullptr, encoder, nullptr,
+                         {{std::make_shared<toy::TargetRegionReward>(kTargets, c.latent_shape, 3), 1.0}},
+                         toy::TargetPrompts(kTargets), std::move(world));
+}
+
+}  // namespace dancegrpo::testing

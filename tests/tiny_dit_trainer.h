@@ -1,0 +1,24 @@
+// A trainer of the "tiny" DiT preset on the toy target world (3 prompts), with a small
+// trainable text encoder and a non-zero head, for trainer-level tests. Every call with the
+// same config builds the same initial weights (on every rank).
+#ifndef DANCEGRPO_TESTS_TINY_DIT_TRAINER_H_
+#define DANCEGRPO_TESTS_TINY_DIT_TRAINER_H_
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "dancegrpo/trainer.h"
+#include "hpc/comm/communicator.h"
+
+namespace dancegrpo::testing {
+
+// `fp32_weights`, if given, receives the policy's initial fp32 weights (before the trainer
+// casts them to the compute dtype).
+absl::StatusOr<std::unique_ptr<Trainer>> MakeTinyDitTrainer(const TrainerConfig& config,
+                                                            std::shared_ptr<hpc::Communicator> world = nullptr,
+                                                            std::vector<torch::Tensor>* fp32_weights = nullptr);
+
+}  // namespace dancegrpo::testing
+
+#endif  // DANCEGRPO_TESTS_TINY_DIT_TRAINER_H_
