@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -84,10 +85,12 @@ int main(int argc, char** argv) {
     }
     std::printf("%s: %zu prompts x %d samples (seed %lu, %s)\n", FLAGS_prompts.c_str(), prompts->size(),
                 FLAGS_samples_per_prompt, static_cast<unsigned long>(FLAGS_seed), FLAGS_precision.c_str());
-    std::printf("| %-15s | %8s |%s\n", "reward", "base", trained.ok() ? " trained  | change   |" : "");
-    std::printf("|-----------------|----------|%s\n", trained.ok() ? "----------|----------|" : "");
+    int width = 15;
+    for (const auto& name : base->reward_names) width = std::max<int>(width, static_cast<int>(name.size()));
+    std::printf("| %-*s | %8s |%s\n", width, "reward", "base", trained.ok() ? " trained  | change   |" : "");
+    std::printf("|%s|----------|%s\n", std::string(width + 2, '-').c_str(), trained.ok() ? "----------|----------|" : "");
     for (size_t k = 0; k < base->reward_names.size(); ++k) {
-      std::printf("| %-15s | %8.4f |", base->reward_names[k].c_str(), base->reward_means[k]);
+      std::printf("| %-*s | %8.4f |", width, base->reward_names[k].c_str(), base->reward_means[k]);
       if (trained.ok()) {
         const double b = base->reward_means[k], t = trained->reward_means[k];
         std::printf(" %8.4f | %+7.1f%% |", t, b != 0 ? 100.0 * (t - b) / std::fabs(b) : 0.0);
