@@ -109,8 +109,9 @@ absl::Status CheckParameters(hid_t f, const torch::OrderedDict<std::string, torc
   std::vector<std::string> names = absl::StrSplit(names_text, '\n');
   if (names.size() != named.size() || shapes.size() != names.size() * kMaxDims) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "it holds ", names.size(), " parameter tensors but this model has ", named.size(),
-        ": the model shape changed; resume with the config it was written with, or start a new run"));
+        "it holds ", names.size(), " parameter tensors but this model trains ", named.size(),
+        ": the model shape or --trainable changed; resume with the config it was written with, or start a new "
+        "run"));
   }
   for (size_t i = 0; i < names.size(); ++i) {
     const auto& p = named[i];
@@ -155,7 +156,7 @@ absl::StatusOr<std::string> SaveCheckpoint(Trainer& trainer, const std::string& 
     if (first_bad != std::numeric_limits<int64_t>::max()) {
       std::string name = "?";
       int64_t offset = 0;
-      for (const auto& p : trainer.policy().named_parameters()) {
+      for (const auto& p : trainer.trained_parameters()) {
         if (first_bad < offset + p.value().numel()) {
           name = absl::StrCat(p.key(), " (element ", first_bad - offset, ")");
           break;
@@ -195,7 +196,9 @@ absl::StatusOr<std::string> SaveCheckpoint(Trainer& trainer, const std::string& 
 
     DGRPO_ASSIGN_OR_RETURN(auto model, h5::CreateGroup(f, "model"));
     DGRPO_ASSIGN_OR_RETURN(auto optimizer, h5::CreateGroup(f, "optimizer"));
-    auto named = trainer.policy().named_parameters();
+    // The trained parameters only: frozen ones never change and come from the run's --weights.
+    DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(model.id(), "trainable", trainer.config().trainable));
+    const auto& named = trainer.trained_parameters();
     std::vector<std::string> names;
     std::vector<int64_t> offsets, shapes;
     int64_t offset = 0;
@@ -257,8 +260,7 @@ absl::StatusOr<ResumeReport> LoadCheckpoint(Trainer& trainer, const std::string&
     DGRPO_ASSIGN_OR_RETURN(const int64_t world_size, h5::ReadIntAttribute(f, "world_size"));
     report.saved_world_size = static_cast<int>(world_size);
     DGRPO_ASSIGN_OR_RETURN(const int64_t step, h5::ReadIntAttribute(f, "optimizer_step"));
-    auto named = trainer.policy().named_parameters();
-    DGRPO_RETURN_IF_ERROR(CheckParameters(f, named));
+    DGRPO_RETURN_IF_ERROR(CheckParameters(f, trainer.trained_parameters()));
     auto& opt = trainer.optimizer();
     const int64_t total = opt.total_elements();
     DGRPO_ASSIGN_OR_RETURN(auto flat, h5::ReadVectorSlice(f, "model/flat", 0, total));
@@ -303,6 +305,26 @@ absl::Status LoadModelWeights(const std::string& path, torch::nn::Module& model,
   DGRPO_ASSIGN_OR_RETURN(auto file, OpenCheckpoint(path));
   const hid_t f = file.id();
   auto named = model.named_parameters();
+  // A run that trained some parameters (--trainable) stored only those: they are loaded over
+  // the model's own values (its base weights), which the frozen parameters keep.
+  std::string trainable;
+  {
+    DGRPO_ASSIGN_OR_RETURN(auto group, h5::OpenGroup(f, "model"));
+    auto attr = h5::ReadStringAttribute(group.id(), "trainable");
+    if (attr.ok()) trainable = *attr;
+  }
+  if (!trainable.empty()) {
+    DGRPO_ASSIGN_OR_RETURN(const std::string names_text, GetText(f, "model/names"));
+    torch::OrderedDict<std::string, torch::Tensor> subset;
+    for (absl::string_view name : absl::StrSplit(names_text, '\n')) {
+      const auto* p = named.find(std::string(name));
+      if (p == nullptr)
+        return InFile(path, absl::FailedPreconditionError(absl::StrCat(
+                                "it trained '", name, "' (--trainable=", trainable, "), which this model lacks")));
+      subset.insert(std::string(name), *p);
+    }
+    named = std::move(subset);
+  }
   DGRPO_RETURN_IF_ERROR(InFile(path, CheckParameters(f, named)));
   int64_t total = 0;
   for (const auto& p : named) total += p.value().numel();

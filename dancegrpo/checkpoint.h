@@ -47,7 +47,9 @@ struct ResumeReport {
 absl::StatusOr<ResumeReport> LoadCheckpoint(Trainer& trainer, const std::string& path);
 
 // Loads only the parameters (or, with use_ema, the EMA weights when the checkpoint has
-// them) into `model`, checking names and shapes. For evaluation and sampling.
+// them) into `model`, checking names and shapes. For evaluation and sampling. A checkpoint
+// of a run that trained some parameters (--trainable) holds only those; they are loaded over
+// the model's current (base) weights.
 absl::Status LoadModelWeights(const std::string& path, torch::nn::Module& model, bool use_ema = false);
 
 struct CheckpointSummary {

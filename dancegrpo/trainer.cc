@@ -11,6 +11,7 @@
 #include "dancegrpo/advantage.h"
 #include "dancegrpo/rng.h"
 #include "dancegrpo/schedule.h"
+#include "dancegrpo/trainable.h"
 #include "hpc/fault_injection.h"
 #include "hpc/status_macros.h"
 
@@ -136,6 +137,7 @@ std::string DescribeConfig(const TrainerConfig& c) {
   add("ema", c.optimizer.ema);
   add("ema_decay", c.optimizer.ema_decay);
   add("precision", PrecisionName(c.compute_dtype));
+  add("trainable", c.trainable.empty() ? "all" : c.trainable);
   add("reduce_dtype", PrecisionName(c.optimizer.reduce_dtype));
   std::string shape;
   for (size_t i = 0; i < c.latent_shape.size(); ++i) absl::StrAppend(&shape, i ? "x" : "", c.latent_shape[i]);
@@ -179,12 +181,27 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   t->policy_ = std::move(policy);
   // Mixed precision and devices: the fp32 values are kept (on the CPU) to seed the
   // optimizer's fp32 masters, then the policy becomes its compute copy.
+  std::vector<std::string> names;
+  for (const auto& p : t->policy_->named_parameters()) names.push_back(p.key());
+  DGRPO_ASSIGN_OR_RETURN(const auto selected, SelectTrainable(names, config.trainable));
   std::vector<torch::Tensor> fp32_values;
   const bool compute_copy = config.compute_dtype != torch::kFloat32 || config.device != torch::Device(torch::kCPU);
   if (compute_copy) {
     torch::NoGradGuard no_grad;
-    for (const auto& p : t->policy_->parameters()) fp32_values.push_back(p.detach().to(torch::kFloat32).clone());
+    const auto params = t->policy_->parameters();
+    for (size_t i = 0; i < params.size(); ++i)
+      if (selected[i]) fp32_values.push_back(params[i].detach().to(torch::kFloat32).clone());
     t->policy_->to(config.device, config.compute_dtype);
+  }
+  {
+    const auto named = t->policy_->named_parameters();  // after the move: the live tensors
+    for (size_t i = 0; i < named.size(); ++i) {
+      if (selected[i]) {
+        t->trained_.insert(named[i].key(), named[i].value());
+      } else {
+        named[i].value().set_requires_grad(false);  // frozen: no gradient, no optimizer state
+      }
+    }
   }
   if (config.sequence_parallel > 1) DGRPO_RETURN_IF_ERROR(t->policy_->SetSequenceParallel(t->data_grid_.sp));
   t->encoder_ = std::move(encoder);
@@ -210,7 +227,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
     if (config.sequence_parallel > 1) DGRPO_RETURN_IF_ERROR(reference->SetSequenceParallel(t->data_grid_.sp));
     t->reference_ = std::move(reference);
   }
-  DGRPO_ASSIGN_OR_RETURN(t->optimizer_, hpc::ShardedAdamW::Create(t->policy_->parameters(), t->data_grid_.world,
+  DGRPO_ASSIGN_OR_RETURN(t->optimizer_, hpc::ShardedAdamW::Create(t->trained_.values(), t->data_grid_.world,
                                                                   config.optimizer));
   if (compute_copy) t->optimizer_->LoadFlat(t->optimizer_->Flatten(fp32_values));
   if (config.cfg_scale != 1.0) {

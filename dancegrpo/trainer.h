@@ -26,6 +26,7 @@
 
 #include "absl/status/statusor.h"
 #include "c10/core/Device.h"
+#include "torch/ordered_dict.h"
 #include "c10/core/ScalarType.h"
 #include "dancegrpo/rollout.h"
 #include "dancegrpo/sde.h"
@@ -66,6 +67,9 @@ struct TrainerConfig {
   // step, log-probs, advantages and the ratio stay fp32. The policy is moved to `device`.
   torch::ScalarType compute_dtype = torch::kFloat32;
   torch::Device device = torch::kCPU;
+  // The trained parameters (dancegrpo/trainable.h); empty = all. Frozen ones get no gradient
+  // and no optimizer state, and checkpoints hold only the trained ones.
+  std::string trainable;
 };
 
 // "fp32" / "bf16" <-> dtype.
@@ -123,6 +127,9 @@ class Trainer {
   const TrainerConfig& config() const { return config_; }
   models::VelocityModel& policy() { return *policy_; }
   hpc::ShardedAdamW& optimizer() { return *optimizer_; }
+  // The trained parameters, by name, in the optimizer's order (all of the policy's unless
+  // config().trainable selects some).
+  const torch::OrderedDict<std::string, torch::Tensor>& trained_parameters() const { return trained_; }
   const std::vector<double>& sigmas() const { return sigmas_; }
   const hpc::ProcessGrid& grid() const { return grid_; }
   const hpc::SampleLayout& layout() const { return layout_; }
@@ -159,6 +166,7 @@ class Trainer {
   std::vector<rewards::WeightedReward> rewards_;
   std::vector<rewards::Prompt> prompts_;
   std::unique_ptr<hpc::ShardedAdamW> optimizer_;
+  torch::OrderedDict<std::string, torch::Tensor> trained_;
   models::Conditioning null_condition_;
   hpc::ProcessGrid grid_;       // control (MPI)
   hpc::ProcessGrid data_grid_;  // data plane: grid_ itself unless a data_world was given

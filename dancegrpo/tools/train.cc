@@ -81,6 +81,9 @@ DEFINE_double(kl_beta, 0.0, "KL penalty to the initial policy; 0 = off");
 DEFINE_double(cfg_scale, 1.0, "classifier-free guidance in rollout and training; 1 = off (needs the empty prompt's embedding)");
 DEFINE_double(lr, 3e-3, "AdamW learning rate (finite, > 0)");
 DEFINE_double(max_grad_norm, 1.0, "gradient-norm clipping; 0 = off");
+DEFINE_string(trainable, "",
+              "the parameters to train, e.g. blocks.24-29,head (name prefixes; A-B ranges of block numbers); "
+              "empty = all. Frozen ones get no gradient and no optimizer state");
 DEFINE_double(peak_tflops, 0,
               "the device's dense peak in TFLOP/s (H200/H100 SXM bf16: 989) to report model FLOPs utilisation; "
               "0 = report TFLOP/s only");
@@ -256,6 +259,7 @@ int main(int argc, char** argv) {
     c.kl_beta = FLAGS_kl_beta;
     c.cfg_scale = FLAGS_cfg_scale;
     c.sequence_parallel = FLAGS_sp;
+    c.trainable = FLAGS_trainable;
     c.optimizer.lr = FLAGS_lr;
     c.optimizer.max_grad_norm = FLAGS_max_grad_norm;
     c.optimizer.ema = FLAGS_ema;

@@ -306,6 +306,10 @@ torch::Tensor VideoDit::Velocity(const torch::Tensor& x, const torch::Tensor& si
     rope = rope.Slice(sp_->rank() * local, local);
   }
 
+  // A re-entrant checkpointed block only back-propagates into its parameters when one of its
+  // tensor inputs needs a gradient; with the embeddings frozen (--trainable) none would.
+  if (c.activation_checkpointing && torch::GradMode::is_enabled() && !tokens.requires_grad())
+    tokens = tokens.detach().requires_grad_(true);
   for (const auto& module : *blocks) {
     auto* block = module->as<DitBlockImpl>();
     if (c.activation_checkpointing && torch::GradMode::is_enabled()) {

@@ -1,0 +1,76 @@
+#include "dancegrpo/trainable.h"
+
+#include <set>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace dancegrpo {
+namespace {
+
+struct Component {
+  std::string text;      // matched literally, unless a range
+  int64_t lo = -1, hi = -1;
+};
+
+bool Matches(const std::vector<Component>& pattern, const std::vector<std::string>& name) {
+  if (pattern.size() > name.size()) return false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const auto& c = pattern[i];
+    if (c.lo >= 0) {
+      int64_t v = 0;
+      if (!absl::SimpleAtoi(name[i], &v) || v < c.lo || v > c.hi) return false;
+    } else if (c.text != name[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<bool>> SelectTrainable(const std::vector<std::string>& names, const std::string& spec) {
+  std::vector<bool> out(names.size(), spec.empty());
+  if (spec.empty()) return out;
+  std::vector<std::vector<std::string>> split;
+  std::set<std::string> top;
+  for (const auto& n : names) {
+    split.push_back(absl::StrSplit(n, '.'));
+    top.insert(split.back()[0]);
+  }
+  for (absl::string_view raw : absl::StrSplit(spec, ',', absl::SkipEmpty())) {
+    const std::string item(absl::StripAsciiWhitespace(raw));
+    std::vector<Component> pattern;
+    for (absl::string_view part : absl::StrSplit(item, '.')) {
+      Component c;
+      c.text = std::string(part);
+      const auto dash = c.text.find('-');
+      if (dash != std::string::npos) {
+        if (!absl::SimpleAtoi(c.text.substr(0, dash), &c.lo) || !absl::SimpleAtoi(c.text.substr(dash + 1), &c.hi) ||
+            c.lo < 0 || c.hi < c.lo)
+          return absl::InvalidArgumentError(absl::StrCat("--trainable: '", item, "' has the range '", c.text,
+                                                         "'; write A-B with integers A <= B, e.g. blocks.24-29"));
+      }
+      if (c.text.empty())
+        return absl::InvalidArgumentError(absl::StrCat("--trainable: '", item, "' has an empty component"));
+      pattern.push_back(c);
+    }
+    bool any = false;
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (Matches(pattern, split[i])) {
+        out[i] = true;
+        any = true;
+      }
+    }
+    if (!any)
+      return absl::InvalidArgumentError(absl::StrCat("--trainable: '", item, "' matches no parameter; the model's "
+                                                     "top-level modules are ",
+                                                     absl::StrJoin(top, ", "), " (e.g. blocks.28-29,head)"));
+  }
+  return out;
+}
+
+}  // namespace dancegrpo

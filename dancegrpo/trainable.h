@@ -1,0 +1,24 @@
+// Which parameters a run trains (--trainable): partial fine-tuning, as is common for large
+// video models. A spec is a comma-separated list of name patterns; a pattern is dot-separated
+// components matched against the first components of a parameter name, where a component
+// "A-B" matches the integers A..B:
+//   "blocks.24-29,head"  -> blocks.24.* .. blocks.29.* and head.*
+//   "blocks.0.self_attn" -> the first block's self-attention
+// The empty spec trains everything. Frozen parameters get no gradient and no optimizer state.
+#ifndef DANCEGRPO_DANCEGRPO_TRAINABLE_H_
+#define DANCEGRPO_DANCEGRPO_TRAINABLE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace dancegrpo {
+
+// One flag per name: true = trained. Fails, naming the pattern and listing the model's
+// top-level modules, for a malformed pattern or one that matches no parameter.
+absl::StatusOr<std::vector<bool>> SelectTrainable(const std::vector<std::string>& names, const std::string& spec);
+
+}  // namespace dancegrpo
+
+#endif  // DANCEGRPO_DANCEGRPO_TRAINABLE_H_
