@@ -58,5 +58,6 @@ expect decoder_nan "non-finite" --decoder="${fx}/nan_decoder.pt"
 expect latent_channels "in_dim" --latent_shape=3,2,8,8
 expect unknown_model "neither a preset" --model=wan9
 expect group_of_one "group_size = 1" --group_size=1
+expect trainable_unknown "'blocks.9' matches no parameter" --trainable=blocks.9
 echo "user model errors: ${passed} passed, ${failed} failed"
 [ "${failed}" -eq 0 ]
