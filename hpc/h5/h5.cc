@@ -161,6 +161,30 @@ absl::StatusOr<std::vector<hsize_t>> DatasetShape(hid_t loc, const std::string& 
   return dims;
 }
 
+absl::StatusOr<std::vector<float>> ReadFloatRows(hid_t loc, const std::string& name, const std::vector<int64_t>& rows) {
+  auto dims = DatasetShape(loc, name);
+  if (!dims.ok()) return dims.status();
+  if (dims->empty()) return absl::InvalidArgumentError(absl::StrCat("dataset '", name, "' is a scalar, not rows"));
+  std::vector<hsize_t> count(*dims), start(dims->size(), 0);
+  count[0] = 1;
+  hsize_t row_size = 1;
+  for (size_t d = 1; d < dims->size(); ++d) row_size *= (*dims)[d];
+  Handle dset(H5Dopen2(loc, name.c_str(), H5P_DEFAULT));
+  Handle fspace(H5Dget_space(dset.id()));
+  Handle mspace(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr));
+  std::vector<float> out(rows.size() * row_size);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i] < 0 || static_cast<hsize_t>(rows[i]) >= (*dims)[0])
+      return absl::OutOfRangeError(absl::StrCat("row ", rows[i], " of dataset '", name, "' with ", (*dims)[0], " rows"));
+    start[0] = static_cast<hsize_t>(rows[i]);
+    H5Sselect_hyperslab(fspace.id(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
+    if (H5Dread(dset.id(), H5T_NATIVE_FLOAT, mspace.id(), fspace.id(), H5P_DEFAULT, out.data() + i * row_size) < 0)
+      return absl::DataLossError(absl::StrCat("row ", rows[i], " of dataset '", name, "' failed to read (",
+                                              LastError(), "): the file is corrupt or truncated"));
+  }
+  return out;
+}
+
 template <typename T>
 absl::StatusOr<std::vector<T>> ReadDataset(hid_t loc, const std::string& name, std::vector<hsize_t>* dims_out) {
   auto dims = DatasetShape(loc, name);

@@ -69,6 +69,11 @@ template <typename T>
 absl::StatusOr<std::vector<T>> ReadDataset(hid_t loc, const std::string& name,
                                            std::vector<hsize_t>* dims = nullptr);
 
+// Rows `rows` (indices along the first dimension, in the order given, repeats allowed) of a
+// float dataset of any rank, read one hyperslab each, concatenated. Fails on an index out of
+// range or a failed read (a truncated or corrupt file).
+absl::StatusOr<std::vector<float>> ReadFloatRows(hid_t loc, const std::string& name, const std::vector<int64_t>& rows);
+
 // Shape of a dataset without reading it.
 absl::StatusOr<std::vector<hsize_t>> DatasetShape(hid_t loc, const std::string& name);
 

@@ -15,12 +15,14 @@ absl::StatusOr<std::unique_ptr<PrecomputedTextEncoder>> PrecomputedTextEncoder::
   };
   auto file = hpc::h5::OpenFile(path);
   if (!file.ok()) return file.status();
-  const hid_t f = file->id();
+  auto handle = std::make_shared<hpc::h5::Handle>(std::move(*file));
+  const hid_t f = handle->id();
   auto prompts = hpc::h5::ReadStrings(f, "prompts");
   if (!prompts.ok()) return fail(prompts.status());
-  std::vector<hsize_t> tdims, mdims;
-  auto tokens = hpc::h5::ReadDataset<float>(f, "tokens", &tdims);
-  if (!tokens.ok()) return fail(tokens.status());
+  std::vector<hsize_t> mdims;
+  auto tdims_or = hpc::h5::DatasetShape(f, "tokens");
+  if (!tdims_or.ok()) return fail(tdims_or.status());
+  const auto tdims = *tdims_or;
   const auto n = static_cast<hsize_t>(prompts->size());
   if (tdims.size() != 3 || tdims[0] != n)
     return fail(absl::InvalidArgumentError(absl::StrCat("'tokens' must be [", n, ", L, D] for ", n, " prompts")));
@@ -28,7 +30,13 @@ absl::StatusOr<std::unique_ptr<PrecomputedTextEncoder>> PrecomputedTextEncoder::
   out->path_ = path;
   const auto N = static_cast<int64_t>(tdims[0]), L = static_cast<int64_t>(tdims[1]),
              D = static_cast<int64_t>(tdims[2]);
-  out->table_.tokens = torch::from_blob(tokens->data(), {N, L, D}, torch::kFloat32).clone();
+  out->file_ = handle;
+  out->length_ = L;
+  out->width_ = D;
+  if (N > 0) {  // a truncated file fails here rather than mid-training
+    auto probe = hpc::h5::ReadFloatRows(f, "tokens", {0, N - 1});
+    if (!probe.ok()) return fail(probe.status());
+  }
   const bool has_mask = hpc::h5::Exists(f, "token_mask"), has_lengths = hpc::h5::Exists(f, "lengths");
   if (has_mask == has_lengths)
     return fail(absl::InvalidArgumentError("give exactly one of 'token_mask' [N, L] and 'lengths' [N]"));
@@ -81,7 +89,13 @@ absl::StatusOr<Conditioning> PrecomputedTextEncoder::Encode(const std::vector<st
     }
     rows.push_back(it->second);
   }
-  return table_.Rows(torch::tensor(rows, torch::kLong));
+  auto out = table_.Rows(torch::tensor(rows, torch::kLong));
+  auto tokens = hpc::h5::ReadFloatRows(static_cast<hpc::h5::Handle*>(file_.get())->id(), "tokens", rows);
+  if (!tokens.ok())
+    return absl::Status(tokens.status().code(), absl::StrCat("text embeddings ", path_, ": ", tokens.status().message()));
+  out.tokens = torch::from_blob(tokens->data(), {static_cast<int64_t>(rows.size()), length_, width_}, torch::kFloat32)
+                   .clone();
+  return out;
 }
 
 absl::Status WritePrecomputedTextEmbeddings(const std::string& path, const std::vector<std::string>& prompts,

@@ -24,16 +24,20 @@
 
 namespace dancegrpo::models {
 
+// The token embeddings stay in the file, which stays open: each Encode reads the rows of the
+// prompts it is asked for (a Wan-sized table, N x 512 x 4096 floats, would not fit in every
+// rank's memory). The masks, lengths and pooled vectors are read at Load.
 class PrecomputedTextEncoder : public PromptEncoder {
  public:
-  // Reads and validates the whole file; errors name the file and the field.
+  // Opens and validates the file (shapes, masks, and the first and last token rows);
+  // errors name the file and the field.
   static absl::StatusOr<std::unique_ptr<PrecomputedTextEncoder>> Load(const std::string& path);
   // Fails with NotFound, naming the prompt and the file, for a prompt not in the table.
   absl::StatusOr<Conditioning> Encode(const std::vector<std::string>& prompts) override;
   int64_t size() const { return static_cast<int64_t>(rows_.size()); }
   bool Has(const std::string& prompt) const { return rows_.count(prompt) > 0; }
-  int64_t token_length() const { return table_.tokens.size(1); }  // L
-  int64_t token_width() const { return table_.tokens.size(2); }   // D
+  int64_t token_length() const { return length_; }  // L
+  int64_t token_width() const { return width_; }    // D
   int64_t pooled_width() const { return table_.pooled.defined() ? table_.pooled.size(1) : 0; }
   // The most real tokens any row has.
   int64_t max_real_tokens() const;
@@ -41,8 +45,10 @@ class PrecomputedTextEncoder : public PromptEncoder {
 
  private:
   std::string path_;
+  std::shared_ptr<void> file_;  // the open HDF5 file (an hpc::h5::Handle)
+  int64_t length_ = 0, width_ = 0;
   std::unordered_map<std::string, int64_t> rows_;
-  Conditioning table_;
+  Conditioning table_;  // token_mask and pooled of every row; tokens are read per Encode
 };
 
 // Writes a precomputed-embedding file (atomically: a temporary file, then rename).

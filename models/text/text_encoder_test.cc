@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "gtest/gtest.h"
+#include "hpc/h5/h5.h"
 
 namespace dancegrpo::models {
 namespace {
@@ -75,6 +76,36 @@ TEST(PrecomputedTextEncoder, RoundTripsAndLooksUpByPrompt) {
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(missing.status().message().find("a green pyramid"), std::string::npos);
   EXPECT_NE(missing.status().message().find(path), std::string::npos);
+}
+
+TEST(PrecomputedTextEncoder, ReadsLengthsInsteadOfAMaskAndRowsOnDemand) {
+  // The layout the README's h5py snippet writes: /lengths instead of /token_mask.
+  const std::string path = Tmp("lengths.h5");
+  auto tokens = torch::randn({3, 4, 6});
+  {
+    auto file = hpc::h5::CreateFile(path);
+    ASSERT_TRUE(file.ok());
+    ASSERT_TRUE(hpc::h5::WriteStrings(file->id(), "prompts", {"a", "b", ""}).ok());
+    ASSERT_TRUE(hpc::h5::WriteDataset<float>(file->id(), "tokens", {3, 4, 6}, tokens.data_ptr<float>()).ok());
+    std::vector<int64_t> lengths = {2, 4, 1};
+    ASSERT_TRUE(hpc::h5::WriteDataset<int64_t>(file->id(), "lengths", {3}, lengths.data()).ok());
+  }
+  auto enc = PrecomputedTextEncoder::Load(path);
+  ASSERT_TRUE(enc.ok()) << enc.status();
+  EXPECT_EQ((*enc)->max_real_tokens(), 4);
+  auto c = (*enc)->Encode({"b", "a", "b"});  // any order, repeats allowed
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(torch::equal(c->tokens[0], tokens[1]));
+  EXPECT_TRUE(torch::equal(c->tokens[1], tokens[0]));
+  EXPECT_TRUE(torch::equal(c->tokens[2], tokens[1]));
+  EXPECT_TRUE(torch::equal(c->token_mask[1], torch::tensor({1, 1, 0, 0}, torch::kBool)));
+  // A file cut short is refused at Load, not half-way through a run.
+  {
+    std::ifstream in(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream(Tmp("cut.h5"), std::ios::binary) << bytes.substr(0, bytes.size() - 200);
+  }
+  EXPECT_FALSE(PrecomputedTextEncoder::Load(Tmp("cut.h5")).ok());
 }
 
 TEST(PrecomputedTextEncoder, RejectsBadFilesNamingTheProblem) {
