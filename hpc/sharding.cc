@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -87,10 +88,10 @@ void ShardedAdamW::LoadFlat(const torch::Tensor& flat) {
   torch::NoGradGuard no_grad;
   auto values = Unflatten(flat.to(options_));
   for (size_t i = 0; i < parameters_.size(); ++i) parameters_[i].copy_(values[i]);
-  if (master_.defined()) {
-    auto padded = torch::zeros({shard_size_ * comm_->size()}, options_);
-    padded.narrow(0, 0, total_).copy_(flat.narrow(0, 0, total_));
-    master_.copy_(padded.narrow(0, shard_begin_, shard_size_));
+  if (master_.defined()) {  // this rank's slice; the padding past total_ stays zero
+    master_.zero_();
+    const int64_t count = std::max<int64_t>(0, std::min(shard_begin_ + shard_size_, total_) - shard_begin_);
+    if (count > 0) master_.narrow(0, 0, count).copy_(flat.narrow(0, shard_begin_, count));
   }
 }
 

@@ -146,9 +146,12 @@ void CheckFlags(int rank) {
                         {"group_size", FLAGS_group_size}, {"prompts_per_iteration", FLAGS_prompts_per_iteration}}) {
     if (f.value < 1) Die(rank, absl::StrCat("--", f.name, "=", f.value, "; it must be >= 1"));
   }
-  if (!std::isfinite(FLAGS_lr) || !(FLAGS_lr > 0))
-    Die(rank, absl::StrCat("--lr=", FLAGS_lr, " is not a finite positive learning rate; use e.g. --lr=1e-5"));
-  if (!std::isfinite(FLAGS_max_grad_norm) || FLAGS_max_grad_norm < 0)
+  // The optimizer's own validation, before any model is loaded (a 14B checkpoint takes minutes).
+  dancegrpo::OptimizerConfig optimizer;
+  optimizer.lr = FLAGS_lr;
+  optimizer.max_grad_norm = FLAGS_max_grad_norm;
+  if (auto s = dancegrpo::hpc::ValidateAdamWConfig(optimizer); !s.ok()) Die(rank, absl::StrCat("--lr: ", s.message()));
+  if (FLAGS_max_grad_norm < 0)
     Die(rank, absl::StrCat("--max_grad_norm=", FLAGS_max_grad_norm, "; use a positive norm, or 0 for no clipping"));
   if (!std::isfinite(FLAGS_cfg_scale) || FLAGS_cfg_scale < 1)
     Die(rank, absl::StrCat("--cfg_scale=", FLAGS_cfg_scale, "; use 1 (off) or more (Wan uses 5)"));
