@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <torch/torch.h>
 #include <torch/version.h>
+#include <c10/util/accumulate.h>
 
 #include <algorithm>
 #include <cmath>
@@ -30,6 +31,7 @@ namespace {
 
 namespace h5 = hpc::h5;
 constexpr int kMaxDims = 8;
+constexpr int64_t kSchemaVersion = 1;
 const char* kVectors[] = {"model/flat", "optimizer/exp_avg", "optimizer/exp_avg_sq", "ema/flat"};
 
 MPI_Comm CommOf(const hpc::Communicator& world) {
@@ -92,6 +94,14 @@ absl::StatusOr<h5::Handle> OpenCheckpoint(const std::string& path) {
   if (!kind.ok() || *kind != "checkpoint")
     return absl::InvalidArgumentError(absl::StrCat(path, " is not a DanceGRPO checkpoint (no dancegrpo_kind = ",
                                                    "checkpoint attribute); pass a ckpt-*.h5 written by train"));
+  // The layout is logical (the trained parameters end to end), the same for every ZeRO stage
+  // and rank count, so schema 1 is still what ZeRO-3 writes. A later, incompatible layout
+  // bumps kSchemaVersion; a reader meets it with a message, not a misread.
+  auto schema = h5::ReadIntAttribute(f->id(), "schema_version");
+  if (schema.ok() && *schema > kSchemaVersion)
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " has checkpoint schema ", *schema, ", newer than this build reads (", kSchemaVersion,
+        "): it was written by a newer DanceGRPO-HPC; resume it with that version, or upgrade this one"));
   auto complete = h5::ReadIntAttribute(f->id(), "complete");
   if (!complete.ok() || *complete != 1)
     return absl::DataLossError(absl::StrCat(path, " is an incomplete checkpoint; resume from an earlier one"));
@@ -103,24 +113,41 @@ absl::Status InFile(const std::string& path, const absl::Status& s) {
   return absl::Status(s.code(), absl::StrCat("checkpoint ", path, ": ", s.message()));
 }
 
-absl::Status CheckParameters(hid_t f, const torch::OrderedDict<std::string, torch::Tensor>& named) {
+// The model's trained parameters: names and full shapes.
+struct ParameterList {
+  std::vector<std::string> names;
+  std::vector<std::vector<int64_t>> shapes;
+};
+ParameterList ListOf(const torch::OrderedDict<std::string, torch::Tensor>& named) {
+  ParameterList out;
+  for (const auto& p : named) out.names.push_back(p.key()), out.shapes.push_back(p.value().sizes().vec());
+  return out;
+}
+ParameterList ListOf(Trainer& trainer) {  // from the optimizer: ZeRO-3 parameters hold no data between uses
+  ParameterList out;
+  const auto& named = trainer.trained_parameters();
+  for (size_t i = 0; i < named.size(); ++i)
+    out.names.push_back(named[i].key()), out.shapes.push_back(trainer.optimizer().shape(i));
+  return out;
+}
+
+absl::Status CheckParameters(hid_t f, const ParameterList& model) {
   DGRPO_ASSIGN_OR_RETURN(const std::string names_text, GetText(f, "model/names"));
   DGRPO_ASSIGN_OR_RETURN(auto shapes, h5::ReadDataset<int64_t>(f, "model/shapes"));
   std::vector<std::string> names = absl::StrSplit(names_text, '\n');
-  if (names.size() != named.size() || shapes.size() != names.size() * kMaxDims) {
+  if (names.size() != model.names.size() || shapes.size() != names.size() * kMaxDims) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "it holds ", names.size(), " parameter tensors but this model trains ", named.size(),
+        "it holds ", names.size(), " parameter tensors but this model trains ", model.names.size(),
         ": the model shape or --trainable changed; resume with the config it was written with, or start a new "
         "run"));
   }
   for (size_t i = 0; i < names.size(); ++i) {
-    const auto& p = named[i];
     std::vector<int64_t> stored;
     for (int d = 0; d < kMaxDims && shapes[i * kMaxDims + d] >= 0; ++d) stored.push_back(shapes[i * kMaxDims + d]);
-    if (names[i] != p.key() || stored != p.value().sizes().vec()) {
+    if (names[i] != model.names[i] || stored != model.shapes[i]) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "parameter ", i, " is '", names[i], "' [", absl::StrJoin(stored, ", "), "] there but '", p.key(), "' [",
-          absl::StrJoin(p.value().sizes().vec(), ", "),
+          "parameter ", i, " is '", names[i], "' [", absl::StrJoin(stored, ", "), "] there but '", model.names[i],
+          "' [", absl::StrJoin(model.shapes[i], ", "),
           "] in this model: the model shape changed; resume with the config it was written with, or start a "
           "new run"));
     }
@@ -142,26 +169,44 @@ absl::StatusOr<std::string> SaveCheckpoint(Trainer& trainer, const std::string& 
     return absl::FailedPreconditionError("multi-rank checkpoints need the MPI communicator");
   const int64_t iteration = trainer.iteration();
   const int64_t total = opt.total_elements();
-  const int64_t begin = std::min(opt.shard_begin(), total);
-  const int64_t count = std::max<int64_t>(0, std::min(opt.shard_begin() + opt.shard_size(), total) - begin);
-  const auto master = opt.MasterShard().narrow(0, 0, count).cpu().contiguous();
+  const ParameterList params = ListOf(trainer);
+  // Each rank writes only its own state: the segments of the logical vector it holds
+  // (one range under ZeRO-2; about one per block and unit under ZeRO-3).
+  std::vector<h5::Range> ranges;
+  for (const auto& g : opt.Segments()) ranges.push_back({g.logical_offset, g.count});
+  auto pick = [&](const torch::Tensor& state) {
+    std::vector<torch::Tensor> parts;
+    for (const auto& g : opt.Segments()) parts.push_back(state.narrow(0, g.state_offset, g.count));
+    return parts.empty() ? torch::zeros({0}, torch::kFloat32) : torch::cat(parts).cpu().contiguous();
+  };
+  const auto master = pick(opt.MasterShard());
   {
     // A checkpoint never holds non-finite weights: find the first one over all ranks.
     int64_t first_bad = std::numeric_limits<int64_t>::max();
     const auto bad = torch::nonzero(torch::isfinite(master).logical_not());
-    if (bad.numel() > 0) first_bad = begin + bad[0][0].item<int64_t>();
+    if (bad.numel() > 0) {
+      int64_t index = bad[0][0].item<int64_t>();
+      for (const auto& g : opt.Segments()) {
+        if (index < g.count) {
+          first_bad = g.logical_offset + index;
+          break;
+        }
+        index -= g.count;
+      }
+    }
     auto flag = torch::tensor({first_bad}, torch::kInt64);
     DGRPO_RETURN_IF_ERROR(world.AllReduce(flag, hpc::ReduceOp::kMin));
     first_bad = flag.item<int64_t>();
     if (first_bad != std::numeric_limits<int64_t>::max()) {
       std::string name = "?";
       int64_t offset = 0;
-      for (const auto& p : trainer.trained_parameters()) {
-        if (first_bad < offset + p.value().numel()) {
-          name = absl::StrCat(p.key(), " (element ", first_bad - offset, ")");
+      for (size_t i = 0; i < params.names.size(); ++i) {
+        const int64_t numel = c10::multiply_integers(params.shapes[i]);
+        if (first_bad < offset + numel) {
+          name = absl::StrCat(params.names[i], " (element ", first_bad - offset, ")");
           break;
         }
-        offset += p.value().numel();
+        offset += numel;
       }
       return absl::DataLossError(absl::StrCat(
           "refusing to write a checkpoint before iteration ", iteration, ": parameter ", name,
@@ -182,7 +227,7 @@ absl::StatusOr<std::string> SaveCheckpoint(Trainer& trainer, const std::string& 
     DGRPO_ASSIGN_OR_RETURN(auto file, h5::CreateFile(tmp, comm));
     const hid_t f = file.id();
     DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(f, "dancegrpo_kind", std::string("checkpoint")));
-    DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(f, "schema_version", int64_t{1}));
+    DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(f, "schema_version", kSchemaVersion));
     DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(f, "iteration", iteration));
     DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(f, "seed", static_cast<int64_t>(trainer.config().seed)));
     DGRPO_RETURN_IF_ERROR(
@@ -198,30 +243,28 @@ absl::StatusOr<std::string> SaveCheckpoint(Trainer& trainer, const std::string& 
     DGRPO_ASSIGN_OR_RETURN(auto optimizer, h5::CreateGroup(f, "optimizer"));
     // The trained parameters only: frozen ones never change and come from the run's --weights.
     DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(model.id(), "trainable", trainer.config().trainable));
-    const auto& named = trainer.trained_parameters();
-    std::vector<std::string> names;
+    DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(model.id(), "zero_stage", int64_t{opt.zero_stage()}));
     std::vector<int64_t> offsets, shapes;
     int64_t offset = 0;
-    for (const auto& p : named) {
-      names.push_back(p.key());
+    for (const auto& shape : params.shapes) {
       offsets.push_back(offset);
-      offset += p.value().numel();
-      for (int d = 0; d < kMaxDims; ++d) shapes.push_back(d < p.value().dim() ? p.value().size(d) : -1);
+      offset += c10::multiply_integers(shape);
+      for (int d = 0; d < kMaxDims; ++d) shapes.push_back(d < static_cast<int>(shape.size()) ? shape[d] : -1);
     }
-    DGRPO_RETURN_IF_ERROR(PutText(model.id(), "names", absl::StrJoin(names, "\n")));
+    DGRPO_RETURN_IF_ERROR(PutText(model.id(), "names", absl::StrJoin(params.names, "\n")));
     DGRPO_RETURN_IF_ERROR(h5::WriteChecked<int64_t>(model.id(), "offsets", {offsets.size()}, offsets.data()));
     DGRPO_RETURN_IF_ERROR(h5::WriteChecked<int64_t>(
-        model.id(), "shapes", {static_cast<hsize_t>(names.size()), kMaxDims}, shapes.data()));
+        model.id(), "shapes", {static_cast<hsize_t>(params.names.size()), kMaxDims}, shapes.data()));
 
-    DGRPO_RETURN_IF_ERROR(h5::WriteShardedVector(f, "model/flat", total, begin, master.data_ptr<float>(), count));
-    auto m = opt.exp_avg().narrow(0, 0, count).cpu().contiguous();
-    auto v = opt.exp_avg_sq().narrow(0, 0, count).cpu().contiguous();
-    DGRPO_RETURN_IF_ERROR(h5::WriteShardedVector(f, "optimizer/exp_avg", total, begin, m.data_ptr<float>(), count));
-    DGRPO_RETURN_IF_ERROR(h5::WriteShardedVector(f, "optimizer/exp_avg_sq", total, begin, v.data_ptr<float>(), count));
+    DGRPO_RETURN_IF_ERROR(h5::WriteShardedRanges(f, "model/flat", total, ranges, master.data_ptr<float>()));
+    auto m = pick(opt.exp_avg());
+    auto v = pick(opt.exp_avg_sq());
+    DGRPO_RETURN_IF_ERROR(h5::WriteShardedRanges(f, "optimizer/exp_avg", total, ranges, m.data_ptr<float>()));
+    DGRPO_RETURN_IF_ERROR(h5::WriteShardedRanges(f, "optimizer/exp_avg_sq", total, ranges, v.data_ptr<float>()));
     if (opt.ema_shard().defined()) {
       DGRPO_ASSIGN_OR_RETURN(auto ema, h5::CreateGroup(f, "ema"));
-      auto e = opt.ema_shard().narrow(0, 0, count).cpu().contiguous();
-      DGRPO_RETURN_IF_ERROR(h5::WriteShardedVector(f, "ema/flat", total, begin, e.data_ptr<float>(), count));
+      auto e = pick(opt.ema_shard());
+      DGRPO_RETURN_IF_ERROR(h5::WriteShardedRanges(f, "ema/flat", total, ranges, e.data_ptr<float>()));
     }
     hpc::FaultPoint("checkpoint", iteration);
     // Written last: a reader that finds complete = 1 knows every dataset was written.
@@ -255,31 +298,40 @@ absl::StatusOr<ResumeReport> LoadCheckpoint(Trainer& trainer, const std::string&
   DGRPO_ASSIGN_OR_RETURN(auto file, OpenCheckpoint(path));
   const hid_t f = file.id();
   ResumeReport report;
+  torch::Tensor masters;
+  bool ema_from_masters = false;
+  // Reads only (no collectives), so that a rank that fails cannot leave the others waiting.
   auto load = [&]() -> absl::Status {
     DGRPO_ASSIGN_OR_RETURN(report.iteration, h5::ReadIntAttribute(f, "iteration"));
     DGRPO_ASSIGN_OR_RETURN(const int64_t world_size, h5::ReadIntAttribute(f, "world_size"));
     report.saved_world_size = static_cast<int>(world_size);
     DGRPO_ASSIGN_OR_RETURN(const int64_t step, h5::ReadIntAttribute(f, "optimizer_step"));
-    DGRPO_RETURN_IF_ERROR(CheckParameters(f, trainer.trained_parameters()));
+    DGRPO_RETURN_IF_ERROR(CheckParameters(f, ListOf(trainer)));
     auto& opt = trainer.optimizer();
-    const int64_t total = opt.total_elements();
-    DGRPO_ASSIGN_OR_RETURN(auto flat, h5::ReadVectorSlice(f, "model/flat", 0, total));
-    opt.LoadFlat(torch::from_blob(flat.data(), {total}, torch::kFloat32));
-    const int64_t begin = std::min(opt.shard_begin(), total);
-    const int64_t count = std::max<int64_t>(0, std::min(opt.shard_begin() + opt.shard_size(), total) - begin);
-    auto load_shard = [&](const char* name, torch::Tensor& dst) -> absl::Status {
-      DGRPO_ASSIGN_OR_RETURN(auto slice, h5::ReadVectorSlice(f, name, begin, count));
+    // Each rank reads only the segments of the logical vectors that its state holds.
+    std::vector<h5::Range> ranges;
+    for (const auto& g : opt.Segments()) ranges.push_back({g.logical_offset, g.count});
+    auto load_state = [&](const char* name, torch::Tensor& dst) -> absl::Status {
+      DGRPO_ASSIGN_OR_RETURN(auto values, h5::ReadVectorRanges(f, name, ranges));
       dst.zero_();
-      if (count > 0) dst.narrow(0, 0, count).copy_(torch::from_blob(slice.data(), {count}, torch::kFloat32));
+      int64_t at = 0;
+      for (const auto& g : opt.Segments()) {
+        dst.narrow(0, g.state_offset, g.count)
+            .copy_(torch::from_blob(values.data() + at, {g.count}, torch::kFloat32));
+        at += g.count;
+      }
       return absl::OkStatus();
     };
-    DGRPO_RETURN_IF_ERROR(load_shard("optimizer/exp_avg", opt.exp_avg()));
-    DGRPO_RETURN_IF_ERROR(load_shard("optimizer/exp_avg_sq", opt.exp_avg_sq()));
+    masters = torch::zeros({opt.shard_size()}, torch::kFloat32);
+    DGRPO_RETURN_IF_ERROR(load_state("model/flat", masters));
+    DGRPO_RETURN_IF_ERROR(load_state("optimizer/exp_avg", opt.exp_avg()));
+    DGRPO_RETURN_IF_ERROR(load_state("optimizer/exp_avg_sq", opt.exp_avg_sq()));
     if (opt.ema_shard().defined()) {
       if (h5::Exists(f, "ema/flat")) {
-        DGRPO_RETURN_IF_ERROR(load_shard("ema/flat", opt.ema_shard()));
+        DGRPO_RETURN_IF_ERROR(load_state("ema/flat", opt.ema_shard()));
       } else {
         report.config_changes.push_back("ema: off -> on (the EMA starts from the restored weights)");
+        ema_from_masters = true;
       }
     }
     opt.set_steps_taken(step);
@@ -292,7 +344,16 @@ absl::StatusOr<ResumeReport> LoadCheckpoint(Trainer& trainer, const std::string&
     }
     return absl::OkStatus();
   };
-  DGRPO_RETURN_IF_ERROR(InFile(path, load()));
+  const absl::Status read = InFile(path, load());
+  auto failed = torch::tensor({read.ok() ? 0 : 1}, torch::kInt64);
+  DGRPO_RETURN_IF_ERROR(trainer.grid().world->AllReduce(failed, hpc::ReduceOp::kMax));
+  if (!read.ok()) return read;
+  if (failed.item<int64_t>() != 0)
+    return absl::DataLossError(absl::StrCat("checkpoint ", path, ": another rank could not read its slice (see its "
+                                            "log); the file is corrupt or truncated, resume from an earlier one"));
+  // Collective: the masters set every compute copy (an all-gather of the replicated ones).
+  DGRPO_RETURN_IF_ERROR(trainer.optimizer().LoadMasterShard(masters));
+  if (ema_from_masters) trainer.optimizer().ema_shard().copy_(trainer.optimizer().MasterShard());
   trainer.set_iteration(report.iteration);
   if (trainer.grid().world->rank() == 0) {
     for (const auto& change : report.config_changes)
@@ -325,7 +386,7 @@ absl::Status LoadModelWeights(const std::string& path, torch::nn::Module& model,
     }
     named = std::move(subset);
   }
-  DGRPO_RETURN_IF_ERROR(InFile(path, CheckParameters(f, named)));
+  DGRPO_RETURN_IF_ERROR(InFile(path, CheckParameters(f, ListOf(named))));
   int64_t total = 0;
   for (const auto& p : named) total += p.value().numel();
   const char* source = use_ema && h5::Exists(f, "ema/flat") ? "ema/flat" : "model/flat";

@@ -1,5 +1,6 @@
 #include "dancegrpo/trainable.h"
 
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/numbers.h"
@@ -71,6 +72,48 @@ absl::StatusOr<std::vector<bool>> SelectTrainable(const std::vector<std::string>
                                                      absl::StrJoin(top, ", "), " (e.g. blocks.28-29,head)"));
   }
   return out;
+}
+
+absl::StatusOr<std::shared_ptr<hpc::ShardedParameters>> ShardPolicy(models::VelocityModel& policy,
+                                                                    const std::string& trainable,
+                                                                    std::shared_ptr<hpc::Communicator> comm,
+                                                                    torch::ScalarType dtype, torch::Device device) {
+  const auto groups = policy.ShardableGroups();
+  if (groups.empty())
+    return absl::InvalidArgumentError(
+        "--zero_stage=3 shards a model block by block, and this model has no blocks (the toy model); use "
+        "--zero_stage=2 or a DiT (--model=<preset or config.json>)");
+  if (policy.parameter_gatherer())
+    return absl::FailedPreconditionError("the policy's parameters are already sharded");
+  const auto named = policy.named_parameters();
+  std::vector<std::string> names;
+  for (const auto& p : named) names.push_back(p.key());
+  auto selected = SelectTrainable(names, trainable);
+  if (!selected.ok()) return selected.status();
+  std::vector<hpc::ShardedParameters::UnitSpec> units;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    hpc::ShardedParameters::UnitSpec parts[2];  // trained, frozen
+    for (const auto& name : groups[g]) {
+      const auto* p = named.find(name);
+      if (p == nullptr) return absl::InternalError(absl::StrCat("no parameter '", name, "'"));
+      if (p->scalar_type() != torch::kFloat32 || !p->device().is_cpu())
+        return absl::FailedPreconditionError("ZeRO-3 shards fp32 CPU weights (shard before casting or moving)");
+      const size_t index = static_cast<size_t>(std::find(names.begin(), names.end(), name) - names.begin());
+      auto& part = parts[(*selected)[index] ? 0 : 1];
+      part.names.push_back(name);
+      part.params.push_back(*p);
+    }
+    for (int k = 0; k < 2; ++k) {
+      if (parts[k].params.empty()) continue;
+      parts[k].group = static_cast<int>(g);
+      parts[k].trained = k == 0;
+      units.push_back(std::move(parts[k]));
+    }
+  }
+  auto sharded = hpc::ShardedParameters::Shard(std::move(units), std::move(comm), dtype, device);
+  if (!sharded.ok()) return sharded.status();
+  if (auto s = policy.SetParameterGatherer(*sharded); !s.ok()) return s;
+  return sharded;
 }
 
 }  // namespace dancegrpo

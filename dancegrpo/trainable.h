@@ -12,12 +12,26 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "c10/core/Device.h"
+#include "c10/core/ScalarType.h"
+#include "hpc/zero3.h"
+#include "models/velocity_model.h"
 
 namespace dancegrpo {
 
 // One flag per name: true = trained. Fails, naming the pattern and listing the model's
 // top-level modules, for a malformed pattern or one that matches no parameter.
 absl::StatusOr<std::vector<bool>> SelectTrainable(const std::vector<std::string>& names, const std::string& spec);
+
+// ZeRO-3: shards the policy's parameter groups (a DiT's blocks) over `comm`, each group
+// split into a trained and a frozen unit by `trainable`, keeps this rank's slices in
+// `dtype` on `device` (trained ones also as fp32 masters), and installs the gatherer in
+// the policy. Local: no communication, so ranks may call it one at a time (hpc::ShardTurns).
+// The policy's weights must be fp32 on the CPU. Fails for a policy without such groups.
+absl::StatusOr<std::shared_ptr<hpc::ShardedParameters>> ShardPolicy(models::VelocityModel& policy,
+                                                                    const std::string& trainable,
+                                                                    std::shared_ptr<hpc::Communicator> comm,
+                                                                    torch::ScalarType dtype, torch::Device device);
 
 }  // namespace dancegrpo
 

@@ -42,6 +42,12 @@ absl::Status ValidateConfig(const TrainerConfig& c, size_t num_prompts) {
     return absl::InvalidArgumentError(absl::StrCat("best_of_n = ", c.best_of_n,
                                                    "; use 0 (off) or an even n with 2 <= n <= group_size"));
   if (c.kl_beta < 0) return absl::InvalidArgumentError("kl_beta must be >= 0");
+  if (c.zero_stage != 2 && c.zero_stage != 3)
+    return absl::InvalidArgumentError(absl::StrCat("zero_stage = ", c.zero_stage, ": use 2 (sharded optimizer state) "
+                                                   "or 3 (parameters sharded too)"));
+  if (c.zero_stage == 3 && c.kl_beta > 0)
+    return absl::UnimplementedError("kl_beta > 0 keeps a whole reference model on every rank, which ZeRO-3 does not "
+                                    "shard yet; use --zero_stage=2 or kl_beta = 0");
   // A zero noise scale makes the SDE deterministic: every log-prob would divide by std = 0.
   if (c.sde.kind == SdeKind::kDanceGrpo && !(c.sde.eta > 0))
     return absl::InvalidArgumentError(absl::StrCat("eta = ", c.sde.eta, "; the DanceGRPO SDE needs eta > 0 (e.g. 0.3)"));
@@ -139,6 +145,7 @@ std::string DescribeConfig(const TrainerConfig& c) {
   add("precision", PrecisionName(c.compute_dtype));
   add("trainable", c.trainable.empty() ? "all" : c.trainable);
   add("reduce_dtype", PrecisionName(c.optimizer.reduce_dtype));
+  add("zero_stage", c.zero_stage);
   std::string shape;
   for (size_t i = 0; i < c.latent_shape.size(); ++i) absl::StrAppend(&shape, i ? "x" : "", c.latent_shape[i]);
   add("latent_shape", shape);
@@ -184,6 +191,15 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   std::vector<std::string> names;
   for (const auto& p : t->policy_->named_parameters()) names.push_back(p.key());
   DGRPO_ASSIGN_OR_RETURN(const auto selected, SelectTrainable(names, config.trainable));
+  if (config.zero_stage == 3) {
+    // ZeRO-3: the blocks keep only this rank's slices (the tool may have sharded them already,
+    // one rank at a time, to bound the memory of loading).
+    t->sharded_ = std::dynamic_pointer_cast<hpc::ShardedParameters>(t->policy_->parameter_gatherer());
+    if (!t->sharded_) {
+      DGRPO_ASSIGN_OR_RETURN(t->sharded_, ShardPolicy(*t->policy_, config.trainable, t->data_grid_.world,
+                                                      config.compute_dtype, config.device));
+    }
+  }
   std::vector<torch::Tensor> fp32_values;
   const bool compute_copy = config.compute_dtype != torch::kFloat32 || config.device != torch::Device(torch::kCPU);
   if (compute_copy) {
@@ -228,7 +244,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
     t->reference_ = std::move(reference);
   }
   DGRPO_ASSIGN_OR_RETURN(t->optimizer_, hpc::ShardedAdamW::Create(t->trained_.values(), t->data_grid_.world,
-                                                                  config.optimizer));
+                                                                  config.optimizer, t->sharded_));
   if (compute_copy) t->optimizer_->LoadFlat(t->optimizer_->Flatten(fp32_values));
   if (config.cfg_scale != 1.0) {
     torch::NoGradGuard no_grad;

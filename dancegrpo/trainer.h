@@ -70,6 +70,10 @@ struct TrainerConfig {
   // The trained parameters (dancegrpo/trainable.h); empty = all. Frozen ones get no gradient
   // and no optimizer state, and checkpoints hold only the trained ones.
   std::string trainable;
+  // 2: every rank holds every parameter, the optimizer state is sharded (ZeRO-2). 3: the
+  // blocks' parameters are sharded too and gathered one block at a time (hpc/zero3.h); needs
+  // a DiT and, to train, activation checkpointing.
+  int zero_stage = 2;
 };
 
 // "fp32" / "bf16" <-> dtype.
@@ -127,6 +131,8 @@ class Trainer {
   const TrainerConfig& config() const { return config_; }
   models::VelocityModel& policy() { return *policy_; }
   hpc::ShardedAdamW& optimizer() { return *optimizer_; }
+  // ZeRO-3's parameter shards (null under ZeRO-2).
+  hpc::ShardedParameters* sharded_parameters() { return sharded_.get(); }
   // The trained parameters, by name, in the optimizer's order (all of the policy's unless
   // config().trainable selects some).
   const torch::OrderedDict<std::string, torch::Tensor>& trained_parameters() const { return trained_; }
@@ -166,6 +172,7 @@ class Trainer {
   std::vector<rewards::WeightedReward> rewards_;
   std::vector<rewards::Prompt> prompts_;
   std::unique_ptr<hpc::ShardedAdamW> optimizer_;
+  std::shared_ptr<hpc::ShardedParameters> sharded_;
   torch::OrderedDict<std::string, torch::Tensor> trained_;
   models::Conditioning null_condition_;
   hpc::ProcessGrid grid_;       // control (MPI)

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <c10/util/accumulate.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -31,28 +33,61 @@ absl::Status ValidateAdamWConfig(const AdamWConfig& c) {
 
 absl::StatusOr<std::unique_ptr<ShardedAdamW>> ShardedAdamW::Create(std::vector<torch::Tensor> parameters,
                                                                    std::shared_ptr<Communicator> comm,
-                                                                   const AdamWConfig& config) {
+                                                                   const AdamWConfig& config,
+                                                                   std::shared_ptr<ShardedParameters> sharded) {
   if (!comm) return absl::InvalidArgumentError("ShardedAdamW needs a communicator");
   if (auto s = ValidateAdamWConfig(config); !s.ok()) return s;
   std::unique_ptr<ShardedAdamW> o(new ShardedAdamW());
   o->config_ = config;
   o->comm_ = std::move(comm);
+  o->sharded_ = std::move(sharded);
   o->parameters_ = std::move(parameters);
   o->options_ = torch::TensorOptions().dtype(torch::kFloat32);
   if (!o->parameters_.empty()) o->options_ = o->options_.device(o->parameters_[0].device());
-  for (const auto& p : o->parameters_) {
-    const auto t = p.scalar_type();
-    if (t != o->parameters_[0].scalar_type() || p.device() != o->parameters_[0].device() ||
-        (t != torch::kFloat32 && t != torch::kBFloat16 && t != torch::kFloat16))
-      return absl::InvalidArgumentError(absl::StrCat(
-          "ShardedAdamW takes parameters of one floating dtype (fp32, or bf16/fp16 compute copies) on one device; "
-          "got ", c10::toString(t), " on ", p.device().str(), " beside ", c10::toString(o->parameters_[0].scalar_type()),
-          " on ", o->parameters_[0].device().str()));
-    o->offsets_.push_back(o->total_);
-    o->total_ += p.numel();
+  const int n = o->comm_->size();
+  // Each parameter is either replicated (ZeRO-2) or in a trained ZeRO-3 unit.
+  std::vector<int> unit_of(o->parameters_.size(), -1);
+  std::vector<int64_t> logical;  // offset of each parameter in the logical vector
+  torch::ScalarType dtype = o->sharded_ ? o->sharded_->compute_dtype() : torch::kFloat32;
+  bool dtype_known = static_cast<bool>(o->sharded_);
+  for (size_t i = 0; i < o->parameters_.size(); ++i) {
+    const auto& p = o->parameters_[i];
+    const int u = o->sharded_ ? o->sharded_->UnitOf(p) : -1;
+    unit_of[i] = u;
+    if (u >= 0) {
+      const auto& unit = o->sharded_->units()[u];
+      if (!unit.trained)
+        return absl::InvalidArgumentError("a frozen ZeRO-3 unit's parameter was passed to the optimizer");
+      for (size_t k = 0; k < unit.params.size(); ++k)
+        if (unit.params[k].unsafeGetTensorImpl() == p.unsafeGetTensorImpl()) o->shapes_.push_back(unit.shapes[k]);
+      if (std::find(o->units_.begin(), o->units_.end(), u) == o->units_.end()) o->units_.push_back(u);
+    } else {
+      const auto t = p.scalar_type();
+      if (!dtype_known) dtype = t, dtype_known = true;
+      if (t != dtype || p.device() != o->parameters_[0].device() ||
+          (t != torch::kFloat32 && t != torch::kBFloat16 && t != torch::kFloat16))
+        return absl::InvalidArgumentError(absl::StrCat(
+            "ShardedAdamW takes parameters of one floating dtype (fp32, or bf16/fp16 compute copies) on one device; "
+            "got ", c10::toString(t), " on ", p.device().str(), " beside ", c10::toString(dtype), " on ",
+            o->parameters_[0].device().str()));
+      o->shapes_.push_back(p.sizes().vec());
+      o->replicated_.push_back(static_cast<int>(i));
+      o->offsets_.push_back(o->replicated_total_);
+      o->replicated_total_ += p.numel();
+    }
+    logical.push_back(o->total_);
+    o->total_ += c10::multiply_integers(o->shapes_.back());
+  }
+  for (int u : o->units_) {  // a unit is stepped whole: all of its parameters must be here
+    for (const auto& p : o->sharded_->units()[u].params) {
+      bool found = false;
+      for (const auto& q : o->parameters_) found = found || q.unsafeGetTensorImpl() == p.unsafeGetTensorImpl();
+      if (!found) return absl::InvalidArgumentError("a ZeRO-3 unit's parameters must all be trained together");
+    }
   }
   // Every rank must agree on the layout, or the shards would silently misalign.
-  auto count = torch::tensor({o->total_, static_cast<int64_t>(o->parameters_.size())}, torch::kInt64);
+  auto count = torch::tensor({o->total_, static_cast<int64_t>(o->parameters_.size()), o->replicated_total_},
+                             torch::kInt64);
   auto mx = count.clone(), mn = count.clone();
   if (auto s = o->comm_->AllReduce(mx, ReduceOp::kMax); !s.ok()) return s;
   if (auto s = o->comm_->AllReduce(mn, ReduceOp::kMin); !s.ok()) return s;
@@ -60,17 +95,67 @@ absl::StatusOr<std::unique_ptr<ShardedAdamW>> ShardedAdamW::Create(std::vector<t
     return absl::FailedPreconditionError(absl::StrCat("ranks disagree on the parameters (this rank: ",
                                                       o->parameters_.size(), " tensors, ", o->total_,
                                                       " elements); build the same model on every rank"));
-  const int n = o->comm_->size();
-  o->shard_size_ = (o->total_ + n - 1) / n;
-  o->shard_begin_ = o->comm_->rank() * o->shard_size_;
+  const int r = o->comm_->rank();
+  o->replicated_shard_ = (o->replicated_total_ + n - 1) / n;
+  o->shard_begin_ = r * o->replicated_shard_;
+  o->shard_size_ = o->replicated_shard_;
+  for (int u : o->units_) {
+    o->unit_state_offsets_.push_back(o->shard_size_);
+    o->shard_size_ += o->sharded_->units()[u].shard_size;
+  }
+  // Segments: this rank's state against the logical vector.
+  auto add = [&](int64_t state, int64_t logical_offset, int64_t c) {
+    if (c > 0) o->segments_.push_back({state, logical_offset, c});
+  };
+  const int64_t rep_end = std::min(o->shard_begin_ + o->replicated_shard_, o->replicated_total_);
+  for (size_t j = 0; j < o->replicated_.size(); ++j) {
+    const int64_t lo = std::max(o->shard_begin_, o->offsets_[j]);
+    const int64_t hi = std::min(rep_end, o->offsets_[j] + c10::multiply_integers(o->shapes_[o->replicated_[j]]));
+    if (lo < hi) add(lo - o->shard_begin_, logical[o->replicated_[j]] + lo - o->offsets_[j], hi - lo);
+  }
+  for (size_t k = 0; k < o->units_.size(); ++k) {
+    const auto& unit = o->sharded_->units()[o->units_[k]];
+    const int64_t begin = r * unit.shard_size, end = std::min(begin + unit.shard_size, unit.total);
+    for (size_t q = 0; q < unit.params.size(); ++q) {
+      size_t i = 0;
+      while (o->parameters_[i].unsafeGetTensorImpl() != unit.params[q].unsafeGetTensorImpl()) ++i;
+      const int64_t lo = std::max(begin, unit.offsets[q]);
+      const int64_t hi = std::min(end, unit.offsets[q] + c10::multiply_integers(unit.shapes[q]));
+      if (lo < hi) add(o->unit_state_offsets_[k] + lo - begin, logical[i] + lo - unit.offsets[q], hi - lo);
+    }
+  }
+  std::sort(o->segments_.begin(), o->segments_.end(),
+            [](const Segment& a, const Segment& b) { return a.logical_offset < b.logical_offset; });
+  std::vector<Segment> merged;
+  for (const auto& g : o->segments_) {
+    if (!merged.empty() && merged.back().logical_offset + merged.back().count == g.logical_offset &&
+        merged.back().state_offset + merged.back().count == g.state_offset) {
+      merged.back().count += g.count;
+    } else {
+      merged.push_back(g);
+    }
+  }
+  o->segments_ = std::move(merged);
+
   o->exp_avg_ = torch::zeros({o->shard_size_}, o->options_);
   o->exp_avg_sq_ = torch::zeros({o->shard_size_}, o->options_);
-  const bool compute_copies = !o->parameters_.empty() && o->parameters_[0].scalar_type() != torch::kFloat32;
-  if (compute_copies || config.ema) {
-    auto shard = o->Flatten(o->parameters_).narrow(0, o->shard_begin_, o->shard_size_).clone();
-    if (compute_copies) o->master_ = shard;
-    if (config.ema) o->ema_ = shard.clone();
+  o->grad_ = torch::zeros({o->shard_size_}, o->options_);
+  const bool compute_copies = dtype != torch::kFloat32;
+  if (compute_copies || o->sharded_ || config.ema) {
+    auto state = torch::zeros({o->shard_size_}, o->options_);
+    state.narrow(0, 0, o->replicated_shard_)
+        .copy_(o->Flatten(o->parameters_).narrow(0, o->shard_begin_, o->replicated_shard_));
+    if (compute_copies || o->sharded_) {
+      o->master_ = state;
+      for (size_t k = 0; k < o->units_.size(); ++k) {
+        const int64_t size = o->sharded_->units()[o->units_[k]].shard_size;
+        o->sharded_->Adopt(o->units_[k], o->master_.narrow(0, o->unit_state_offsets_[k], size),
+                           o->grad_.narrow(0, o->unit_state_offsets_[k], size));
+      }
+    }
+    if (config.ema) o->ema_ = state.clone();
   }
+  if (o->sharded_) o->sharded_->set_reduce_dtype(config.reduce_dtype);
   return o;
 }
 
@@ -81,45 +166,68 @@ int64_t ShardedAdamW::state_bytes() const {
 
 torch::Tensor ShardedAdamW::MasterShard() const {
   if (master_.defined()) return master_;
-  return Flatten(parameters_).narrow(0, shard_begin_, shard_size_);
+  return Flatten(parameters_).narrow(0, shard_begin_, replicated_shard_);
 }
 
 void ShardedAdamW::LoadFlat(const torch::Tensor& flat) {
   torch::NoGradGuard no_grad;
   auto values = Unflatten(flat.to(options_));
-  for (size_t i = 0; i < parameters_.size(); ++i) parameters_[i].copy_(values[i]);
-  if (master_.defined()) {  // this rank's slice; the padding past total_ stays zero
-    master_.zero_();
-    const int64_t count = std::max<int64_t>(0, std::min(shard_begin_ + shard_size_, total_) - shard_begin_);
-    if (count > 0) master_.narrow(0, 0, count).copy_(flat.narrow(0, shard_begin_, count));
+  for (int i : replicated_) parameters_[i].copy_(values[i]);
+  if (master_.defined()) {  // this rank's slice; the padding past the end stays zero
+    auto rep = master_.narrow(0, 0, replicated_shard_);
+    rep.zero_();
+    const int64_t count = std::max<int64_t>(0, std::min(shard_begin_ + replicated_shard_, replicated_total_) - shard_begin_);
+    if (count > 0) rep.narrow(0, 0, count).copy_(flat.narrow(0, shard_begin_, count));
   }
 }
 
+absl::Status ShardedAdamW::LoadMasterShard(const torch::Tensor& state) {
+  torch::NoGradGuard no_grad;
+  auto values = state.to(options_);
+  if (master_.defined()) master_.copy_(values);
+  for (int u : units_) sharded_->SyncCompute(u);
+  if (replicated_total_ > 0) return GatherReplicated(values.narrow(0, 0, replicated_shard_));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<torch::Tensor> ShardedAdamW::GatherMasters() {
+  auto out = torch::zeros({total_}, options_);
+  const auto src = MasterShard();
+  for (const auto& g : segments_) out.narrow(0, g.logical_offset, g.count).copy_(src.narrow(0, g.state_offset, g.count));
+  if (auto s = comm_->AllReduce(out, ReduceOp::kSum); !s.ok()) return s;
+  return out;
+}
+
 torch::Tensor ShardedAdamW::Flatten(const std::vector<torch::Tensor>& tensors) const {
-  auto flat = torch::zeros({shard_size_ * comm_->size()}, options_);
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    if (tensors[i].defined()) flat.narrow(0, offsets_[i], tensors[i].numel()).copy_(tensors[i].reshape(-1));
+  auto flat = torch::zeros({replicated_shard_ * comm_->size()}, options_);
+  for (size_t j = 0; j < replicated_.size(); ++j) {
+    const auto& t = tensors[replicated_[j]];
+    if (t.defined()) flat.narrow(0, offsets_[j], t.numel()).copy_(t.reshape(-1));
   }
   return flat;
 }
 
 std::vector<torch::Tensor> ShardedAdamW::Unflatten(const torch::Tensor& flat) const {
-  std::vector<torch::Tensor> out;
-  for (size_t i = 0; i < parameters_.size(); ++i)
-    out.push_back(flat.narrow(0, offsets_[i], parameters_[i].numel()).view(parameters_[i].sizes()));
+  std::vector<torch::Tensor> out(parameters_.size());
+  for (size_t j = 0; j < replicated_.size(); ++j) {
+    const auto& shape = shapes_[replicated_[j]];
+    out[replicated_[j]] = flat.narrow(0, offsets_[j], c10::multiply_integers(shape)).view(shape);
+  }
   return out;
 }
 
 void ShardedAdamW::ZeroGrad() {
-  for (auto& p : parameters_)
-    if (p.grad().defined()) p.mutable_grad().zero_();
+  for (int i : replicated_)
+    if (parameters_[i].grad().defined()) parameters_[i].mutable_grad().zero_();
+  if (grad_.defined()) grad_.zero_();
 }
 
 absl::Status ShardedAdamW::GatherShards(const torch::Tensor& shard, torch::Tensor& flat) {
   const int n = comm_->size();
-  auto grid = flat.view({n, shard_size_});
-  for (int64_t o = 0; o < shard_size_; o += config_.bucket_elements) {
-    const int64_t c = std::min(config_.bucket_elements, shard_size_ - o);
+  const int64_t size = shard.numel();
+  auto grid = flat.view({n, size});
+  for (int64_t o = 0; o < size; o += config_.bucket_elements) {
+    const int64_t c = std::min(config_.bucket_elements, size - o);
     auto send = shard.narrow(0, o, c).contiguous();
     auto recv = torch::empty({n * c}, send.options());
     if (auto s = comm_->AllGather(send, recv); !s.ok()) return s;
@@ -128,23 +236,34 @@ absl::Status ShardedAdamW::GatherShards(const torch::Tensor& shard, torch::Tenso
   return absl::OkStatus();
 }
 
+absl::Status ShardedAdamW::GatherReplicated(const torch::Tensor& shard) {
+  const auto dtype = parameters_[replicated_[0]].scalar_type();
+  auto flat = torch::empty({comm_->size() * replicated_shard_}, options_.dtype(dtype));
+  if (auto s = GatherShards(shard.to(dtype), flat); !s.ok()) return s;
+  auto updated = Unflatten(flat);
+  for (int i : replicated_) parameters_[i].copy_(updated[i]);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<double> ShardedAdamW::Step() {
   torch::NoGradGuard no_grad;
   const int n = comm_->size();
-  std::vector<torch::Tensor> grads;
-  for (const auto& p : parameters_) grads.push_back(p.grad());
-  auto flat_grad = Flatten(grads).view({n, shard_size_});
-  if (config_.reduce_dtype != torch::kFloat32) flat_grad = flat_grad.to(config_.reduce_dtype);
-
-  // 1. Reduce-scatter the gradients, bucket by bucket (in reduce_dtype), into fp32.
-  auto grad = torch::empty({shard_size_}, options_);
-  for (int64_t o = 0; o < shard_size_; o += config_.bucket_elements) {
-    const int64_t c = std::min(config_.bucket_elements, shard_size_ - o);
-    auto send = flat_grad.narrow(1, o, c).contiguous();
-    auto recv = torch::empty({c}, send.options());
-    if (auto s = comm_->ReduceScatter(send, recv, ReduceOp::kSum); !s.ok()) return s;
-    grad.narrow(0, o, c).copy_(recv);
+  // 1. Reduce-scatter the replicated parameters' gradients, bucket by bucket (in
+  //    reduce_dtype), into fp32. ZeRO-3 units' slices were summed during backward.
+  if (replicated_total_ > 0) {
+    std::vector<torch::Tensor> grads(parameters_.size());
+    for (int i : replicated_) grads[i] = parameters_[i].grad();
+    auto flat_grad = Flatten(grads).view({n, replicated_shard_});
+    if (config_.reduce_dtype != torch::kFloat32) flat_grad = flat_grad.to(config_.reduce_dtype);
+    for (int64_t o = 0; o < replicated_shard_; o += config_.bucket_elements) {
+      const int64_t c = std::min(config_.bucket_elements, replicated_shard_ - o);
+      auto send = flat_grad.narrow(1, o, c).contiguous();
+      auto recv = torch::empty({c}, send.options());
+      if (auto s = comm_->ReduceScatter(send, recv, ReduceOp::kSum); !s.ok()) return s;
+      grad_.narrow(0, o, c).copy_(recv);
+    }
   }
+  auto& grad = grad_;
 
   // 2. Global gradient norm and clipping; a non-finite norm skips the step on every rank.
   auto sq = grad.to(torch::kFloat64).pow(2).sum().reshape({1});
@@ -172,22 +291,36 @@ absl::StatusOr<double> ShardedAdamW::Step() {
   param.addcdiv_(exp_avg_, denom, -config_.lr / bias_correction1);
   if (ema_.defined()) ema_.mul_(config_.ema_decay).add_(param, 1.0 - config_.ema_decay);
 
-  // 4. All-gather the updated shards, in the parameters' dtype, into the parameters.
-  const auto param_dtype = parameters_.empty() ? torch::kFloat32 : parameters_[0].scalar_type();
-  auto flat = torch::empty({n * shard_size_}, options_.dtype(param_dtype));
-  if (auto s = GatherShards(param.to(param_dtype), flat); !s.ok()) return s;
-  auto updated = Unflatten(flat);
-  for (size_t i = 0; i < parameters_.size(); ++i) parameters_[i].copy_(updated[i]);
+  // 4. Replicated parameters: all-gather the updated shards in their dtype. ZeRO-3 units:
+  //    the compute slice becomes the (rounded) master; nothing is gathered until next use.
+  if (replicated_total_ > 0) {
+    if (auto s = GatherReplicated(param.narrow(0, 0, replicated_shard_)); !s.ok()) return s;
+  }
+  for (int u : units_) sharded_->SyncCompute(u);
   ZeroGrad();
   return norm;
 }
 
 absl::StatusOr<std::vector<torch::Tensor>> ShardedAdamW::GatherEma() {
   if (!ema_.defined()) return absl::FailedPreconditionError("the EMA is off (enable it in the optimizer config)");
-  auto flat = torch::empty({comm_->size() * shard_size_}, options_);
-  if (auto s = GatherShards(ema_, flat); !s.ok()) return s;
-  std::vector<torch::Tensor> out;
-  for (auto& t : Unflatten(flat)) out.push_back(t.clone());
+  std::vector<torch::Tensor> out(parameters_.size());
+  if (replicated_total_ > 0) {
+    auto flat = torch::empty({comm_->size() * replicated_shard_}, options_);
+    if (auto s = GatherShards(ema_.narrow(0, 0, replicated_shard_), flat); !s.ok()) return s;
+    auto values = Unflatten(flat);
+    for (int i : replicated_) out[i] = values[i].clone();
+  }
+  for (size_t k = 0; k < units_.size(); ++k) {
+    const auto& unit = sharded_->units()[units_[k]];
+    auto flat = torch::empty({comm_->size() * unit.shard_size}, options_);
+    if (auto s = GatherShards(ema_.narrow(0, unit_state_offsets_[k], unit.shard_size), flat); !s.ok()) return s;
+    for (size_t q = 0; q < unit.params.size(); ++q) {
+      for (size_t i = 0; i < parameters_.size(); ++i) {
+        if (parameters_[i].unsafeGetTensorImpl() == unit.params[q].unsafeGetTensorImpl())
+          out[i] = flat.narrow(0, unit.offsets[q], c10::multiply_integers(unit.shapes[q])).view(unit.shapes[q]).clone();
+      }
+    }
+  }
   return out;
 }
 

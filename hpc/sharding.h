@@ -27,6 +27,16 @@
 //
 // Buffers live on the parameters' device, so the same code runs over MPI on CPU tensors
 // and over NCCL on CUDA tensors.
+//
+// ZeRO-3 (hpc/zero3.h): parameters that belong to a trained unit of a ShardedParameters are
+// not held whole between uses. Their slices are part of this optimizer's state (the unit's
+// master and gradient slices are views into it), their gradients arrive already summed
+// (ReduceGradients during backward), and a step refreshes the unit's compute slice instead
+// of all-gathering. The other trained parameters (embeddings, head: small) stay replicated
+// and are handled as above. The state is then [replicated shard | unit slices ...].
+//
+// Checkpoints address the state through Segments(): the logical layout is the trained
+// parameters end to end in their order, whatever the stage and rank count.
 #ifndef DANCEGRPO_HPC_SHARDING_H_
 #define DANCEGRPO_HPC_SHARDING_H_
 
@@ -38,6 +48,7 @@
 
 #include "absl/status/statusor.h"
 #include "hpc/comm/communicator.h"
+#include "hpc/zero3.h"
 
 namespace dancegrpo::hpc {
 
@@ -64,9 +75,11 @@ class ShardedAdamW {
  public:
   // Collective: every rank passes the same parameter shapes in the same order. The
   // parameters share one floating dtype (fp32, or bf16/fp16 compute copies) and device.
+  // With `sharded` (ZeRO-3), parameters of its trained units are stepped in their slices.
   static absl::StatusOr<std::unique_ptr<ShardedAdamW>> Create(std::vector<torch::Tensor> parameters,
                                                               std::shared_ptr<Communicator> comm,
-                                                              const AdamWConfig& config);
+                                                              const AdamWConfig& config,
+                                                              std::shared_ptr<ShardedParameters> sharded = nullptr);
 
   // Steps with the gradients summed over all ranks; returns the global gradient norm
   // before clipping (not finite: the step was skipped). Zeroes the gradients. Collective.
@@ -74,9 +87,29 @@ class ShardedAdamW {
   void ZeroGrad();
 
   const std::vector<torch::Tensor>& parameters() const { return parameters_; }
+  // Elements of all trained parameters (the logical flat vector).
   int64_t total_elements() const { return total_; }
+  // The full shape of parameter i (a ZeRO-3 parameter holds no data between uses).
+  const std::vector<int64_t>& shape(size_t i) const { return shapes_[i]; }
+  // The replicated parameters' shard: [shard_begin, +replicated_shard) of their flat space.
   int64_t shard_begin() const { return shard_begin_; }
+  // Elements of this rank's state (replicated shard and unit slices, padding included).
   int64_t shard_size() const { return shard_size_; }
+  int zero_stage() const { return sharded_ ? 3 : 2; }
+
+  // Where this rank's state lives in the logical vector: state[state_offset, +count) holds
+  // logical elements [logical_offset, +count). Sorted by logical offset; padding excluded.
+  struct Segment {
+    int64_t state_offset;
+    int64_t logical_offset;
+    int64_t count;
+  };
+  const std::vector<Segment>& Segments() const { return segments_; }
+  // Collective: sets the masters (and through them every compute copy) from this rank's
+  // state-shaped fp32 values [shard_size] (for checkpoint restore).
+  absl::Status LoadMasterShard(const torch::Tensor& state);
+  // Collective: the full logical fp32 weights [total_elements] on every rank (for tests).
+  absl::StatusOr<torch::Tensor> GatherMasters();
   int64_t steps_taken() const { return step_; }
   // Steps skipped because the gradient norm was not finite (since Create).
   int64_t skipped_steps() const { return skipped_; }
@@ -85,11 +118,12 @@ class ShardedAdamW {
   // Bytes of optimizer state held by this rank (moments and EMA of its shard).
   int64_t state_bytes() const;
 
-  // The fp32 weights of this rank's shard [shard_begin, +shard_size): the master, or the
-  // parameters themselves when they are fp32.
+  // The fp32 weights of this rank's state [shard_size]: the master, or the (replicated)
+  // parameters themselves when they are fp32 under ZeRO-2.
   torch::Tensor MasterShard() const;
-  // Sets every parameter (rounded to its dtype) and this rank's master shard from the full
-  // fp32 flat vector (>= total_elements() values). For checkpoint restore.
+  // Sets every replicated parameter (rounded to its dtype) and their master shard from the
+  // fp32 flat vector of the replicated parameters (Flatten's layout). ZeRO-3 units keep
+  // the masters they were sharded with.
   void LoadFlat(const torch::Tensor& flat);
   // The shard's state, for checkpoints: moments and EMA over [shard_begin, +shard_size).
   torch::Tensor& exp_avg() { return exp_avg_; }
@@ -101,26 +135,36 @@ class ShardedAdamW {
 
   // The full EMA weights, parallel to parameters(). Collective. Fails if EMA is off.
   absl::StatusOr<std::vector<torch::Tensor>> GatherEma();
-  // Flattens tensors parallel to parameters() into the padded flat layout [N * S].
+  // Flattens tensors parallel to parameters() into the replicated parameters' padded flat
+  // layout [N * S] (with no ZeRO-3 units: all parameters, end to end).
   torch::Tensor Flatten(const std::vector<torch::Tensor>& tensors) const;
-  // The inverse: tensors shaped like parameters() from a flat [>= total] buffer.
+  // The inverse: tensors shaped like the replicated parameters from a flat buffer.
   std::vector<torch::Tensor> Unflatten(const torch::Tensor& flat) const;
 
  private:
   ShardedAdamW() = default;
   absl::Status GatherShards(const torch::Tensor& shard, torch::Tensor& flat);
 
+  absl::Status GatherReplicated(const torch::Tensor& shard);
+
   AdamWConfig config_;
   std::shared_ptr<Communicator> comm_;
+  std::shared_ptr<ShardedParameters> sharded_;
   std::vector<torch::Tensor> parameters_;
-  std::vector<int64_t> offsets_;
+  std::vector<std::vector<int64_t>> shapes_;
+  std::vector<int> replicated_;        // indices into parameters_
+  std::vector<int64_t> offsets_;       // of replicated_[i] in the replicated flat space
+  int64_t replicated_total_ = 0, replicated_shard_ = 0;
+  std::vector<int> units_;             // trained units of sharded_, in state order
+  std::vector<int64_t> unit_state_offsets_;
+  std::vector<Segment> segments_;
   int64_t total_ = 0;
   int64_t shard_begin_ = 0;
   int64_t shard_size_ = 0;
   int64_t step_ = 0;
   int64_t skipped_ = 0;
   torch::TensorOptions options_;  // fp32 on the parameters' device
-  torch::Tensor exp_avg_, exp_avg_sq_, ema_, master_;
+  torch::Tensor exp_avg_, exp_avg_sq_, ema_, master_, grad_;
 };
 
 }  // namespace dancegrpo::hpc

@@ -20,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "hpc/comm/communicator.h"
+#include "hpc/zero3.h"
 
 namespace dancegrpo::models {
 
@@ -49,6 +50,15 @@ class VelocityModel : public torch::nn::Module {
   virtual absl::Status SetSequenceParallel(std::shared_ptr<hpc::Communicator> sp) {
     return absl::UnimplementedError("this policy does not support sequence parallelism; use sp = 1 or a VideoDit");
   }
+  // ZeRO-3 (hpc/zero3.h): the groups of parameter names that may be sharded and gathered
+  // one group at a time (a VideoDit: one group per block), in the order the forward pass
+  // uses them; and the gatherer the model then calls around each group's use. Models
+  // without such groups refuse, and the trainer reports that stage 3 needs a VideoDit.
+  virtual std::vector<std::vector<std::string>> ShardableGroups() { return {}; }
+  virtual absl::Status SetParameterGatherer(std::shared_ptr<hpc::ParameterGatherer> gatherer) {
+    return absl::UnimplementedError("this policy cannot shard its parameters (ZeRO-3); use --zero_stage=2 or a DiT");
+  }
+  virtual std::shared_ptr<hpc::ParameterGatherer> parameter_gatherer() const { return nullptr; }
   // The device of the policy's weights (the CPU for a model without parameters). Callers
   // move inputs there; rollout and update keep their trajectories wherever they like.
   torch::Device device() const {

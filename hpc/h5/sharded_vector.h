@@ -23,6 +23,18 @@ namespace dancegrpo::hpc::h5 {
 absl::Status WriteShardedVector(hid_t file, const std::string& name, int64_t total, int64_t begin,
                                 const float* data, int64_t count);
 
+// The same, for a rank that owns several ranges: `data` holds the ranges' elements end to
+// end, in the order given (ranges sorted by begin, not overlapping).
+struct Range {
+  int64_t begin;
+  int64_t count;
+};
+absl::Status WriteShardedRanges(hid_t file, const std::string& name, int64_t total, const std::vector<Range>& ranges,
+                                const float* data);
+// Reads the ranges (independent), end to end.
+absl::StatusOr<std::vector<float>> ReadVectorRanges(hid_t file, const std::string& name,
+                                                    const std::vector<Range>& ranges);
+
 // Reads elements [begin, begin + count) of a 1-D fp32 dataset; independent (not
 // collective). Fails naming the dataset on a checksum mismatch or a short dataset.
 absl::StatusOr<std::vector<float>> ReadVectorSlice(hid_t file, const std::string& name, int64_t begin,

@@ -150,17 +150,22 @@ torch::Tensor DitBlockImpl::forward(const torch::Tensor& x_in, const torch::Tens
 
 namespace {
 
+void CheckOk(const absl::Status& s) { TORCH_CHECK(s.ok(), "ZeRO-3: ", s.ToString()); }
+
 // Re-entrant activation checkpointing for one block: forward keeps only the inputs;
 // backward recomputes the block with gradients enabled and back-propagates through it,
 // which accumulates the block's parameter gradients and yields the input gradients.
 struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x, torch::Tensor e0,
                                torch::Tensor context, torch::Tensor context_mask, torch::Tensor rope_cos,
-                               torch::Tensor rope_sin, DitBlockImpl* block, AttentionKernel* kernel) {
+                               torch::Tensor rope_sin, DitBlockImpl* block, AttentionKernel* kernel,
+                               hpc::ParameterGatherer* gatherer, int64_t index) {
     ctx->save_for_backward({x, e0, context, context_mask, rope_cos, rope_sin});
-    // Autograd IValues cannot hold raw pointers; the block and kernel outlive the graph.
+    // Autograd IValues cannot hold raw pointers; the block, kernel and gatherer outlive the graph.
     ctx->saved_data["block"] = reinterpret_cast<int64_t>(block);
     ctx->saved_data["kernel"] = reinterpret_cast<int64_t>(kernel);
+    ctx->saved_data["gatherer"] = reinterpret_cast<int64_t>(gatherer);
+    ctx->saved_data["index"] = index;
     return block->forward(x, e0, context, context_mask, RopeTables{rope_cos, rope_sin}, *kernel);
   }
 
@@ -169,16 +174,23 @@ struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
     auto saved = ctx->get_saved_variables();
     auto* block = reinterpret_cast<DitBlockImpl*>(ctx->saved_data["block"].toInt());
     auto* kernel = reinterpret_cast<AttentionKernel*>(ctx->saved_data["kernel"].toInt());
+    auto* gatherer = reinterpret_cast<hpc::ParameterGatherer*>(ctx->saved_data["gatherer"].toInt());
+    const int index = static_cast<int>(ctx->saved_data["index"].toInt());
     std::vector<torch::Tensor> in;
     for (int i = 0; i < 3; ++i) in.push_back(saved[i].detach().requires_grad_(saved[i].requires_grad()));
+    if (gatherer) CheckOk(gatherer->Gather(index));  // ZeRO-3: whole again for the recompute
     torch::Tensor out;
     {
       torch::AutoGradMode enable(true);
       out = block->forward(in[0], in[1], in[2], saved[3], RopeTables{saved[4], saved[5]}, *kernel);
     }
     torch::autograd::backward({out}, {grad_out[0]});
+    if (gatherer) {  // ZeRO-3: the block's gradient is complete: sum it into the shards, free all
+      CheckOk(gatherer->ReduceGradients(index));
+      gatherer->Release(index);
+    }
     return {in[0].grad(), in[1].grad(), in[2].grad(), torch::Tensor(), torch::Tensor(), torch::Tensor(),
-            torch::Tensor(), torch::Tensor()};
+            torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -310,18 +322,49 @@ torch::Tensor VideoDit::Velocity(const torch::Tensor& x, const torch::Tensor& si
   // tensor inputs needs a gradient; with the embeddings frozen (--trainable) none would.
   if (c.activation_checkpointing && torch::GradMode::is_enabled() && !tokens.requires_grad())
     tokens = tokens.detach().requires_grad_(true);
-  for (const auto& module : *blocks) {
-    auto* block = module->as<DitBlockImpl>();
-    if (c.activation_checkpointing && torch::GradMode::is_enabled()) {
-      tokens = CheckpointedBlock::apply(tokens, e0, context, mask, rope.cos, rope.sin, block, self_attention_.get());
+  // The blocks. Under ZeRO-3 this is the one place parameters come and go: block i is
+  // gathered just before its forward (the next block's gather hinted) and released right
+  // after it; with gradients, CheckpointedBlock's backward gathers it again for the
+  // recompute, reduce-scatters its gradient and releases it.
+  const bool recompute = c.activation_checkpointing && torch::GradMode::is_enabled();
+  TORCH_CHECK(!gatherer_ || recompute || !torch::GradMode::is_enabled(),
+              "ZeRO-3 training recomputes blocks in backward: enable activation checkpointing");
+  const int64_t n_blocks = static_cast<int64_t>(blocks->size());
+  for (int64_t i = 0; i < n_blocks; ++i) {
+    auto* block = blocks[i]->as<DitBlockImpl>();
+    if (gatherer_) {
+      CheckOk(gatherer_->Gather(static_cast<int>(i)));
+      if (i + 1 < n_blocks) gatherer_->Prefetch(static_cast<int>(i + 1));
+    }
+    if (recompute) {
+      tokens = CheckpointedBlock::apply(tokens, e0, context, mask, rope.cos, rope.sin, block, self_attention_.get(),
+                                        gatherer_.get(), i);
     } else {
       tokens = block->forward(tokens, e0, context, mask, rope, *self_attention_);
     }
+    if (gatherer_) gatherer_->Release(static_cast<int>(i));
   }
   auto mod = (head->modulation + e.unsqueeze(1)).chunk(2, 1);
   auto out = head->head(head->norm(tokens) * (1 + mod[1]) + mod[0]);
   if (sp_) out = hpc::GatherSequence(out, *sp_, 1);
   return Unpatchify(out, grid, x.size(2), x.size(3), x.size(4));
+}
+
+std::vector<std::vector<std::string>> VideoDit::ShardableGroups() {
+  std::vector<std::vector<std::string>> groups;
+  for (size_t i = 0; i < blocks->size(); ++i) {
+    std::vector<std::string> names;
+    for (const auto& p : blocks[i]->named_parameters()) names.push_back(absl::StrCat("blocks.", i, ".", p.key()));
+    groups.push_back(std::move(names));
+  }
+  return groups;
+}
+
+absl::Status VideoDit::SetParameterGatherer(std::shared_ptr<hpc::ParameterGatherer> gatherer) {
+  // Blocks are released after their forward, so training must recompute them in backward.
+  if (gatherer) config_.activation_checkpointing = true;
+  gatherer_ = std::move(gatherer);
+  return absl::OkStatus();
 }
 
 }  // namespace dancegrpo::models

@@ -12,7 +12,8 @@
 // Rows are independent and the forward pass is deterministic (the VelocityModel contract).
 // Self-attention goes through a replaceable AttentionKernel (attention.h). With
 // activation checkpointing, each block keeps only its inputs and recomputes its
-// activations during backward; gradients are unchanged.
+// activations during backward; gradients are unchanged. Under ZeRO-3 each block's
+// parameters are gathered around its forward and its recompute (see RunBlocks in dit.cc).
 #ifndef DANCEGRPO_MODELS_DIT_DIT_H_
 #define DANCEGRPO_MODELS_DIT_DIT_H_
 
@@ -96,6 +97,10 @@ class VideoDit : public VelocityModel {
   // attends through UlyssesAttention; the head's output is gathered. Fails if sp does not
   // divide the number of heads. Token counts must then be divisible by sp.
   absl::Status SetSequenceParallel(std::shared_ptr<hpc::Communicator> sp) override;
+  // ZeRO-3: one group per block ("blocks.i.*"); Velocity gathers and releases them.
+  std::vector<std::vector<std::string>> ShardableGroups() override;
+  absl::Status SetParameterGatherer(std::shared_ptr<hpc::ParameterGatherer> gatherer) override;
+  std::shared_ptr<hpc::ParameterGatherer> parameter_gatherer() const override { return gatherer_; }
 
   // Token grid (F', H', W') of a latent of size (F, H, W), after padding to whole patches.
   std::array<int64_t, 3> TokenGrid(int64_t frames, int64_t height, int64_t width) const;
@@ -122,6 +127,7 @@ class VideoDit : public VelocityModel {
   DitConfig config_;
   std::shared_ptr<AttentionKernel> self_attention_;
   std::shared_ptr<hpc::Communicator> sp_;
+  std::shared_ptr<hpc::ParameterGatherer> gatherer_;
 };
 
 }  // namespace dancegrpo::models
