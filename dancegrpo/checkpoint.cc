@@ -174,12 +174,13 @@ absl::StatusOr<std::string> SaveCheckpoint(Trainer& trainer, const std::string& 
   // (one range under ZeRO-2; about one per block and unit under ZeRO-3).
   std::vector<h5::Range> ranges;
   for (const auto& g : opt.Segments()) ranges.push_back({g.logical_offset, g.count});
+  // One vector at a time, in host memory: the segments' values end to end.
   auto pick = [&](const torch::Tensor& state) {
     std::vector<torch::Tensor> parts;
-    for (const auto& g : opt.Segments()) parts.push_back(state.narrow(0, g.state_offset, g.count));
-    return parts.empty() ? torch::zeros({0}, torch::kFloat32) : torch::cat(parts).cpu().contiguous();
+    for (const auto& g : opt.Segments()) parts.push_back(state.narrow(0, g.state_offset, g.count).cpu());
+    return parts.empty() ? torch::zeros({0}, torch::kFloat32) : torch::cat(parts).contiguous();
   };
-  const auto master = pick(opt.MasterShard());
+  auto master = pick(opt.MasterShard());
   {
     // A checkpoint never holds non-finite weights: find the first one over all ranks.
     int64_t first_bad = std::numeric_limits<int64_t>::max();
@@ -257,14 +258,16 @@ absl::StatusOr<std::string> SaveCheckpoint(Trainer& trainer, const std::string& 
         model.id(), "shapes", {static_cast<hsize_t>(params.names.size()), kMaxDims}, shapes.data()));
 
     DGRPO_RETURN_IF_ERROR(h5::WriteShardedRanges(f, "model/flat", total, ranges, master.data_ptr<float>()));
-    auto m = pick(opt.exp_avg());
-    auto v = pick(opt.exp_avg_sq());
-    DGRPO_RETURN_IF_ERROR(h5::WriteShardedRanges(f, "optimizer/exp_avg", total, ranges, m.data_ptr<float>()));
-    DGRPO_RETURN_IF_ERROR(h5::WriteShardedRanges(f, "optimizer/exp_avg_sq", total, ranges, v.data_ptr<float>()));
+    master = torch::Tensor();
+    auto write = [&](const char* name, const torch::Tensor& state) -> absl::Status {
+      const auto values = pick(state);
+      return h5::WriteShardedRanges(f, name, total, ranges, values.data_ptr<float>());
+    };
+    DGRPO_RETURN_IF_ERROR(write("optimizer/exp_avg", opt.exp_avg()));
+    DGRPO_RETURN_IF_ERROR(write("optimizer/exp_avg_sq", opt.exp_avg_sq()));
     if (opt.ema_shard().defined()) {
       DGRPO_ASSIGN_OR_RETURN(auto ema, h5::CreateGroup(f, "ema"));
-      auto e = pick(opt.ema_shard());
-      DGRPO_RETURN_IF_ERROR(h5::WriteShardedRanges(f, "ema/flat", total, ranges, e.data_ptr<float>()));
+      DGRPO_RETURN_IF_ERROR(write("ema/flat", opt.ema_shard()));
     }
     hpc::FaultPoint("checkpoint", iteration);
     // Written last: a reader that finds complete = 1 knows every dataset was written.

@@ -347,6 +347,7 @@ absl::StatusOr<IterationMetrics> Trainer::Step() {
   last_clips_ = clips.narrow(0, 0, std::min<int64_t>(8, clips.size(0)));
   DGRPO_ASSIGN_OR_RETURN(auto scores, rewards::ScoreAll(rewards_, clips, sample_prompts));
   m.rollout_seconds = SecondsSince(start);
+  if (phase_hook_) phase_hook_("rollout");
 
   // 4. Advantages over the span of samples this rank can see after the gather: its
   // sampling group(s), or every sample for global normalisation or a pooled std.
@@ -451,6 +452,7 @@ absl::Status Trainer::Update(const Trajectories& traj, const std::vector<double>
   DGRPO_ASSIGN_OR_RETURN(auto local, UpdatePolicy(*policy_, reference_.get(), *optimizer_, uc, traj, advantages,
                                                   train_samples, 1.0 / (static_cast<double>(ga_global) * n_steps)));
   m.update_seconds = SecondsSince(update_start);
+  if (phase_hook_) phase_hook_("update");
 
   // Global update statistics: pair-weighted means over the replicas.
   const double pairs = static_cast<double>(local.trained_pairs);

@@ -147,6 +147,9 @@ class Trainer {
   // Replays the update of one stored iteration of this rank (from a trajectory shard)
   // instead of sampling: decoupled learner mode. Advances the iteration counter.
   absl::StatusOr<IterationMetrics> ReplayStep(const TrajectoryRecord& record);
+  // Called at the end of each phase of Step ("rollout": sampling, decoding and scoring;
+  // "update"), e.g. to measure each phase's peak memory.
+  void set_phase_hook(std::function<void(const char* phase)> hook) { phase_hook_ = std::move(hook); }
   // Seconds this rank has spent in collectives, over all of the trainer's communicators.
   double CommunicationSeconds() const;
   // The trajectories of the last Step (this rank's samples), for inspection and storage.
@@ -182,6 +185,7 @@ class Trainer {
   Trajectories last_trajectories_;
   torch::Tensor last_clips_;
   std::shared_ptr<TrajectoryWriter> trajectory_writer_;
+  std::function<void(const char*)> phase_hook_;
   int64_t iteration_ = 0;
 };
 

@@ -266,7 +266,12 @@ absl::StatusOr<double> ShardedAdamW::Step() {
   auto& grad = grad_;
 
   // 2. Global gradient norm and clipping; a non-finite norm skips the step on every rank.
-  auto sq = grad.to(torch::kFloat64).pow(2).sum().reshape({1});
+  // (in buckets: a whole fp64 copy of a 14B model's slice would be 8 bytes per element)
+  auto sq = torch::zeros({1}, grad.options().dtype(torch::kFloat64));
+  for (int64_t o = 0; o < shard_size_; o += config_.bucket_elements) {
+    const int64_t c = std::min(config_.bucket_elements, shard_size_ - o);
+    sq.add_(grad.narrow(0, o, c).to(torch::kFloat64).pow(2).sum());
+  }
   if (auto s = comm_->AllReduce(sq, ReduceOp::kSum); !s.ok()) return s;
   const double norm = std::sqrt(sq.item<double>());
   if (!std::isfinite(norm)) {
@@ -287,8 +292,11 @@ absl::StatusOr<double> ShardedAdamW::Step() {
   exp_avg_sq_.mul_(config_.beta2).addcmul_(grad, grad, 1.0 - config_.beta2);
   const double bias_correction1 = 1.0 - std::pow(config_.beta1, static_cast<double>(step_));
   const double bias_correction2 = 1.0 - std::pow(config_.beta2, static_cast<double>(step_));
-  auto denom = (exp_avg_sq_.sqrt() / std::sqrt(bias_correction2)).add_(config_.eps);
-  param.addcdiv_(exp_avg_, denom, -config_.lr / bias_correction1);
+  for (int64_t o = 0; o < shard_size_; o += config_.bucket_elements) {  // bucketed: no slice-sized temporaries
+    const int64_t c = std::min(config_.bucket_elements, shard_size_ - o);
+    auto denom = (exp_avg_sq_.narrow(0, o, c).sqrt() / std::sqrt(bias_correction2)).add_(config_.eps);
+    param.narrow(0, o, c).addcdiv_(exp_avg_.narrow(0, o, c), denom, -config_.lr / bias_correction1);
+  }
   if (ema_.defined()) ema_.mul_(config_.ema_decay).add_(param, 1.0 - config_.ema_decay);
 
   // 4. Replicated parameters: all-gather the updated shards in their dtype. ZeRO-3 units:

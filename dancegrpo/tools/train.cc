@@ -18,6 +18,8 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -27,6 +29,11 @@
 #include "dancegrpo/images.h"
 #include "dancegrpo/inputs.h"
 #include "dancegrpo/tools/model_flags.h"
+#include "dancegrpo/tools/run_flags.h"
+#include "dancegrpo/memory_plan.h"
+#include "dancegrpo/trainable.h"
+#include "hpc/memory.h"
+#include "hpc/zero3.h"
 #include "dancegrpo/trainer.h"
 #include "dancegrpo/trajectory_store.h"
 #include "gflags/gflags.h"
@@ -48,21 +55,15 @@ DEFINE_string(replay_from, "", "learner mode: train from the trajectory shards i
 DEFINE_double(watchdog_seconds, 600, "collective timeout before the job is aborted with the late ranks named");
 
 DEFINE_string(prompts, "", "the training prompts: one a line (.txt) or JSON lines {\"prompt\": ..., \"id\": ...} (.jsonl)");
-DEFINE_string(reduce_dtype, "fp32", "fp32 | bf16: the dtype gradients are reduce-scattered in");
-DEFINE_int32(sp, 1, "sequence-parallel ranks per sample (Ulysses); must divide the ranks and the heads");
 DEFINE_int32(sample_every, 25, "write a PNG grid of sampled clips every N iterations; 0 = never");
 DEFINE_uint64(seed, 1, "random seed");
 DEFINE_int64(iterations, 100, "GRPO iterations");
 DEFINE_int32(targets, 4, "prompts in the toy world (--model=toy)");
-DEFINE_int32(prompts_per_iteration, 4, "prompts per iteration (global)");
-DEFINE_int32(group_size, 8, "samples per prompt (G)");
 DEFINE_bool(shared_noise, true, "the G samples of a prompt start from the same initial noise (DanceGRPO); false: each its own");
-DEFINE_int32(steps, 8, "sampling steps (T)");
 DEFINE_double(shift, 1.0, "time shift of the sigma schedule");
 DEFINE_string(sde, "dancegrpo", "dancegrpo | flowgrpo");
 DEFINE_double(eta, 0.3, "DanceGRPO SDE noise scale");
 DEFINE_double(noise_level, 0.7, "Flow-GRPO SDE noise level a (with --sde=flowgrpo)");
-DEFINE_int32(micro_batch, 4, "samples per policy evaluation; 0 = all of a rank's samples at once");
 DEFINE_int32(grad_accum_samples, 0, "samples per optimizer step over all ranks; 0 = one step per iteration");
 DEFINE_int32(sde_window_begin, 0, "first SDE step of the window (with --sde_window_size)");
 DEFINE_int32(sde_window_size, 0,
@@ -71,23 +72,20 @@ DEFINE_int32(sde_window_size, 0,
 DEFINE_bool(sde_window_random, false,
             "draw the window's first step anew each iteration (keyed by seed and iteration) instead of "
             "--sde_window_begin");
-DEFINE_double(timestep_fraction, 0.6, "fraction of the trainable steps trained per sample");
 DEFINE_double(clip_range, 1e-4, "ratio clip range");
 DEFINE_bool(pooled_std, false,
             "advantages: group means, but one within-group std pooled over the iteration (groups whose samples "
             "barely differ get small advantages instead of unit-scale noise)");
 DEFINE_int32(best_of_n, 0, "best-of-n selection: train the top and bottom n/2 of each group; 0 = off");
 DEFINE_double(kl_beta, 0.0, "KL penalty to the initial policy; 0 = off");
-DEFINE_double(cfg_scale, 1.0, "classifier-free guidance in rollout and training; 1 = off (needs the empty prompt's embedding)");
+DEFINE_bool(check_memory, true,
+            "refuse, before loading anything, a run whose memory plan (see plan) does not fit --memory_gb or this "
+            "machine");
 DEFINE_double(lr, 3e-3, "AdamW learning rate (finite, > 0)");
 DEFINE_double(max_grad_norm, 1.0, "gradient-norm clipping; 0 = off");
-DEFINE_string(trainable, "",
-              "the parameters to train, e.g. blocks.24-29,head (name prefixes; A-B ranges of block numbers); "
-              "empty = all. Frozen ones get no gradient and no optimizer state");
 DEFINE_double(peak_tflops, 0,
               "the device's dense peak in TFLOP/s (H200/H100 SXM bf16: 989) to report model FLOPs utilisation; "
               "0 = report TFLOP/s only");
-DEFINE_bool(ema, false, "keep an EMA of the weights");
 
 namespace {
 
@@ -177,6 +175,33 @@ int main(int argc, char** argv) {
     auto reduce_dtype = dancegrpo::ParsePrecision(FLAGS_reduce_dtype);
     if (!reduce_dtype.ok()) Die(rank, absl::StrCat("--reduce_dtype: ", reduce_dtype.status().message()));
 
+    // The memory plan, before anything is loaded: a run that cannot fit is refused with the
+    // cheapest change that would, instead of swapping or being OOM-killed mid-run.
+    int world_size = 1, node_size = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+    {
+      MPI_Comm node;
+      MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
+      MPI_Comm_size(node, &node_size);
+      MPI_Comm_free(&node);
+    }
+    std::optional<dancegrpo::MemoryPlan> plan;
+    if (FLAGS_model != "toy") {
+      if (FLAGS_ranks_per_node == 0) FLAGS_ranks_per_node = node_size;
+      auto input = dancegrpo::tools::PlanInputFromFlags(world_size);
+      if (!input.ok()) Die(rank, std::string(input.status().message()));
+      auto planned = dancegrpo::PlanMemory(*input);
+      if (!planned.ok()) Die(rank, absl::StrCat("config error: ", planned.status().message()));
+      plan = *planned;
+      if (FLAGS_check_memory && !plan->fits) {
+        if (rank == 0) std::fputs(dancegrpo::FormatPlan(*input, *plan).c_str(), stderr);
+        Die(rank, absl::StrCat("this run does not fit: its plan peaks at ", dancegrpo::FormatBytes(plan->peak),
+                               " per rank (", plan->peak_phase, ") and ", dancegrpo::FormatBytes(plan->node_load),
+                               " per node while loading; ", plan->advice,
+                               ". (--check_memory=false runs it anyway)"));
+      }
+    }
+
     auto mpi_or = dancegrpo::hpc::MpiCommunicator::Create(MPI_COMM_WORLD, {FLAGS_watchdog_seconds});
     if (!mpi_or.ok()) Die(rank, mpi_or.status().ToString());
     std::shared_ptr<dancegrpo::hpc::MpiCommunicator> mpi = *mpi_or;
@@ -213,8 +238,18 @@ int main(int argc, char** argv) {
       if (FLAGS_prompts.empty()) Die(rank, "--prompts is required: a prompt file (one a line, or .jsonl)");
       auto options = dancegrpo::tools::ModelOptionsFromFlags(FLAGS_seed, *device);
       options.compute_dtype = *precision;
-      auto user = dancegrpo::LoadUserModel(options);
-      if (!user.ok()) Die(rank, std::string(user.status().message()));
+      absl::StatusOr<dancegrpo::UserModel> user = absl::UnknownError("not loaded");
+      auto load = [&]() -> absl::Status {
+        user = dancegrpo::LoadUserModel(options);
+        if (!user.ok()) return user.status();
+        if (FLAGS_zero_stage != 3) return absl::OkStatus();
+        // ZeRO-3: keep this rank's slices of the blocks and drop the whole model.
+        return dancegrpo::ShardPolicy(*user->dit, FLAGS_trainable, data_world ? data_world : world, *precision, *device)
+            .status();
+      };
+      // Under ZeRO-3 the ranks load one at a time, so a node holds one whole model at once.
+      const absl::Status loaded = FLAGS_zero_stage == 3 ? dancegrpo::hpc::ShardTurns(*world, load) : load();
+      if (!loaded.ok()) Die(rank, std::string(loaded.message()));
       auto read = dancegrpo::ReadPromptFile(FLAGS_prompts);
       if (!read.ok()) Die(rank, std::string(read.status().message()));
       prompts = *read;
@@ -270,6 +305,7 @@ int main(int argc, char** argv) {
     c.latent_shape = shape;
     c.compute_dtype = *precision;
     c.device = *device;
+    c.zero_stage = FLAGS_zero_stage;
     auto trainer_or = Trainer::Create(c, policy, reference, encoder, decoder, rewards, prompts, world, data_world);
     if (!trainer_or.ok()) Die(rank, absl::StrCat("config error: ", trainer_or.status().message()));
     if (rank == 0)
@@ -277,6 +313,15 @@ int main(int argc, char** argv) {
                   world->size(), FLAGS_sp, device->str().c_str(), FLAGS_precision.c_str(),
                   absl::StrJoin(shape, "x").c_str(), prompts.size());
     auto& trainer = **trainer_or;
+    // Each phase's peak resident memory on this rank (VmHWM, reset after each phase), to set
+    // beside the plan at the end.
+    std::map<std::string, int64_t> measured;
+    auto end_phase = [&](const char* phase) {
+      measured[phase] = std::max(measured[phase], dancegrpo::hpc::PeakRss());
+      dancegrpo::hpc::ResetPeakRss();
+    };
+    end_phase("load");
+    trainer.set_phase_hook(end_phase);
 
     const std::string ckpt_dir = FLAGS_out + "/checkpoints", traj_dir = FLAGS_out + "/trajectories";
     const std::string metrics_path = FLAGS_out + "/metrics.jsonl";
@@ -315,8 +360,10 @@ int main(int argc, char** argv) {
       if (writer) {
         if (auto s = writer->CommitSegment(); !s.ok()) Die(rank, s.ToString());
       }
+      dancegrpo::hpc::ResetPeakRss();
       auto saved = dancegrpo::SaveCheckpoint(trainer, ckpt_dir, FLAGS_keep_checkpoints);
       if (!saved.ok()) Die(rank, saved.status().ToString());
+      end_phase("checkpoint");
       if (rank == 0) std::printf("checkpoint %s\n", saved->c_str());
     };
     if (FLAGS_checkpoint_every > 0 && trainer.iteration() == 0) checkpoint();
@@ -415,6 +462,34 @@ int main(int argc, char** argv) {
         std::printf("%.3f s/iteration, %.3g model TFLOP/s per rank", elapsed / done_here, per_rank);
         if (FLAGS_peak_tflops > 0) std::printf(", MFU %.2f%% of %.0f TFLOP/s", 100 * per_rank / FLAGS_peak_tflops, FLAGS_peak_tflops);
         std::printf(" (%ld iterations run here)\n", static_cast<long>(done_here));
+      }
+    }
+    if (plan) {
+      // Measured peak RSS of every rank beside the plan, phase by phase.
+      const std::vector<std::string> phases = {"load", "rollout", "update", "checkpoint"};
+      std::vector<double> mine, all(phases.size() * world->size());
+      for (const auto& p : phases) mine.push_back(static_cast<double>(measured[p]));
+      MPI_Gather(mine.data(), static_cast<int>(mine.size()), MPI_DOUBLE, all.data(), static_cast<int>(mine.size()),
+                 MPI_DOUBLE, 0, MPI_COMM_WORLD);
+      if (rank == 0) {
+        std::printf("memory per rank, peak RSS measured vs planned:\n  %-11s", "phase");
+        for (int r = 0; r < world->size(); ++r) std::printf(" %9s", absl::StrCat("rank ", r).c_str());
+        std::printf(" %9s %9s\n", "planned", "worst");
+        for (size_t k = 0; k < phases.size(); ++k) {
+          int64_t planned = 0;
+          for (const auto& ph : plan->phases)
+            if (ph.name == phases[k]) planned = ph.bytes;
+          double worst = 0, any = 0;
+          std::printf("  %-11s", phases[k].c_str());
+          for (int r = 0; r < world->size(); ++r) {
+            const double v = all[r * phases.size() + k];
+            any = std::max(any, v);
+            std::printf(" %9s", v > 0 ? dancegrpo::FormatBytes(v).c_str() : "-");
+            if (v > 0 && planned > 0) worst = std::max(worst, std::abs(v - planned) / planned);
+          }
+          std::printf(" %9s %8s\n", dancegrpo::FormatBytes(static_cast<double>(planned)).c_str(),
+                      any > 0 ? absl::StrFormat("%.1f%%", 100 * worst).c_str() : "-");
+        }
       }
     }
   } catch (const c10::Error& e) {

@@ -151,6 +151,7 @@ torch::Tensor DitBlockImpl::forward(const torch::Tensor& x_in, const torch::Tens
 namespace {
 
 void CheckOk(const absl::Status& s) { TORCH_CHECK(s.ok(), "ZeRO-3: ", s.ToString()); }
+torch::Tensor MaskOrNone(const torch::Tensor& mask) { return mask.numel() > 0 ? mask : torch::Tensor(); }
 
 // Re-entrant activation checkpointing for one block: forward keeps only the inputs;
 // backward recomputes the block with gradients enabled and back-propagates through it,
@@ -166,7 +167,7 @@ struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
     ctx->saved_data["kernel"] = reinterpret_cast<int64_t>(kernel);
     ctx->saved_data["gatherer"] = reinterpret_cast<int64_t>(gatherer);
     ctx->saved_data["index"] = index;
-    return block->forward(x, e0, context, context_mask, RopeTables{rope_cos, rope_sin}, *kernel);
+    return block->forward(x, e0, context, MaskOrNone(context_mask), RopeTables{rope_cos, rope_sin}, *kernel);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -182,7 +183,7 @@ struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
     torch::Tensor out;
     {
       torch::AutoGradMode enable(true);
-      out = block->forward(in[0], in[1], in[2], saved[3], RopeTables{saved[4], saved[5]}, *kernel);
+      out = block->forward(in[0], in[1], in[2], MaskOrNone(saved[3]), RopeTables{saved[4], saved[5]}, *kernel);
     }
     torch::autograd::backward({out}, {grad_out[0]});
     if (gatherer) {  // ZeRO-3: the block's gradient is complete: sum it into the shards, free all
@@ -318,28 +319,36 @@ torch::Tensor VideoDit::Velocity(const torch::Tensor& x, const torch::Tensor& si
     rope = rope.Slice(sp_->rank() * local, local);
   }
 
-  // A re-entrant checkpointed block only back-propagates into its parameters when one of its
-  // tensor inputs needs a gradient; with the embeddings frozen (--trainable) none would.
-  if (c.activation_checkpointing && torch::GradMode::is_enabled() && !tokens.requires_grad())
-    tokens = tokens.detach().requires_grad_(true);
   // The blocks. Under ZeRO-3 this is the one place parameters come and go: block i is
   // gathered just before its forward (the next block's gather hinted) and released right
   // after it; with gradients, CheckpointedBlock's backward gathers it again for the
   // recompute, reduce-scatters its gradient and releases it.
-  const bool recompute = c.activation_checkpointing && torch::GradMode::is_enabled();
-  TORCH_CHECK(!gatherer_ || recompute || !torch::GradMode::is_enabled(),
-              "ZeRO-3 training recomputes blocks in backward: enable activation checkpointing");
+  const bool grad = torch::GradMode::is_enabled();
+  const bool recompute = c.activation_checkpointing && grad;
   const int64_t n_blocks = static_cast<int64_t>(blocks->size());
   for (int64_t i = 0; i < n_blocks; ++i) {
     auto* block = blocks[i]->as<DitBlockImpl>();
+    bool trains = false;  // frozen leading blocks (--trainable) need no backward at all
+    for (const auto& p : block->parameters()) trains = trains || p.requires_grad();
+    const bool inputs_need_grad = tokens.requires_grad() || e0.requires_grad() || context.requires_grad();
+    // A re-entrant checkpointed block only back-propagates into its parameters when one of
+    // its tensor inputs needs a gradient; with everything before it frozen none would.
+    if (recompute && trains && !inputs_need_grad) tokens = tokens.detach().requires_grad_(true);
+    const bool backward = grad && (trains || inputs_need_grad);
+    TORCH_CHECK(!gatherer_ || !backward || recompute,
+                "ZeRO-3 training recomputes blocks in backward: enable activation checkpointing");
     if (gatherer_) {
       CheckOk(gatherer_->Gather(static_cast<int>(i)));
       if (i + 1 < n_blocks) gatherer_->Prefetch(static_cast<int>(i + 1));
     }
-    if (recompute) {
-      tokens = CheckpointedBlock::apply(tokens, e0, context, mask, rope.cos, rope.sin, block, self_attention_.get(),
-                                        gatherer_.get(), i);
+    if (backward && recompute) {
+      // (autograd Functions take defined tensors: "no mask" (Wan's padding) travels as an empty one)
+      tokens = CheckpointedBlock::apply(tokens, e0, context, mask.defined() ? mask : torch::empty({0}), rope.cos,
+                                        rope.sin, block, self_attention_.get(), gatherer_.get(), i);
+    } else if (backward) {
+      tokens = block->forward(tokens, e0, context, mask, rope, *self_attention_);
     } else {
+      torch::NoGradGuard no_grad;
       tokens = block->forward(tokens, e0, context, mask, rope, *self_attention_);
     }
     if (gatherer_) gatherer_->Release(static_cast<int>(i));

@@ -89,7 +89,9 @@ TEST(Zero3, ShardsTheBlocksAndKeepsOnlyItsSlice) {
   ASSERT_TRUE(t->Step().ok());
   EXPECT_GT(sharded->gathers(), before);
   for (const auto& p : t->policy().named_parameters())
-    if (p.key().rfind("blocks.", 0) == 0) EXPECT_EQ(p.value().numel(), 0) << p.key() << " was not released";
+    if (p.key().rfind("blocks.", 0) == 0) {
+      EXPECT_EQ(p.value().numel(), 0) << p.key() << " was not released";
+    }
 }
 
 TEST(Zero3, EqualsZero2AndOneProcessWithExactRatio) {

@@ -1,0 +1,321 @@
+#include "dancegrpo/memory_plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "dancegrpo/trainable.h"
+
+namespace dancegrpo {
+namespace {
+
+// The process before any model exists: libtorch, Open MPI and HDF5 mapped and initialised
+// (measured with `train` on this CPU build: VmRSS after MPI_Init and the first tensor,
+// docs/experiments/2026-11-30-zero3-memory.md); on a GPU, plus the CUDA context and cuBLAS
+// workspaces (about 0.6 GB on an H100/H200 with CUDA 12-13).
+constexpr int64_t kRuntimeCpu = 200'000'000;
+constexpr int64_t kRuntimeCuda = 200'000'000 + 600'000'000;
+
+int64_t Ceil(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t Linear(int64_t in, int64_t out) { return in * out + out; }
+int64_t Bytes(torch::ScalarType t) { return t == torch::kFloat32 ? 4 : 2; }
+
+}  // namespace
+
+std::vector<ModuleSize> DitModuleSizes(const models::DitConfig& c) {
+  const int64_t d = c.dim, s = c.stem_channels, pv = c.patch_volume();
+  std::vector<ModuleSize> out;
+  if (s > 0) {
+    out.push_back({"stem1", (c.in_channels * 27 + 1) * s, -1});
+    out.push_back({"stem2", (s * 27 + 1) * s, -1});
+  }
+  out.push_back({"patch_embedding", (c.in_channels + s) * pv * d + d, -1});
+  out.push_back({"text_embedding", Linear(c.text_dim, d) + Linear(d, d), -1});
+  out.push_back({"time_embedding", Linear(c.freq_dim, d) + Linear(d, d), -1});
+  out.push_back({"time_projection", Linear(d, 6 * d), -1});
+  if (c.pooled_dim > 0) out.push_back({"pooled_embedding", Linear(c.pooled_dim, d), -1});
+  const int64_t attention = 4 * Linear(d, d) + 2 * d;  // q, k, v, o + RMSNorm(q), RMSNorm(k)
+  for (int b = 0; b < c.layers; ++b) {
+    const std::string p = absl::StrCat("blocks.", b, ".");
+    out.push_back({p + "self_attn", attention, b});
+    out.push_back({p + "cross_attn", attention, b});
+    out.push_back({p + "norm3", 2 * d, b});
+    out.push_back({p + "ffn", Linear(d, c.ffn_dim) + Linear(c.ffn_dim, d), b});
+    out.push_back({p + "modulation", 6 * d, b});
+  }
+  out.push_back({"head", Linear(d, c.out_channels * pv) + 2 * d, -1});
+  return out;
+}
+
+absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) {
+  const auto& c = in.model;
+  if (in.zero_stage != 2 && in.zero_stage != 3)
+    return absl::InvalidArgumentError(absl::StrCat("--zero_stage=", in.zero_stage, ": use 2 or 3"));
+  if (in.world < 1 || in.sp < 1 || in.world % in.sp != 0)
+    return absl::InvalidArgumentError(absl::StrCat("sp = ", in.sp, " does not divide the ", in.world,
+                                                   " ranks; use an sp that divides the world (e.g. ",
+                                                   std::gcd(in.world, std::max(1, in.sp)), ")"));
+  if (c.heads % in.sp != 0)
+    return absl::InvalidArgumentError(absl::StrCat("sp = ", in.sp, " does not divide the model's ", c.heads,
+                                                   " heads; Ulysses splits the heads over sp ranks"));
+  if (in.latent_shape.size() != 4) return absl::InvalidArgumentError("latent_shape must be C,F,H,W");
+  const int dp = in.world / in.sp;
+  const int64_t global = static_cast<int64_t>(in.prompts_per_iteration) * in.group_size;
+  if (global % dp != 0)
+    return absl::InvalidArgumentError(absl::StrCat("the ", global, " samples of an iteration (prompts x group) do not "
+                                                   "split over ", dp, " data-parallel ranks; change "
+                                                   "--prompts_per_iteration, --group_size or the ranks"));
+  const int64_t local = global / dp;
+  const int64_t mb = in.micro_batch > 0 ? std::min<int64_t>(in.micro_batch, local) : local;
+  const int64_t rows = mb * (in.cfg ? 2 : 1);  // rows of one policy evaluation
+  const int64_t grid = Ceil(in.latent_shape[1], c.patch[0]) * Ceil(in.latent_shape[2], c.patch[1]) *
+                       Ceil(in.latent_shape[3], c.patch[2]);
+  if (grid % in.sp != 0)
+    return absl::InvalidArgumentError(absl::StrCat("sp = ", in.sp, " does not divide the ", grid,
+                                                   " video tokens; change the clip size or sp"));
+  const int64_t L = grid / in.sp, Lfull = grid;
+  const int64_t Lt = in.text_tokens > 0 ? in.text_tokens : std::max<int64_t>(c.text_len, 1);
+  const int64_t N = in.world, s = Bytes(in.dtype), rb = Bytes(in.reduce_dtype);
+  const int64_t d = c.dim, f = c.ffn_dim, h = c.heads / in.sp;
+
+  // Which parameters are trained.
+  const auto modules = DitModuleSizes(c);
+  std::vector<std::string> names;
+  for (const auto& m : modules) names.push_back(m.name);
+  auto selected = SelectTrainable(names, in.trainable);
+  if (!selected.ok()) return selected.status();
+  MemoryPlan p;
+  std::vector<int64_t> block_total(c.layers, 0), block_trained(c.layers, 0);
+  int64_t rep_total = 0, rep_trained = 0;
+  int first_trained_block = c.layers;
+  bool embeddings_trained = false;
+  for (size_t i = 0; i < modules.size(); ++i) {
+    const auto& m = modules[i];
+    p.parameters += m.count;
+    if ((*selected)[i]) p.trained_parameters += m.count;
+    if (m.block >= 0) {
+      block_total[m.block] += m.count;
+      if ((*selected)[i]) block_trained[m.block] += m.count, first_trained_block = std::min(first_trained_block, m.block);
+    } else {
+      rep_total += m.count;
+      if ((*selected)[i]) {
+        rep_trained += m.count;
+        if (m.name != "head") embeddings_trained = true;
+      }
+    }
+  }
+  p.block_parameters = p.parameters - rep_total;
+  const int64_t block_max = c.layers > 0 ? *std::max_element(block_total.begin(), block_total.end()) : 0;
+  const int64_t block_trained_max =
+      c.layers > 0 ? *std::max_element(block_trained.begin(), block_trained.end()) : 0;
+
+  // This rank's optimizer slice (elements): the replicated trained parameters' shard, and
+  // under ZeRO-3 one slice per trained block unit.
+  int64_t state = 0;
+  if (in.zero_stage == 2) {
+    state = Ceil(p.trained_parameters, N);
+  } else {
+    state = Ceil(rep_trained, N);
+    for (int b = 0; b < c.layers; ++b) state += Ceil(block_trained[b], N);
+  }
+  const bool masters = in.dtype != torch::kFloat32 || in.zero_stage == 3;
+  p.masters = masters ? 4 * state : 0;
+  p.optimizer = 2 * 4 * state;
+  p.ema = in.ema ? 4 * state : 0;
+  p.grad_slice = 4 * state;
+  if (in.zero_stage == 2) {
+    p.params_resident = s * p.parameters;
+    p.gradients = s * p.trained_parameters;
+  } else {
+    p.params_resident = s * rep_total;
+    for (int b = 0; b < c.layers; ++b) {
+      const int64_t frozen = block_total[b] - block_trained[b];
+      p.params_resident += s * Ceil(frozen, N);
+      if (in.dtype != torch::kFloat32) p.params_resident += s * Ceil(block_trained[b], N);  // compute beside master
+    }
+    p.params_gathered = s * block_max;
+    // The replicated trained parameters' gradients, and one block's full gradient and its
+    // flat reduce-scatter buffer.
+    p.gradients = s * rep_trained + (s + rb) * block_trained_max;
+  }
+
+  // Activations of one evaluation, counted per block from its operations (dit.cc):
+  //  per video token, tensors autograd keeps: self-attention 13 x dim (norm1 in/out,
+  //  modulated input, q, k, v, RMSNorm'd q and k, RoPE'd q and k, attention out, o, gated y),
+  //  cross-attention 5 x dim (norm3, q, normed q, attention out, o), feed-forward
+  //  4 x dim + 2 x ffn (norm2, modulated input, hidden, GELU, out, gated), residuals 2 x dim;
+  //  per text token: k, v and normed k of the context (3 x dim);
+  //  attention matrices without a fused kernel (libtorch 1.13 on the CPU): scores and softmax
+  //  for self [h/sp, L, L] and cross [h/sp, L, Lt] attention.
+  const bool fused = in.cuda;  // scaled_dot_product_attention (libtorch 2.x) keeps no L x L matrix
+  const int64_t scores = fused ? 0 : 2 * (h * Lfull * Lfull + c.heads * L * Lt);
+  const int64_t per_block = rows * s * (L * (24 * d + 2 * f) + 3 * Lt * d + scores);
+  const int64_t block_input = rows * s * L * d;
+  const int blocks_with_grad = embeddings_trained ? c.layers : c.layers - first_trained_block;
+  p.activations_no_ckpt = per_block * blocks_with_grad;
+  // Checkpointing keeps each block's input, and recomputes one block at a time; its backward
+  // holds that block's activations and their gradients (as large again, at most).
+  p.activations_ckpt = block_input * blocks_with_grad + 2 * per_block;
+  const bool ckpt = in.checkpointing || in.zero_stage == 3;  // ZeRO-3 trains with recompute
+  p.activations = blocks_with_grad > 0 ? (ckpt ? p.activations_ckpt : p.activations_no_ckpt) : 0;
+  // A no-grad forward: the context and the widest block temporaries.
+  p.rollout_activations = rows * s * (Lt * d * 3 + L * (4 * d + 2 * f) + scores / 2);
+
+  // Trajectories: latents of every step, log-probs, final x0, the text rows.
+  const int64_t latent = in.latent_shape[0] * in.latent_shape[1] * in.latent_shape[2] * in.latent_shape[3];
+  p.trajectories = local * (4 * latent * (in.steps + 2) + 4 * in.steps + 4 * Lt * c.text_dim);
+
+  // Optimizer step buffers. ZeRO-2: the flat fp32 gradient (and its reduce-dtype copy) of
+  // every trained parameter; fp32 parameters are flattened again to take the slice. Both
+  // stages: the fp64 norm and AdamW's denominator over the slice.
+  // The step's temporaries are bucketed (4 Mi elements: fp64 squares, AdamW's denominator).
+  const int64_t bucket = std::min<int64_t>(state, int64_t{1} << 22);
+  const int64_t step_tmp = 8 * bucket + 8 * bucket;
+  if (in.zero_stage == 2) {
+    const int64_t flat = 4 * N * Ceil(p.trained_parameters, N);
+    p.communication = std::max(flat + (rb != 4 ? rb * p.trained_parameters : 0), flat + 4 * state) + step_tmp;
+  } else {
+    p.communication = 4 * N * Ceil(rep_trained, N) + step_tmp;
+  }
+  p.runtime = in.cuda ? kRuntimeCuda : kRuntimeCpu;
+
+  const int64_t steady = p.runtime + p.params_resident + p.masters + p.optimizer + p.ema + p.grad_slice;
+  // Load: the whole fp32 model exists (ZeRO-3: on one rank at a time, which then keeps its
+  // slices), plus the fp32 copies that seed mixed-precision masters (ZeRO-2).
+  int64_t load = p.runtime + 4 * p.parameters;
+  if (in.zero_stage == 3) {
+    load += p.params_resident + p.masters;  // the slices, made while the model is whole
+  } else {
+    load += p.masters + p.optimizer + p.ema + p.grad_slice;
+    if (in.dtype != torch::kFloat32) load += 4 * p.trained_parameters;  // fp32 copies seeding the masters
+  }
+  const int64_t rollout = steady + p.params_gathered + p.rollout_activations + p.trajectories;
+  const int64_t update = steady + p.trajectories + p.params_gathered + p.gradients +
+                         std::max(p.activations, p.communication);
+  // Checkpoint: the slice's master, moments and EMA copied out for writing, one at a time
+  // (ZeRO-2 fp32 flattens the parameters to take the slice).
+  const int64_t checkpoint = steady + p.trajectories + 4 * state +
+                             (in.zero_stage == 2 && in.dtype == torch::kFloat32 ? 4 * p.trained_parameters : 0);
+  p.phases = {{"load", load}, {"rollout", rollout}, {"update", update}, {"checkpoint", checkpoint}};
+  for (const auto& ph : p.phases) {  // on a GPU, loading happens in host memory
+    if (ph.bytes > p.peak && !(in.cuda && ph.name == "load")) p.peak = ph.bytes, p.peak_phase = ph.name;
+  }
+  const int rpn = in.ranks_per_node > 0 ? std::min(in.ranks_per_node, in.world) : in.world;
+  p.after_load = in.zero_stage == 3 ? p.runtime + p.params_resident + p.masters : load;
+  p.node_load = (rpn - 1) * p.after_load + load;
+  int64_t device_peak = 0;  // the phases after loading (loading is checked per node)
+  for (const auto& ph : p.phases)
+    if (ph.name != "load") device_peak = std::max(device_peak, ph.bytes);
+  const bool device_ok = in.device_bytes <= 0 || device_peak <= in.device_bytes;
+  const bool host_ok = in.host_bytes <= 0 || p.node_load <= in.host_bytes;
+
+  if (!device_ok || !host_ok) {
+    p.fits = false;
+    // The cheapest change that fits, in order of cost: checkpointing (recompute), ZeRO-3,
+    // a smaller micro-batch, more sp (needs more ranks per sample), freezing.
+    struct Option {
+      std::string what;
+      PlanInput changed;
+    };
+    std::vector<Option> options;
+    if (!ckpt) {
+      auto o = in;
+      o.checkpointing = true;
+      options.push_back({"--activation_checkpointing", o});
+    }
+    if (in.zero_stage == 2) {
+      auto o = in;
+      o.zero_stage = 3;
+      o.checkpointing = true;
+      options.push_back({"--zero_stage=3 (with activation checkpointing)", o});
+    }
+    if (mb > 1) {
+      auto o = in;
+      o.micro_batch = 1;
+      options.push_back({"--micro_batch=1", o});
+    }
+    for (int sp = in.sp * 2; sp <= in.world && c.heads % sp == 0; sp *= 2) {
+      if (in.world % sp != 0 || grid % sp != 0) continue;
+      auto o = in;
+      o.sp = sp;
+      options.push_back({absl::StrCat("--sp=", sp), o});
+    }
+    for (const auto& o : options) {
+      auto q = PlanMemory(PlanInput(o.changed));
+      if (q.ok() && q->fits) {
+        p.advice = absl::StrCat("the cheapest change that fits: ", o.what, " (peak ", FormatBytes(q->peak), ")");
+        break;
+      }
+    }
+    if (p.advice.empty()) {
+      // Nothing above fits: say how many ranks of this memory the state itself needs.
+      const int64_t per_param = (masters ? 4 : 0) + 8 + (in.ema ? 4 : 0) + 4;  // master, moments, EMA, grad slice
+      const double total_state = static_cast<double>(per_param) * p.trained_parameters;
+      p.advice = absl::StrCat("no layout of these ", in.world, " ranks fits: the trained parameters' fp32 state alone ",
+                              "is ", FormatBytes(total_state), " (", per_param, " bytes per trained parameter); ",
+                              "train fewer parameters (--trainable, e.g. the last blocks), or use more ranks");
+    }
+  }
+  return p;
+}
+
+std::string FormatBytes(double b) {
+  if (b >= 1e9) return absl::StrFormat("%.2f GB", b / 1e9);
+  if (b >= 1e6) return absl::StrFormat("%.0f MB", b / 1e6);
+  return absl::StrFormat("%.0f kB", b / 1e3);
+}
+
+std::string FormatPlan(const PlanInput& in, const MemoryPlan& p) {
+  std::string out;
+  const auto& c = in.model;
+  absl::StrAppendFormat(&out, "plan: %s (%.2f B parameters, %.2f B trained), latents %s, text %d tokens\n",
+                        c.name.empty() ? "model" : c.name, p.parameters / 1e9, p.trained_parameters / 1e9,
+                        absl::StrJoin(in.latent_shape, "x"), in.text_tokens > 0 ? in.text_tokens : c.text_len);
+  absl::StrAppendFormat(&out,
+                        "      %d ranks (dp %d x sp %d), ZeRO-%d, %s, checkpointing %s, micro-batch %d, group %d, "
+                        "%d steps\n",
+                        in.world, in.world / in.sp, in.sp, in.zero_stage, in.dtype == torch::kFloat32 ? "fp32" : "bf16",
+                        in.checkpointing || in.zero_stage == 3 ? "on" : "off", in.micro_batch, in.group_size, in.steps);
+  auto row = [&](const char* name, int64_t bytes, const std::string& note) {
+    absl::StrAppendFormat(&out, "  %-28s %10s  %s\n", name, FormatBytes(static_cast<double>(bytes)), note);
+  };
+  out += "per rank:\n";
+  row("parameters (held)", p.params_resident, in.zero_stage == 3 ? "replicated + 1/N of every block" : "every parameter");
+  if (in.zero_stage == 3) row("parameters (gathered)", p.params_gathered, "one whole block while in use");
+  row("fp32 masters", p.masters, "");
+  row("optimizer moments", p.optimizer, "AdamW m and v over this rank's slice");
+  if (p.ema) row("EMA", p.ema, "");
+  row("gradients", p.gradients, in.zero_stage == 3 ? "replicated + one block" : "every trained parameter");
+  row("gradient slice (fp32)", p.grad_slice, "summed over ranks");
+  row("activations (micro-batch)", p.activations,
+      absl::StrCat("without checkpointing ", FormatBytes(p.activations_no_ckpt), ", with ",
+                   FormatBytes(p.activations_ckpt)));
+  row("rollout activations", p.rollout_activations, "no-grad forward");
+  row("trajectories", p.trajectories, "latents of every step, log-probs, text rows");
+  row("communication", p.communication, "optimizer step buffers");
+  row("runtime", p.runtime, in.cuda ? "process + CUDA context" : "process (libtorch, MPI, HDF5)");
+  out += "phases:\n";
+  for (const auto& ph : p.phases)
+    absl::StrAppendFormat(&out, "  %-28s %10s%s\n", ph.name, FormatBytes(static_cast<double>(ph.bytes)),
+                          ph.name == p.peak_phase          ? "  <- peak"
+                          : in.cuda && ph.name == "load"   ? "  (host memory)"
+                                                           : "");
+  const int rpn = in.ranks_per_node > 0 ? std::min(in.ranks_per_node, in.world) : in.world;
+  absl::StrAppendFormat(&out, "  %-28s %10s  %d rank(s) of a node: %s\n", "load, node total",
+                        FormatBytes(static_cast<double>(p.node_load)), rpn,
+                        in.zero_stage == 3 ? "one holds the fp32 model while the others hold their slices"
+                                           : "every rank holds the fp32 model");
+  if (in.device_bytes > 0 || in.host_bytes > 0) {
+    std::string limits;
+    if (in.device_bytes > 0) limits = absl::StrCat(FormatBytes(in.device_bytes), " per rank");
+    if (in.host_bytes > 0) absl::StrAppend(&limits, limits.empty() ? "" : ", ", FormatBytes(in.host_bytes), " per node");
+    absl::StrAppendFormat(&out, "fits %s: %s\n", limits, p.fits ? "yes" : "NO");
+    if (!p.fits) absl::StrAppend(&out, "  ", p.advice, "\n");
+  }
+  return out;
+}
+
+}  // namespace dancegrpo

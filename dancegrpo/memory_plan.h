@@ -1,0 +1,113 @@
+// The memory planner: what one rank of a run holds, term by term and phase by phase, from
+// the model's own shapes and the run's layout (before anything is allocated), whether that
+// fits the device, and if not the cheapest change that would.
+//
+// Terms (bytes per rank; N ranks, sp sequence-parallel, s = bytes of the compute dtype):
+//   parameters     ZeRO-2: every parameter in the compute dtype. ZeRO-3: the replicated ones
+//                  (embeddings, head) plus 1/N of every block (compute slices; fp32 trained
+//                  slices are their own masters), and one whole block while it is in use.
+//   masters        fp32 slices of the trained parameters (mixed precision, and ZeRO-3).
+//   optimizer      AdamW's two fp32 moments over this rank's slice (and the EMA).
+//   gradients      ZeRO-2: a full gradient of every trained parameter in the compute dtype,
+//                  plus the fp32 summed slice; ZeRO-3: the fp32 slice, plus one block's.
+//   activations    one micro-batch's block activations, counted tensor by tensor from the
+//                  block's operations (see memory_plan.cc), times the blocks kept: all of
+//                  them without checkpointing, inputs only plus one block with it.
+//   trajectories   every local sample's latents at every step, log-probs, text embeddings.
+//   communication  the optimizer's flat gradient and gather buffers during a step.
+//   runtime        the process itself (libtorch, MPI, HDF5; on a GPU the CUDA context):
+//                  a measured constant, the only one.
+// Phases: load (the full fp32 model exists on one rank at a time while it is sharded),
+// rollout, update (backward and optimizer step), checkpoint.
+#ifndef DANCEGRPO_DANCEGRPO_MEMORY_PLAN_H_
+#define DANCEGRPO_DANCEGRPO_MEMORY_PLAN_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "c10/core/ScalarType.h"
+#include "models/dit/dit_config.h"
+
+namespace dancegrpo {
+
+struct PlanInput {
+  models::DitConfig model;
+  std::vector<int64_t> latent_shape;  // [C, F, H, W]
+  int64_t text_tokens = 0;            // 0: the model's text_len
+  int micro_batch = 1;                // samples per policy evaluation (0 = all local samples)
+  int group_size = 2;
+  int prompts_per_iteration = 1;
+  int steps = 8;
+  double timestep_fraction = 0.6;
+  int world = 1;
+  int sp = 1;
+  int zero_stage = 2;
+  c10::ScalarType dtype = c10::kFloat;
+  c10::ScalarType reduce_dtype = c10::kFloat;
+  bool checkpointing = false;
+  bool ema = false;
+  bool cfg = false;        // classifier-free guidance doubles the batch of each evaluation
+  std::string trainable;   // --trainable patterns (module granularity); empty = all
+  bool cuda = false;
+  // What to check against (0 = no check): each rank's device memory (on the CPU: its share
+  // of the node, host_bytes / ranks_per_node), and the host memory of a node, which its
+  // ranks_per_node ranks share; the model is loaded there, one rank at a time under ZeRO-3.
+  double device_bytes = 0;
+  double host_bytes = 0;
+  int ranks_per_node = 0;  // 0 = all ranks on one node
+};
+
+struct PlanPhase {
+  std::string name;
+  int64_t bytes = 0;
+};
+
+struct MemoryPlan {
+  int64_t parameters = 0, trained_parameters = 0, block_parameters = 0;  // counts (all blocks)
+  // Per-rank bytes.
+  int64_t params_resident = 0;    // held between uses
+  int64_t params_gathered = 0;    // one whole block while in use (ZeRO-3)
+  int64_t masters = 0;
+  int64_t optimizer = 0;          // moments
+  int64_t ema = 0;
+  int64_t gradients = 0;          // held through the update
+  int64_t grad_slice = 0;         // the fp32 summed slice
+  int64_t activations = 0;        // one micro-batch, as configured
+  int64_t activations_no_ckpt = 0, activations_ckpt = 0;
+  int64_t rollout_activations = 0;  // no-grad forward working set
+  int64_t trajectories = 0;
+  int64_t communication = 0;      // step buffers
+  int64_t runtime = 0;
+  std::vector<PlanPhase> phases;  // load, rollout, update, checkpoint
+  int64_t peak = 0;               // per rank
+  std::string peak_phase;
+  int64_t after_load = 0;         // a rank that has sharded its copy, waiting for the others
+  int64_t node_load = 0;          // host memory of a node while its ranks load
+  bool fits = true;
+  std::string advice;             // empty when it fits
+};
+
+// Fails for a layout that cannot run: sp or the world not dividing, a stage other than 2/3,
+// a trainable pattern that matches nothing.
+absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& input);
+
+// The table `plan` prints.
+std::string FormatPlan(const PlanInput& input, const MemoryPlan& plan);
+
+// Bytes with a unit: "5.68 GB" (decimal), "812 MB".
+std::string FormatBytes(double bytes);
+
+// The DiT's parameters by module ("blocks.3.ffn", "head", ...) with their element counts,
+// from the config alone. Block modules carry their block index; others -1.
+struct ModuleSize {
+  std::string name;
+  int64_t count;
+  int block;
+};
+std::vector<ModuleSize> DitModuleSizes(const models::DitConfig& c);
+
+}  // namespace dancegrpo
+
+#endif  // DANCEGRPO_DANCEGRPO_MEMORY_PLAN_H_

@@ -1,0 +1,133 @@
+#include "dancegrpo/memory_plan.h"
+
+#include <torch/torch.h>
+
+#include <map>
+
+#include "gtest/gtest.h"
+#include "models/dit/dit.h"
+
+namespace dancegrpo {
+namespace {
+
+// The planner's parameter inventory is the model's own, module by module.
+void ExpectSameInventory(const models::DitConfig& c) {
+  models::VideoDit dit(c);
+  std::map<std::string, int64_t> real;
+  for (const auto& p : dit.named_parameters()) {
+    const std::string& name = p.key();
+    std::string module = name.substr(0, name.find('.'));
+    if (module == "blocks") {
+      const size_t second = name.find('.', 7);
+      module = name.substr(0, name.find('.', second + 1));
+    }
+    real[module] += p.value().numel();
+  }
+  std::map<std::string, int64_t> planned;
+  int64_t total = 0;
+  for (const auto& m : DitModuleSizes(c)) planned[m.name] += m.count, total += m.count;
+  EXPECT_EQ(planned, real);
+  EXPECT_EQ(total, models::DitParameterCount(c));
+}
+
+TEST(MemoryPlan, InventoryMatchesTheModel) {
+  ExpectSameInventory(*models::DitPreset("tiny"));
+  auto c = *models::DitPreset("tiny");
+  c.stem_channels = 4;
+  c.pooled_dim = 8;
+  ExpectSameInventory(c);
+}
+
+PlanInput Wan13(int world) {
+  PlanInput in;
+  in.model = *models::DitPreset("wan2.1-1.3b");
+  in.latent_shape = {16, 1, 8, 8};
+  in.world = world;
+  in.group_size = 2;
+  in.prompts_per_iteration = world / 2;
+  in.micro_batch = 1;
+  in.steps = 3;
+  return in;
+}
+
+TEST(MemoryPlan, ClosedFormsOfTheStates) {
+  auto in = Wan13(4);
+  const int64_t P = models::DitParameterCount(in.model);
+  auto z2 = *PlanMemory(in);
+  EXPECT_EQ(z2.parameters, P);
+  EXPECT_EQ(z2.params_resident, 4 * P) << "ZeRO-2 fp32: every parameter on every rank";
+  EXPECT_EQ(z2.masters, 0) << "fp32 parameters are their own masters";
+  EXPECT_EQ(z2.optimizer, 8 * ((P + 3) / 4));
+  EXPECT_EQ(z2.gradients, 4 * P);
+  in.dtype = torch::kBFloat16;
+  auto bf = *PlanMemory(in);
+  EXPECT_EQ(bf.params_resident, 2 * P);
+  EXPECT_EQ(bf.masters, 4 * ((P + 3) / 4));
+  // ZeRO-3: the state is the same size; the blocks are held in slices and one at a time.
+  in.zero_stage = 3;
+  auto z3 = *PlanMemory(in);
+  const int64_t block = (P - (P - z3.block_parameters)) / in.model.layers;
+  EXPECT_EQ(z3.params_gathered, 2 * block);
+  EXPECT_LT(z3.params_resident, bf.params_resident / 3);
+  EXPECT_NEAR(static_cast<double>(z3.masters), static_cast<double>(bf.masters), 4.0 * 4 * in.model.layers);
+  // Full fine-tuning: 16 bytes per parameter over the ranks, whatever the stage.
+  const double state = z3.masters + z3.optimizer + z3.grad_slice;
+  EXPECT_NEAR(state * 4, 16.0 * P, 16.0 * 4 * (in.model.layers + 1));
+}
+
+TEST(MemoryPlan, ActivationsFollowTheShapes) {
+  auto in = Wan13(2);
+  in.latent_shape = {16, 5, 16, 16};
+  in.prompts_per_iteration = 2;
+  auto one = *PlanMemory(in);
+  in.micro_batch = 2;
+  auto two = *PlanMemory(in);
+  EXPECT_EQ(two.activations_no_ckpt, 2 * one.activations_no_ckpt);
+  EXPECT_LT(one.activations_ckpt, one.activations_no_ckpt / 4);
+  // Freezing the first 20 of 30 blocks (and the embeddings) leaves 10 blocks to back-propagate.
+  in.micro_batch = 1;
+  in.trainable = "blocks.20-29";
+  auto frozen = *PlanMemory(in);
+  EXPECT_EQ(frozen.activations_no_ckpt * 3, one.activations_no_ckpt);
+  EXPECT_LT(frozen.trained_parameters, frozen.parameters / 2);
+}
+
+TEST(MemoryPlan, RefusesWhatCannotFitAndNamesTheCheapestFix) {
+  // Four ranks on this 24 GB machine: 6 GB each, the model loaded one rank at a time.
+  auto in = Wan13(4);
+  in.device_bytes = 6e9;
+  in.host_bytes = 24e9;
+  // Full fine-tuning of 1.3B: 22.7 GB of state over the machine; nothing fits.
+  in.zero_stage = 3;
+  auto full = *PlanMemory(in);
+  EXPECT_FALSE(full.fits);
+  EXPECT_NE(full.advice.find("--trainable"), std::string::npos) << full.advice;
+  EXPECT_NE(full.advice.find("16 bytes per trained parameter"), std::string::npos) << full.advice;
+  // The last ten blocks under ZeRO-2: every rank holds the whole model: stage 3 is the fix.
+  in.zero_stage = 2;
+  in.trainable = "blocks.20-29";
+  auto z2 = *PlanMemory(in);
+  EXPECT_FALSE(z2.fits);
+  EXPECT_NE(z2.advice.find("--zero_stage=3"), std::string::npos) << z2.advice;
+  in.zero_stage = 3;
+  auto z3 = *PlanMemory(in);
+  EXPECT_TRUE(z3.fits) << FormatPlan(in, z3);
+}
+
+TEST(MemoryPlan, BadLayoutsNameTheNumbers) {
+  auto in = Wan13(4);
+  in.sp = 3;
+  auto s = PlanMemory(in);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(std::string(s.status().message()).find("sp = 3 does not divide the 4 ranks"), std::string::npos)
+      << s.status();
+  in.sp = 1;
+  in.zero_stage = 1;
+  EXPECT_FALSE(PlanMemory(in).ok());
+  in.zero_stage = 3;
+  in.trainable = "nonexistent";
+  EXPECT_FALSE(PlanMemory(in).ok());
+}
+
+}  // namespace
+}  // namespace dancegrpo
