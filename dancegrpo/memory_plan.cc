@@ -136,10 +136,11 @@ absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) {
       p.params_resident += s * Ceil(frozen, N);
       if (in.dtype != torch::kFloat32) p.params_resident += s * Ceil(block_trained[b], N);  // compute beside master
     }
-    p.params_gathered = s * block_max;
-    // The replicated trained parameters' gradients, and one block's full gradient and its
-    // flat reduce-scatter buffer.
-    p.gradients = s * rep_trained + (s + rb) * block_trained_max;
+    p.params_gathered = 2 * s * block_max;  // the block in use and the next one, prefetched
+    // The replicated trained parameters' gradients, and one block's full gradient with its
+    // reduce-scatter bucket (N x up to 4 Mi elements).
+    p.gradients = s * rep_trained + s * block_trained_max +
+                  (block_trained_max > 0 ? rb * N * std::min<int64_t>(Ceil(block_trained_max, N), int64_t{1} << 22) : 0);
   }
 
   // Activations of one evaluation, counted per block from its operations (dit.cc):
@@ -193,11 +194,23 @@ absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) {
     if (in.dtype != torch::kFloat32) load += 4 * p.trained_parameters;  // fp32 copies seeding the masters
   }
   const int64_t rollout = steady + p.params_gathered + p.rollout_activations + p.trajectories;
-  const int64_t update = steady + p.trajectories + p.params_gathered + p.gradients +
-                         std::max(p.activations, p.communication);
-  // Checkpoint: the slice's master, moments and EMA copied out for writing, one at a time
-  // (ZeRO-2 fp32 flattens the parameters to take the slice).
-  const int64_t checkpoint = steady + p.trajectories + 4 * state +
+  // Update: the forward holds the block in use and the prefetched one; the backward one
+  // block, its gradient and the reduce bucket (ZeRO-3); then the optimizer step's buffers.
+  int64_t update = steady + p.trajectories + std::max(p.activations, p.communication);
+  if (in.zero_stage == 3) {
+    const int64_t replicated_grads = s * rep_trained;
+    const int64_t backward = s * block_max + (p.gradients - replicated_grads);
+    update = steady + p.trajectories + replicated_grads +
+             std::max(std::max(p.params_gathered, backward) + p.activations, p.communication);
+  } else {
+    update += p.gradients;
+  }
+  // Checkpoint: the slice's master, moments and EMA copied out for writing, one at a time;
+  // parallel HDF5's collective write of a filtered (checksummed) dataset then holds the
+  // rank's chunks twice more (gathered, and through the Fletcher-32 filter): three slices in
+  // all (measured, docs/experiments/2026-11-30-zero3-memory.md). ZeRO-2 fp32 flattens the
+  // parameters to take the slice.
+  const int64_t checkpoint = steady + p.trajectories + 3 * 4 * state +
                              (in.zero_stage == 2 && in.dtype == torch::kFloat32 ? 4 * p.trained_parameters : 0);
   p.phases = {{"load", load}, {"rollout", rollout}, {"update", update}, {"checkpoint", checkpoint}};
   for (const auto& ph : p.phases) {  // on a GPU, loading happens in host memory
@@ -236,6 +249,11 @@ absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) {
       auto o = in;
       o.micro_batch = 1;
       options.push_back({"--micro_batch=1", o});
+    }
+    if (in.dtype == torch::kFloat32) {
+      auto o = in;
+      o.dtype = torch::kBFloat16;
+      options.push_back({"--precision=bf16 (fp32 masters and moments stay)", o});
     }
     for (int sp = in.sp * 2; sp <= in.world && c.heads % sp == 0; sp *= 2) {
       if (in.world % sp != 0 || grid % sp != 0) continue;
@@ -284,7 +302,7 @@ std::string FormatPlan(const PlanInput& in, const MemoryPlan& p) {
   };
   out += "per rank:\n";
   row("parameters (held)", p.params_resident, in.zero_stage == 3 ? "replicated + 1/N of every block" : "every parameter");
-  if (in.zero_stage == 3) row("parameters (gathered)", p.params_gathered, "one whole block while in use");
+  if (in.zero_stage == 3) row("parameters (gathered)", p.params_gathered, "the block in use and the next (prefetch)");
   row("fp32 masters", p.masters, "");
   row("optimizer moments", p.optimizer, "AdamW m and v over this rank's slice");
   if (p.ema) row("EMA", p.ema, "");

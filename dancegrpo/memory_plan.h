@@ -5,7 +5,8 @@
 // Terms (bytes per rank; N ranks, sp sequence-parallel, s = bytes of the compute dtype):
 //   parameters     ZeRO-2: every parameter in the compute dtype. ZeRO-3: the replicated ones
 //                  (embeddings, head) plus 1/N of every block (compute slices; fp32 trained
-//                  slices are their own masters), and one whole block while it is in use.
+//                  slices are their own masters), and two whole blocks while in use (the
+//                  current one and the next, prefetched).
 //   masters        fp32 slices of the trained parameters (mixed precision, and ZeRO-3).
 //   optimizer      AdamW's two fp32 moments over this rank's slice (and the EMA).
 //   gradients      ZeRO-2: a full gradient of every trained parameter in the compute dtype,
@@ -68,7 +69,7 @@ struct MemoryPlan {
   int64_t parameters = 0, trained_parameters = 0, block_parameters = 0;  // counts (all blocks)
   // Per-rank bytes.
   int64_t params_resident = 0;    // held between uses
-  int64_t params_gathered = 0;    // one whole block while in use (ZeRO-3)
+  int64_t params_gathered = 0;    // the block in use and the prefetched next (ZeRO-3)
   int64_t masters = 0;
   int64_t optimizer = 0;          // moments
   int64_t ema = 0;

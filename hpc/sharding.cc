@@ -155,7 +155,10 @@ absl::StatusOr<std::unique_ptr<ShardedAdamW>> ShardedAdamW::Create(std::vector<t
     }
     if (config.ema) o->ema_ = state.clone();
   }
-  if (o->sharded_) o->sharded_->set_reduce_dtype(config.reduce_dtype);
+  if (o->sharded_) {
+    o->sharded_->set_reduce_dtype(config.reduce_dtype);
+    o->sharded_->set_bucket_elements(config.bucket_elements);
+  }
   return o;
 }
 

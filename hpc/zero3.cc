@@ -8,11 +8,11 @@
 
 #include "absl/strings/str_cat.h"
 
-// Prefetch: the communicator interface is blocking (MPI_Allgather, or an NCCL call enqueued
-// on the communicator's stream). Under NCCL a gather is already asynchronous with respect to
-// the host, so issuing the next block's gather before the current block's kernels are
-// enqueued overlaps them on the GPU; on the CPU build a blocking gather cannot overlap with
-// compute on the same thread, so Prefetch is a hint that the CPU build ignores.
+// Prefetch: over MPI the next block's gather is an MPI_Iallgather, progressed while the
+// current block computes. Over NCCL, StartAllGather is still the blocking default: the NCCL
+// communicator's stream is a blocking stream, ordered after libtorch's work on the legacy
+// default stream, so an overlapping gather needs a non-blocking side stream and events
+// (planned; not done: no GPU was lent when this was written).
 
 namespace dancegrpo::hpc {
 
@@ -79,13 +79,44 @@ int ShardedParameters::UnitOf(const torch::Tensor& param) const {
   return -1;
 }
 
-absl::Status ShardedParameters::Gather(int group) {
-  torch::NoGradGuard no_grad;
+void ShardedParameters::Prefetch(int group) {
+  if (started_.count(group)) return;
+  auto& s = started_[group];
   const int n = comm_->size();
   for (int ui : UnitsOf(group)) {
     auto& u = units_[ui];
-    auto full = torch::empty({n * u.shard_size}, u.compute.options());
-    if (auto st = comm_->AllGather(u.compute, full); !st.ok()) return st;
+    s.full.push_back(torch::empty({n * u.shard_size}, u.compute.options()));
+    auto pending = comm_->StartAllGather(u.compute, s.full.back());
+    if (!pending.ok()) {
+      s.status = pending.status();
+      return;
+    }
+    s.pending.push_back(*std::move(pending));
+  }
+  ++prefetches_;
+}
+
+absl::Status ShardedParameters::Gather(int group) {
+  torch::NoGradGuard no_grad;
+  const int n = comm_->size();
+  Started prefetched;
+  if (auto it = started_.find(group); it != started_.end()) {
+    prefetched = std::move(it->second);
+    started_.erase(it);
+    for (auto& p : prefetched.pending)  // (all of them, even after a failed start)
+      if (auto st = p->Wait(); !st.ok() && prefetched.status.ok()) prefetched.status = st;
+    if (!prefetched.status.ok()) return prefetched.status;
+  }
+  const auto units = UnitsOf(group);
+  for (size_t k = 0; k < units.size(); ++k) {
+    auto& u = units_[units[k]];
+    torch::Tensor full;
+    if (k < prefetched.full.size()) {
+      full = prefetched.full[k];
+    } else {
+      full = torch::empty({n * u.shard_size}, u.compute.options());
+      if (auto st = comm_->AllGather(u.compute, full); !st.ok()) return st;
+    }
     ++gathers_;
     for (size_t i = 0; i < u.params.size(); ++i) {
       const int64_t count = c10::multiply_integers(u.shapes[i]);
@@ -108,16 +139,28 @@ absl::Status ShardedParameters::ReduceGradients(int group) {
   for (int ui : UnitsOf(group)) {
     auto& u = units_[ui];
     if (!u.trained) continue;
-    auto flat = torch::zeros({n * u.shard_size}, u.grad.options().dtype(reduce_dtype_));
-    for (size_t i = 0; i < u.params.size(); ++i) {
-      auto& p = u.params[i];
-      if (!p.grad().defined()) continue;
-      flat.narrow(0, u.offsets[i], p.grad().numel()).copy_(p.grad().reshape(-1));
-      p.mutable_grad().reset();
+    // In buckets of the slice: row r of the send buffer is this rank's gradient over
+    // [r S + o, r S + o + c) of the unit (zeros where no parameter lies: padding, or a
+    // parameter without a gradient), so no unit-sized flat copy of the gradient is made.
+    const int64_t S = u.shard_size;
+    for (int64_t o = 0; o < S; o += bucket_elements_) {
+      const int64_t c = std::min(bucket_elements_, S - o);
+      auto send = torch::zeros({n, c}, u.grad.options().dtype(reduce_dtype_));
+      for (int r = 0; r < n; ++r) {
+        const int64_t lo = r * S + o, hi = lo + c;
+        for (size_t i = 0; i < u.params.size(); ++i) {
+          const auto& g = u.params[i].grad();
+          if (!g.defined()) continue;
+          const int64_t a = std::max(lo, u.offsets[i]), b = std::min(hi, u.offsets[i] + g.numel());
+          if (a < b) send[r].narrow(0, a - lo, b - a).copy_(g.reshape(-1).narrow(0, a - u.offsets[i], b - a));
+        }
+      }
+      auto mine = torch::empty({c}, send.options());
+      if (auto st = comm_->ReduceScatter(send.view({-1}), mine, ReduceOp::kSum); !st.ok()) return st;
+      u.grad.narrow(0, o, c).add_(mine.to(torch::kFloat32));
     }
-    auto mine = torch::empty({u.shard_size}, flat.options());
-    if (auto st = comm_->ReduceScatter(flat, mine, ReduceOp::kSum); !st.ok()) return st;
-    u.grad.add_(mine.to(torch::kFloat32));
+    for (auto& p : u.params)
+      if (p.grad().defined()) p.mutable_grad().reset();
   }
   return absl::OkStatus();
 }

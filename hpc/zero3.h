@@ -16,8 +16,9 @@
 //   ReduceGradients(u)  reduce-scatter the unit's gradient (summed over ranks) into this
 //                   rank's fp32 gradient slice, accumulating over micro-batches, and free
 //                   the full gradients; then Release(u).
-// Prefetch(u) starts the next unit's all-gather early (the CPU/MPI build completes it in
-// Gather; see the note in zero3.cc).
+// Prefetch(group) starts the next group's all-gathers early (MPI_Iallgather), so they run
+// while the current block computes; Gather(group) then only waits. Under NCCL the start
+// is synchronous for now (see the note in zero3.cc).
 //
 // Sharding itself is local (no communication): every rank holds the same full weights
 // once, at load, and keeps its slice. So ranks may materialise the model one at a time
@@ -27,8 +28,10 @@
 
 #include <torch/types.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -87,12 +90,18 @@ class ShardedParameters : public ParameterGatherer {
   absl::Status Gather(int group) override;
   void Release(int group) override;
   absl::Status ReduceGradients(int group) override;
+  // Starts the group's all-gathers without waiting (Communicator::StartAllGather); Gather
+  // then waits for them. One group ahead holds one more block in memory.
+  void Prefetch(int group) override;
+  int64_t prefetches() const { return prefetches_; }
 
   std::vector<ShardedUnit>& units() { return units_; }
   const std::vector<ShardedUnit>& units() const { return units_; }
   Communicator& comm() { return *comm_; }
   torch::ScalarType compute_dtype() const { return compute_dtype_; }
   void set_reduce_dtype(torch::ScalarType t) { reduce_dtype_ = t; }
+  // Gradient elements per rank reduce-scattered at once (the send buffer is N of them).
+  void set_bucket_elements(int64_t n) { bucket_elements_ = std::max<int64_t>(1, n); }
   // Bytes this rank keeps for the sharded parameters (compute slices and masters).
   int64_t resident_bytes() const;
   // Collectives issued by Gather/ReduceGradients so far (for tests and benchmarks).
@@ -114,7 +123,14 @@ class ShardedParameters : public ParameterGatherer {
   std::shared_ptr<Communicator> comm_;
   torch::ScalarType compute_dtype_ = torch::kFloat32;
   torch::ScalarType reduce_dtype_ = torch::kFloat32;
-  int64_t gathers_ = 0;
+  int64_t bucket_elements_ = int64_t{1} << 22;
+  int64_t gathers_ = 0, prefetches_ = 0;
+  struct Started {
+    absl::Status status;
+    std::vector<torch::Tensor> full;  // per unit of the group
+    std::vector<std::unique_ptr<PendingCollective>> pending;
+  };
+  std::map<int, Started> started_;
 };
 
 // Runs `materialise` on one rank at a time (rank 0 first), with a barrier between turns, so

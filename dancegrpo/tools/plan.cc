@@ -20,6 +20,9 @@ DEFINE_int32(ranks, 1, "ranks of the run (the world size: mpirun -np)");
 
 int main(int argc, char** argv) {
   gflags::SetUsageMessage("plan: per-rank memory of a training run (see the header of plan.cc)");
+  // A train command line works as it is: train's other flags (--lr, --prompts, ...) do not
+  // change the memory and are accepted and ignored.
+  gflags::AllowCommandLineReparsing();
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   if (FLAGS_model == "toy") {
     std::fprintf(stderr, "plan: give --model (a DiT preset or a Wan config.json); the toy model needs no plan\n");

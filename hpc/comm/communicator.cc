@@ -32,6 +32,19 @@ absl::Status LocalCommunicator::ReduceScatter(const torch::Tensor& input, const 
   return absl::OkStatus();
 }
 
+namespace {
+class Completed : public PendingCollective {
+ public:
+  absl::Status Wait() override { return absl::OkStatus(); }
+};
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PendingCollective>> Communicator::StartAllGather(const torch::Tensor& input,
+                                                                               const torch::Tensor& output) {
+  if (auto s = AllGather(input, output); !s.ok()) return s;
+  return std::unique_ptr<PendingCollective>(new Completed());
+}
+
 absl::Status LocalCommunicator::AllGather(const torch::Tensor& input, const torch::Tensor& output) {
   auto s = CheckCollectiveArgs("AllGather", input, output, output.numel(), input.numel());
   if (!s.ok()) return s;

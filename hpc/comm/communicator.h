@@ -24,6 +24,14 @@ namespace dancegrpo::hpc {
 
 enum class ReduceOp { kSum, kMax, kMin };
 
+// A collective that was started and not yet waited for.
+class PendingCollective {
+ public:
+  virtual ~PendingCollective() = default;
+  // Blocks until it has completed (under the same watchdog as the blocking calls).
+  virtual absl::Status Wait() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -39,6 +47,12 @@ class Communicator {
                                      ReduceOp op = ReduceOp::kSum) = 0;
   // input: n elements; output: size() * n elements, chunk i from rank i.
   virtual absl::Status AllGather(const torch::Tensor& input, const torch::Tensor& output) = 0;
+  // AllGather, started without waiting (MPI: MPI_Iallgather), so that it overlaps with
+  // compute (ZeRO-3 prefetches the next block this way). Every rank starts the same
+  // collectives in the same order; the tensors must stay untouched until Wait. The default
+  // (NCCL, local) completes it before returning.
+  virtual absl::StatusOr<std::unique_ptr<PendingCollective>> StartAllGather(const torch::Tensor& input,
+                                                                          const torch::Tensor& output);
   // input and output: size() * n elements; chunk j of the input goes to rank j, chunk i
   // of the output comes from rank i.
   virtual absl::Status AllToAll(const torch::Tensor& input, const torch::Tensor& output) = 0;

@@ -54,6 +54,23 @@ TEST_P(CommunicatorConformance, AllGatherConcatenatesInRankOrder) {
   EXPECT_TRUE(torch::equal(gathered.cpu().narrow(0, r * 4, 4), bf.cpu()));
 }
 
+// A started gather completes at Wait, also with other collectives issued in between (how
+// ZeRO-3 prefetches the next block while the current one computes and communicates).
+TEST_P(CommunicatorConformance, StartedAllGatherCompletesAtWaitAcrossOtherCollectives) {
+  const int r = comm_->rank(), n = comm_->size();
+  auto in = (Iota(6, torch::kFloat32, device()) + 10 * r).contiguous();
+  auto out = torch::empty({n * 6}, in.options());
+  auto pending = comm_->StartAllGather(in, out);
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  auto sum = torch::ones({3}, torch::TensorOptions().device(device()));
+  ASSERT_TRUE(comm_->AllReduce(sum, ReduceOp::kSum).ok());
+  ASSERT_TRUE((*pending)->Wait().ok());
+  ASSERT_TRUE((*pending)->Wait().ok()) << "a second Wait is a no-op";
+  EXPECT_EQ(sum.cpu()[0].item<float>(), n);
+  for (int src = 0; src < n; ++src)
+    EXPECT_TRUE(torch::equal(out.cpu().narrow(0, src * 6, 6), Iota(6, torch::kFloat32, torch::kCPU) + 10 * src));
+}
+
 TEST_P(CommunicatorConformance, AllToAllTransposesChunks) {
   const int r = comm_->rank(), n = comm_->size();
   const int64_t k = 3;

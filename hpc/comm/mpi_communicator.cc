@@ -1,5 +1,7 @@
 #include "hpc/comm/mpi_communicator.h"
 
+#include <functional>
+
 #include <time.h>
 #include <torch/torch.h>
 
@@ -247,6 +249,39 @@ absl::Status MpiCommunicator::AllGather(const torch::Tensor& in, const torch::Te
   const int n = static_cast<int>(in.numel());
   const int rc = MPI_Iallgather(in.data_ptr(), n, *type, out.data_ptr(), n, *type, comm_, &req);
   return Wait(&req, rc, Describe("AllGather", in));
+}
+
+namespace {
+class PendingMpi : public PendingCollective {
+ public:
+  explicit PendingMpi(std::function<absl::Status(MPI_Request*)> wait) : wait_(std::move(wait)) {}
+  absl::Status Wait() override {
+    if (done_) return absl::OkStatus();
+    done_ = true;
+    return wait_(&request_);
+  }
+  MPI_Request* request() { return &request_; }
+
+ private:
+  std::function<absl::Status(MPI_Request*)> wait_;
+  MPI_Request request_ = MPI_REQUEST_NULL;
+  bool done_ = false;
+};
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PendingCollective>> MpiCommunicator::StartAllGather(const torch::Tensor& in,
+                                                                                  const torch::Tensor& out) {
+  if (auto s = CheckCollectiveArgs("AllGather", in, out, in.numel(), in.numel() * size_); !s.ok()) return s;
+  if (auto s = CheckCpu(out, "AllGather"); !s.ok()) return s;
+  auto type = MpiType(in, false);
+  if (!type.ok()) return type.status();
+  Enter();
+  const int n = static_cast<int>(in.numel());
+  const std::string what = Describe("AllGather (prefetch)", in);
+  auto pending = std::make_unique<PendingMpi>([this, what](MPI_Request* r) { return Wait(r, MPI_SUCCESS, what); });
+  const int rc = MPI_Iallgather(in.data_ptr(), n, *type, out.data_ptr(), n, *type, comm_, pending->request());
+  if (rc != MPI_SUCCESS) return Wait(pending->request(), rc, what);
+  return std::unique_ptr<PendingCollective>(std::move(pending));
 }
 
 absl::Status MpiCommunicator::AllToAll(const torch::Tensor& in, const torch::Tensor& out) {

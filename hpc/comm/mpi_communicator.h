@@ -45,6 +45,8 @@ class MpiCommunicator : public Communicator {
   absl::Status AllReduce(const torch::Tensor& tensor, ReduceOp op) override;
   absl::Status ReduceScatter(const torch::Tensor& input, const torch::Tensor& output, ReduceOp op) override;
   absl::Status AllGather(const torch::Tensor& input, const torch::Tensor& output) override;
+  absl::StatusOr<std::unique_ptr<PendingCollective>> StartAllGather(const torch::Tensor& input,
+                                                                    const torch::Tensor& output) override;
   absl::Status AllToAll(const torch::Tensor& input, const torch::Tensor& output) override;
   absl::Status Broadcast(const torch::Tensor& tensor, int root) override;
   absl::Status Barrier() override;

@@ -59,5 +59,9 @@ expect latent_channels "in_dim" --latent_shape=3,2,8,8
 expect unknown_model "neither a preset" --model=wan9
 expect group_of_one "group_size = 1" --group_size=1
 expect trainable_unknown "'blocks.9' matches no parameter" --trainable=blocks.9
+expect zero_stage "--zero_stage=4: use 2 or 3" --zero_stage=4
+expect sp_divide "sp = 3 does not divide the 1 ranks" --sp=3
+expect toy_zero3 "has no blocks" --model=toy --zero_stage=3
+expect does_not_fit "this run does not fit" --memory_gb=0.05
 echo "user model errors: ${passed} passed, ${failed} failed"
 [ "${failed}" -eq 0 ]

@@ -169,6 +169,28 @@ TEST(CheckpointFiles, ForeignHdf5FilesAreRefused) {
   EXPECT_NE(shard.status().message().find("not a DanceGRPO trajectory shard"), std::string::npos);
 }
 
+// A file from a newer writer (a later, incompatible layout) is refused with both versions
+// named, never misread. (ZeRO-3 checkpoints keep schema 1: older readers load them.)
+TEST(CheckpointFiles, NewerSchemaIsRefusedNamingTheVersions) {
+  auto t = Make(Config());
+  auto path = SaveCheckpoint(*t, Dir("schema"), 3);
+  ASSERT_TRUE(path.ok()) << path.status();
+  {
+    const hid_t f = H5Fopen(path->c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    const hid_t a = H5Aopen(f, "schema_version", H5P_DEFAULT);
+    ASSERT_GE(a, 0);
+    const int64_t newer = 2;
+    ASSERT_GE(H5Awrite(a, H5T_NATIVE_INT64, &newer), 0);
+    H5Aclose(a);
+    H5Fclose(f);
+  }
+  auto s = LoadCheckpoint(*t, *path);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("checkpoint schema 2, newer than this build reads (1)"), std::string::npos)
+      << s.status();
+}
+
 TEST(CheckpointFiles, ModelShapeChangeRefusedLearningRateChangeReported) {
   const std::string path = SavedCheckpoint("compat");
   auto wider = Make(Config(), /*hidden=*/96);
