@@ -12,7 +12,7 @@
 #
 #   bench/billion_scale.sh [work dir]      (about 10 minutes on 2 cores with OpenBLAS's
 #                                           SkylakeX kernels, see below; 24 GB of memory)
-# Knobs (environment): RANKS (4), ITERS (3), TRAINABLE_13B (blocks.20-29,head), LATENT (16,1,8,8).
+# Knobs (environment): REFUSALS_ONLY (set: only the refusals, a minute), RANKS (4), ITERS (3), TRAINABLE_13B (blocks.20-29,head), LATENT (16,1,8,8).
 # The weights are random (no checkpoint is shipped); Wan's zero-initialised head is trained too,
 # so that the blocks receive gradients from the second iteration on.
 set -euo pipefail
@@ -59,9 +59,11 @@ run() {  # name, then flags
   grep -E "^iter |s/iteration|^memory per rank|^  (phase|load|rollout|update|checkpoint) " "${work}/${name}.log"
 }
 
+if [[ -z "${REFUSALS_ONLY:-}" ]]; then
 run wan13b_sp1 --model=wan2.1-1.3b --trainable="${TRAINABLE_13B}" --sp=1
 run wan13b_sp2 --model=wan2.1-1.3b --trainable="${TRAINABLE_13B}" --sp=2
 run wan14b_width_2blocks --model="${work}/wan14b_2blocks.json" --trainable=blocks.0-1,head --sp=1 --precision=bf16
+fi
 
 echo
 echo "=== refused up front (plan exits 3, train exits before loading anything)"

@@ -50,7 +50,14 @@ std::vector<ModuleSize> DitModuleSizes(const models::DitConfig& c) {
   return out;
 }
 
-absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) {
+namespace {
+absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise);
+}  // namespace
+
+absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) { return Plan(in, true); }
+
+namespace {
+absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
   const auto& c = in.model;
   if (in.zero_stage != 2 && in.zero_stage != 3)
     return absl::InvalidArgumentError(absl::StrCat("--zero_stage=", in.zero_stage, ": use 2 or 3"));
@@ -210,7 +217,8 @@ absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) {
   // rank's chunks twice more (gathered, and through the Fletcher-32 filter): three slices in
   // all (measured, docs/experiments/2026-11-30-zero3-memory.md). ZeRO-2 fp32 flattens the
   // parameters to take the slice.
-  const int64_t checkpoint = steady + p.trajectories + 3 * 4 * state +
+  // On a GPU the values are copied to host memory segment by segment: none of it is on the device.
+  const int64_t checkpoint = steady + p.trajectories + (in.cuda ? 0 : 3 * 4 * state) +
                              (in.zero_stage == 2 && in.dtype == torch::kFloat32 ? 4 * p.trained_parameters : 0);
   p.phases = {{"load", load}, {"rollout", rollout}, {"update", update}, {"checkpoint", checkpoint}};
   for (const auto& ph : p.phases) {  // on a GPU, loading happens in host memory
@@ -222,11 +230,12 @@ absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) {
   int64_t device_peak = 0;  // the phases after loading (loading is checked per node)
   for (const auto& ph : p.phases)
     if (ph.name != "load") device_peak = std::max(device_peak, ph.bytes);
+  p.device_peak = device_peak;
   const bool device_ok = in.device_bytes <= 0 || device_peak <= in.device_bytes;
   const bool host_ok = in.host_bytes <= 0 || p.node_load <= in.host_bytes;
 
-  if (!device_ok || !host_ok) {
-    p.fits = false;
+  if (!device_ok || !host_ok) p.fits = false;
+  if (!p.fits && advise) {
     // The cheapest change that fits, in order of cost: checkpointing (recompute), ZeRO-3,
     // a smaller micro-batch, more sp (needs more ranks per sample), freezing.
     struct Option {
@@ -262,11 +271,28 @@ absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) {
       options.push_back({absl::StrCat("--sp=", sp), o});
     }
     for (const auto& o : options) {
-      auto q = PlanMemory(PlanInput(o.changed));
+      auto q = Plan(o.changed, false);
       if (q.ok() && q->fits) {
-        p.advice = absl::StrCat("the cheapest change that fits: ", o.what, " (peak ", FormatBytes(q->peak), ")");
+        p.advice = absl::StrCat("the cheapest change that fits: ", o.what, " (", FormatBytes(q->device_peak),
+                                " per rank)");
         break;
       }
+    }
+    for (int more = 2; p.advice.empty() && more <= 16; more *= 2) {
+      // More ranks of the same kind, on more nodes (and proportionally more prompts, so each
+      // rank keeps its samples), under ZeRO-3: only it divides the parameters by the ranks.
+      auto o = in;
+      o.world = in.world * more;
+      o.prompts_per_iteration = in.prompts_per_iteration * more;
+      o.zero_stage = 3;
+      o.checkpointing = true;
+      auto q = Plan(o, false);
+      if (q.ok() && q->fits)
+        p.advice = absl::StrCat(
+            "the cheapest change that fits: ", o.world, " ranks",
+            rpn < o.world ? absl::StrCat(" (", o.world / rpn, " nodes of ", rpn, ")") : std::string(),
+            in.zero_stage == 2 ? " with --zero_stage=3" : "", ", ", FormatBytes(q->device_peak), " per rank; ",
+            "--prompts_per_iteration=", o.prompts_per_iteration, " keeps each rank's samples");
     }
     if (p.advice.empty()) {
       // Nothing above fits: say how many ranks of this memory the state itself needs.
@@ -279,6 +305,7 @@ absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) {
   }
   return p;
 }
+}  // namespace
 
 std::string FormatBytes(double b) {
   if (b >= 1e9) return absl::StrFormat("%.2f GB", b / 1e9);

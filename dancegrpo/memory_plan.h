@@ -84,6 +84,7 @@ struct MemoryPlan {
   std::vector<PlanPhase> phases;  // load, rollout, update, checkpoint
   int64_t peak = 0;               // per rank
   std::string peak_phase;
+  int64_t device_peak = 0;        // the largest phase after loading (what --memory_gb bounds)
   int64_t after_load = 0;         // a rank that has sharded its copy, waiting for the others
   int64_t node_load = 0;          // host memory of a node while its ranks load
   bool fits = true;

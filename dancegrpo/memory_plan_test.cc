@@ -97,12 +97,22 @@ TEST(MemoryPlan, RefusesWhatCannotFitAndNamesTheCheapestFix) {
   auto in = Wan13(4);
   in.device_bytes = 6e9;
   in.host_bytes = 24e9;
-  // Full fine-tuning of 1.3B: 22.7 GB of state over the machine; nothing fits.
+  in.ranks_per_node = 4;
+  // Full fine-tuning of 1.3B: 22.7 GB of state; no layout of one such machine fits, two do.
   in.zero_stage = 3;
   auto full = *PlanMemory(in);
   EXPECT_FALSE(full.fits);
-  EXPECT_NE(full.advice.find("--trainable"), std::string::npos) << full.advice;
-  EXPECT_NE(full.advice.find("16 bytes per trained parameter"), std::string::npos) << full.advice;
+  EXPECT_NE(full.advice.find("8 ranks"), std::string::npos) << full.advice;
+  // 14B on 6 GB ranks: not even 16 of them hold its state, which is then named.
+  auto alone = in;
+  alone.model = *models::DitPreset("wan2.1-14b");
+  alone.world = 1;
+  alone.ranks_per_node = 1;
+  alone.prompts_per_iteration = 1;
+  alone.host_bytes = 6e9;
+  auto one = *PlanMemory(alone);
+  EXPECT_FALSE(one.fits);
+  EXPECT_NE(one.advice.find("16 bytes per trained parameter"), std::string::npos) << one.advice;
   // The last ten blocks under ZeRO-2: every rank holds the whole model: stage 3 is the fix.
   in.zero_stage = 2;
   in.trainable = "blocks.20-29";
