@@ -29,7 +29,7 @@
 #      compiles (-fsyntax-only; needs the HDF5, nlohmann-json, libjpeg and libpng headers
 #      in DEPS_PREFIX/include, HDF5's under include/hdf5 if not directly there), and the DiT
 #      tests (2.x attention path) and the Ulysses sp=2 vs sp=1 test pass on the CPU;
-#   5. `train` on CUDA in bf16 (NCCL data plane): the wan2.1-1.3b preset with random weights,
+#   5. `train` on CUDA in bf16 (NCCL data plane), under ZeRO-2 and ZeRO-3: the wan2.1-1.3b preset with random weights,
 #      a latent-space TorchScript reward, TRAIN_LATENT latents (default 16,21,60,104: Wan's
 #      480x832 at 81 frames), TRAIN_ITERS iterations (5); prints s/iteration and MFU against
 #      PEAK_TFLOPS (989, H100/H200 SXM dense bf16); and the same model's bf16 forward+backward
@@ -186,8 +186,9 @@ fi
 if [[ "${SKIP_TRAIN:-0}" == 1 ]]; then echo "SKIP train_cuda_bf16 (SKIP_TRAIN=1)"; exit $bad; fi
 TRAIN_SRC=(dancegrpo/advantage.cc dancegrpo/checkpoint.cc dancegrpo/images.cc dancegrpo/inputs.cc dancegrpo/rng.cc
   dancegrpo/rollout.cc dancegrpo/schedule.cc dancegrpo/sde.cc dancegrpo/trainer.cc dancegrpo/trajectory_store.cc
-  dancegrpo/update.cc dancegrpo/tools/model_flags.cc hpc/atomic_file.cc hpc/fault_injection.cc hpc/topology.cc
-  hpc/sharding.cc hpc/h5/h5.cc hpc/h5/sharded_vector.cc models/mlp_velocity.cc models/safetensors.cc
+  dancegrpo/update.cc dancegrpo/trainable.cc dancegrpo/memory_plan.cc dancegrpo/tools/model_flags.cc
+  dancegrpo/tools/run_flags.cc hpc/atomic_file.cc hpc/fault_injection.cc hpc/topology.cc hpc/memory.cc
+  hpc/sharding.cc hpc/zero3.cc hpc/h5/h5.cc hpc/h5/sharded_vector.cc models/mlp_velocity.cc models/safetensors.cc
   models/torchscript_decoder.cc models/text/precomputed_text_encoder.cc rewards/reward.cc rewards/video_rewards.cc
   world/toy_world.cc)
 pids=()
@@ -216,6 +217,16 @@ if ((ok)) &&
     --iterations="${TRAIN_ITERS:-5}" --prompts_per_iteration=1 --group_size=2 --steps=6 --timestep_fraction=0.4 \
     --micro_batch=1 --lr=1e-5 --peak_tflops="$PEAK" --out="$BUILD/train_run" --sample_every=0 --checkpoint_every=0
   grep -E "s/iteration|MFU" "$BUILD/train_cuda_bf16.log" | sed 's/^/  [train_cuda_bf16] /'
+  # ZeRO-3 on CUDA (one GPU: world 1, but the whole path: slices on the device, NCCL gathers,
+  # bucketed reduce-scatter), the last 10 blocks trained, checked against the plan for 139 GB.
+  check train_cuda_bf16_zero3 "${RUN[@]}" -np 1 "$BUILD/train" --model=wan2.1-1.3b \
+    --embeddings="$BUILD/fixtures/embeddings.h5" --prompts="$BUILD/fixtures/prompts.txt" \
+    --latent_shape="${TRAIN_LATENT:-16,21,60,104}" --rewards="torchscript=$BUILD/fixtures/latent_reward.pt" \
+    --device=cuda --precision=bf16 --zero_stage=3 --trainable=blocks.20-29,head --memory_gb=139 --iterations=2 \
+    --prompts_per_iteration=1 --group_size=2 --steps=6 --timestep_fraction=0.4 --micro_batch=1 --lr=1e-5 \
+    --peak_tflops="$PEAK" --out="$BUILD/train_run_zero3" --sample_every=0 --checkpoint_every=0
+  grep -E "s/iteration|MFU|measured|load|rollout|update|checkpoint " "$BUILD/train_cuda_bf16_zero3.log" | \
+    sed 's/^/  [train_cuda_bf16_zero3] /'
   check dit_bench_cuda_bf16 "$BUILD/dit_bench" --device=cuda --precision=bf16 --preset=wan2.1-1.3b \
     --latent="${TRAIN_LATENT:-16,21,60,104}" --peak_tflops="$PEAK"
 else

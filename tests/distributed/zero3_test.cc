@@ -99,6 +99,7 @@ TEST(Zero3, ShardsTheBlocksAndKeepsOnlyItsSlice) {
 TEST(Zero3, EqualsZero2AndOneProcessWithExactRatio) {
   auto world = World();
   auto c = Config();
+  c.optimizer.ema = true;
   auto single = Make(c, nullptr);
   auto zero2 = Make(c, world);
   auto z3 = c;
@@ -117,6 +118,14 @@ TEST(Zero3, EqualsZero2AndOneProcessWithExactRatio) {
   // sequence-parallel equivalence.
   EXPECT_LE(RelativeDiff(Masters(*zero3), Masters(*zero2)), 1e-5);
   EXPECT_LE(RelativeDiff(Masters(*zero3), reference), 1e-5);
+  // The EMA lives in the same slices: gathered whole, it matches ZeRO-2's.
+  auto ema3 = zero3->optimizer().GatherEma(), ema2 = zero2->optimizer().GatherEma();
+  ASSERT_TRUE(ema3.ok() && ema2.ok());
+  ASSERT_EQ(ema3->size(), ema2->size());
+  for (size_t i = 0; i < ema2->size(); ++i) {
+    ASSERT_EQ((*ema3)[i].sizes(), (*ema2)[i].sizes()) << i;
+    EXPECT_LE(RelativeDiff((*ema3)[i], (*ema2)[i]), 1e-5) << i;
+  }
   auto initial = Make(c, nullptr);
   EXPECT_GT(RelativeDiff(reference, Masters(*initial)), 1e-4) << "the runs moved the weights";
 }
