@@ -2,8 +2,8 @@
 // it fits, before anything is allocated. Takes train's flags (a train command line works
 // as it is) plus --ranks:
 //
-//   plan --model=wan2.1-14b --video_size=81,480,832 --ranks=8 --sp=8 --zero_stage=3 \
-//        --precision=bf16 --activation_checkpointing --micro_batch=1 --group_size=8 \
+//   plan --model=wan2.1-14b --video_size=81,480,832 --ranks=8 --sp=8 --zero_stage=3
+//        --precision=bf16 --activation_checkpointing --micro_batch=1 --group_size=8
 //        --prompts_per_iteration=1 --device=cuda --memory_gb=80
 //
 // Exit status: 0 when it fits (or nothing to check against), 3 when it does not (the cheapest

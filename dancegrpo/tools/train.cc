@@ -15,6 +15,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -91,6 +92,13 @@ namespace {
 
 using dancegrpo::Trainer;
 
+// Preemption: Slurm sends SIGTERM (or the --signal of the batch script, e.g. SIGUSR1) before it
+// kills a job; Open MPI's mpirun forwards SIGUSR1/SIGUSR2 to the ranks. The handler only records
+// the signal; after each iteration the ranks agree whether any of them got one, write a
+// checkpoint and exit 0, so a requeued job with --resume=latest continues from there.
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void OnStopSignal(int signal) { g_stop_signal = signal; }
+
 [[noreturn]] void Die(int rank, const std::string& what) {
   std::fprintf(stderr, "train (rank %d): %s\n", rank, what.c_str());
   std::fflush(stderr);
@@ -164,6 +172,12 @@ int main(int argc, char** argv) {
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
   MPI_Init(&argc, &argv);
+  {
+    struct sigaction action {};
+    action.sa_handler = OnStopSignal;
+    sigemptyset(&action.sa_mask);
+    for (int signal : {SIGTERM, SIGUSR1}) sigaction(signal, &action, nullptr);
+  }
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   try {
@@ -387,6 +401,7 @@ int main(int argc, char** argv) {
     std::vector<dancegrpo::Curve> curves;  // rank 0: reward means of the iterations run here
     std::ofstream metrics;
     if (rank == 0) metrics.open(metrics_path, std::ios::app);
+    int stopped_by = 0;  // the stop signal that ended the run early, if any
     while (trainer.iteration() < FLAGS_iterations) {
       absl::StatusOr<dancegrpo::IterationMetrics> m;
       if (replay.empty()) {
@@ -453,9 +468,23 @@ int main(int argc, char** argv) {
         }
       }
       const bool last = trainer.iteration() == FLAGS_iterations;
-      if (last || (FLAGS_checkpoint_every > 0 && trainer.iteration() % FLAGS_checkpoint_every == 0)) checkpoint();
+      const bool periodic = FLAGS_checkpoint_every > 0 && trainer.iteration() % FLAGS_checkpoint_every == 0;
+      if (last || periodic) checkpoint();
+      // Did any rank get a stop signal? (One tiny all-reduce per iteration.)
+      auto stop = torch::tensor({static_cast<int64_t>(g_stop_signal)}, torch::kInt64);
+      if (auto s = world->AllReduce(stop, dancegrpo::hpc::ReduceOp::kMax); !s.ok()) Die(rank, s.ToString());
+      if (stop.item<int64_t>() != 0 && !last) {
+        if (!periodic) checkpoint();
+        stopped_by = static_cast<int>(stop.item<int64_t>());
+        break;
+      }
     }
-    if (rank == 0) {
+    if (rank == 0 && stopped_by != 0) {
+      std::printf("stopped by signal %d (%s) after iteration %ld of %ld: checkpoint written; run again with "
+                  "--resume=latest to continue\n",
+                  stopped_by, stopped_by == SIGTERM ? "SIGTERM" : stopped_by == SIGUSR1 ? "SIGUSR1" : "?",
+                  static_cast<long>(trainer.iteration()), static_cast<long>(FLAGS_iterations));
+    } else if (rank == 0) {
       std::printf("training complete: %ld iterations in %s\n", static_cast<long>(FLAGS_iterations), FLAGS_out.c_str());
       if (done_here > 0 && flops_per_forward > 0) {
         const double per_rank = flops_total / world->size() / elapsed / 1e12;
