@@ -26,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "dancegrpo/checkpoint.h"
 #include "dancegrpo/images.h"
 #include "dancegrpo/inputs.h"
@@ -323,9 +324,28 @@ int main(int argc, char** argv) {
     auto trainer_or = Trainer::Create(c, policy, reference, encoder, decoder, rewards, prompts, world, data_world);
     if (!trainer_or.ok()) Die(rank, absl::StrCat("config error: ", trainer_or.status().message()));
     if (rank == 0)
-      std::printf("train: %s on %d rank(s) (sp %d), %s, %s, latents %s, %zu prompts\n", FLAGS_model.c_str(),
-                  world->size(), FLAGS_sp, device->str().c_str(), FLAGS_precision.c_str(),
-                  absl::StrJoin(shape, "x").c_str(), prompts.size());
+    {
+      // One line that says what this job is, before the first (possibly long) iteration.
+      int64_t parameters = 0;
+      if (plan) {
+        parameters = plan->parameters;
+      } else {
+        for (const auto& p : policy->parameters()) parameters += p.numel();
+      }
+      auto& t = **trainer_or;
+      if (rank == 0)
+        std::printf(
+            "train: %s, %.3g M parameters (%.3g M trained), on %d rank(s) = dp %d x sp %d, %s, %s, ZeRO-%d, latents "
+            "%s, %ld samples per iteration (%d prompts x group %d) from %zu prompts, %ld iterations%s\n",
+            FLAGS_model.c_str(), parameters / 1e6, t.optimizer().total_elements() / 1e6, world->size(),
+            world->size() / FLAGS_sp, FLAGS_sp, device->str().c_str(), FLAGS_precision.c_str(), FLAGS_zero_stage,
+            absl::StrJoin(shape, "x").c_str(), static_cast<long>(t.TrainedSamplesPerIteration()),
+            FLAGS_prompts_per_iteration, FLAGS_group_size, prompts.size(), static_cast<long>(FLAGS_iterations),
+            plan ? absl::StrCat(", planned peak ", dancegrpo::FormatBytes(static_cast<double>(plan->peak)),
+                                " per rank (", plan->peak_phase, ")")
+                       .c_str()
+                 : "");
+    }
     auto& trainer = **trainer_or;
     // Each phase's peak resident memory on this rank (VmHWM, reset after each phase), to set
     // beside the plan at the end.
@@ -486,6 +506,24 @@ int main(int argc, char** argv) {
                   static_cast<long>(trainer.iteration()), static_cast<long>(FLAGS_iterations));
     } else if (rank == 0) {
       std::printf("training complete: %ld iterations in %s\n", static_cast<long>(FLAGS_iterations), FLAGS_out.c_str());
+    }
+    if (rank == 0 && done_here > 0) {
+      // The final summary: time, each reward's first, best and final mean, and the outputs.
+      std::printf("summary: %ld iterations run here in %s", static_cast<long>(done_here),
+                  absl::FormatDuration(absl::Seconds(std::round(elapsed))).c_str());
+      for (const auto& cv : curves) {
+        if (cv.values.empty()) continue;
+        const auto best = std::max_element(cv.values.begin(), cv.values.end());
+        std::printf("; %s first %.4g, best %.4g (iteration %ld), final %.4g", cv.name.c_str(), cv.values.front(), *best,
+                    static_cast<long>(trainer.iteration() - done_here + (best - cv.values.begin()) + 1),
+                    cv.values.back());
+      }
+      std::printf("\n  outputs: %s/checkpoints/, %s, %s/reward_curves.png%s\n", FLAGS_out.c_str(),
+                  metrics_path.c_str(), FLAGS_out.c_str(),
+                  FLAGS_model != "toy" && FLAGS_sample_every > 0 ? absl::StrCat(", ", FLAGS_out, "/samples/").c_str()
+                                                                 : "");
+    }
+    if (rank == 0 && stopped_by == 0) {
       if (done_here > 0 && flops_per_forward > 0) {
         const double per_rank = flops_total / world->size() / elapsed / 1e12;
         std::printf("%.3f s/iteration, %.3g model TFLOP/s per rank", elapsed / done_here, per_rank);
