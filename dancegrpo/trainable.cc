@@ -96,8 +96,8 @@ absl::StatusOr<std::shared_ptr<hpc::ShardedParameters>> ShardPolicy(models::Velo
     for (const auto& name : groups[g]) {
       const auto* p = named.find(name);
       if (p == nullptr) return absl::InternalError(absl::StrCat("no parameter '", name, "'"));
-      if (p->scalar_type() != torch::kFloat32 || !p->device().is_cpu())
-        return absl::FailedPreconditionError("ZeRO-3 shards fp32 CPU weights (shard before casting or moving)");
+      if (!p->is_floating_point() || !p->device().is_cpu())
+        return absl::FailedPreconditionError("ZeRO-3 shards CPU weights (shard before moving the model)");
       const size_t index = static_cast<size_t>(std::find(names.begin(), names.end(), name) - names.begin());
       auto& part = parts[(*selected)[index] ? 0 : 1];
       part.names.push_back(name);

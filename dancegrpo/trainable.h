@@ -27,7 +27,8 @@ absl::StatusOr<std::vector<bool>> SelectTrainable(const std::vector<std::string>
 // split into a trained and a frozen unit by `trainable`, keeps this rank's slices in
 // `dtype` on `device` (trained ones also as fp32 masters), and installs the gatherer in
 // the policy. Local: no communication, so ranks may call it one at a time (hpc::ShardTurns).
-// The policy's weights must be fp32 on the CPU. Fails for a policy without such groups.
+// The policy's weights must be on the CPU (fp32, or bf16 as stored: the fp32 masters are then
+// their exact widening). Fails for a policy without such groups.
 absl::StatusOr<std::shared_ptr<hpc::ShardedParameters>> ShardPolicy(models::VelocityModel& policy,
                                                                     const std::string& trainable,
                                                                     std::shared_ptr<hpc::Communicator> comm,

@@ -8,9 +8,11 @@
 #include <string>
 
 #include "dancegrpo/checkpoint.h"
+#include "dancegrpo/trainable.h"
 #include "dancegrpo/trainer.h"
 #include "gtest/gtest.h"
 #include "hpc/comm/mpi_communicator.h"
+#include "models/dit/dit.h"
 #include "tests/tiny_dit_trainer.h"
 
 namespace dancegrpo {
@@ -236,6 +238,27 @@ TEST(Zero3, KilledAndResumedEndsBitIdenticalAndMovesBetweenStages) {
   auto back = Make(c, world);
   ASSERT_TRUE(back && LoadCheckpoint(*back, *z2_path).ok());
   EXPECT_TRUE(torch::equal(Masters(*back), Masters(*alone)));
+}
+
+// Weights stored in bf16 are read straight into a bf16 model (inputs.h); sharding keeps them
+// exactly: the fp32 masters are their widening, the gathered block their values.
+TEST(Zero3, ShardsBf16WeightsAsStored) {
+  auto world = World();
+  torch::manual_seed(4);
+  models::VideoDit dit(*models::DitPreset("tiny"));
+  dit.to(torch::kBFloat16);
+  std::vector<torch::Tensor> before;
+  for (const auto& p : dit.blocks[1]->parameters()) before.push_back(p.detach().clone());
+  auto sharded = ShardPolicy(dit, "", world, torch::kBFloat16, torch::kCPU);
+  ASSERT_TRUE(sharded.ok()) << sharded.status();
+  for (const auto& u : (*sharded)->units())
+    EXPECT_TRUE(torch::equal(u.master.to(torch::kBFloat16), u.compute)) << "master = widened stored value";
+  ASSERT_TRUE((*sharded)->Gather(1).ok());
+  const auto after = dit.blocks[1]->parameters();
+  ASSERT_EQ(after.size(), before.size());
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(torch::equal(after[i], before[i])) << i;
+  (*sharded)->Release(1);
+  EXPECT_EQ(dit.blocks[1]->parameters()[0].numel(), 0);
 }
 
 TEST(Zero3, RefusesAModelWithoutBlocksAndKlWithAClearMessage) {
