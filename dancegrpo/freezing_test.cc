@@ -16,16 +16,11 @@ namespace dancegrpo {
 namespace {
 
 TrainerConfig Config(const std::string& trainable) {
-  TrainerConfig c;
+  auto c = testing::TinyDitConfig();
   c.seed = 9;
   c.iterations = 3;
-  c.prompts_per_iteration = 2;
-  c.group_size = 4;
   c.steps = 5;
   c.micro_batch = 4;
-  c.clip_range = 0.2;
-  c.optimizer.lr = 1e-3;
-  c.latent_shape = {4, 2, 4, 4};
   c.trainable = trainable;
   return c;
 }

@@ -41,7 +41,6 @@ struct PlanInput {
   int group_size = 2;
   int prompts_per_iteration = 1;
   int steps = 8;
-  double timestep_fraction = 0.6;
   int world = 1;
   int sp = 1;
   int zero_stage = 2;

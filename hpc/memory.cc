@@ -8,7 +8,7 @@
 namespace dancegrpo::hpc {
 namespace {
 
-int64_t StatusField(const char* key) {  // "VmRSS:   1234 kB"
+int64_t StatusField(const char* key) {  // "VmHWM:   1234 kB"
   std::ifstream in("/proc/self/status");
   std::string line;
   const size_t n = std::strlen(key);
@@ -20,7 +20,6 @@ int64_t StatusField(const char* key) {  // "VmRSS:   1234 kB"
 
 }  // namespace
 
-int64_t CurrentRss() { return StatusField("VmRSS"); }
 int64_t PeakRss() { return StatusField("VmHWM"); }
 
 bool ResetPeakRss() {

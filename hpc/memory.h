@@ -6,9 +6,8 @@
 
 namespace dancegrpo::hpc {
 
-// Resident set size now, and its peak since the start or the last ResetPeakRss (bytes;
-// Linux /proc/self/status VmRSS and VmHWM; 0 where unavailable).
-int64_t CurrentRss();
+// Peak resident set size since the start or the last ResetPeakRss (bytes; Linux
+// /proc/self/status VmHWM; 0 where unavailable).
 int64_t PeakRss();
 // Starts a new peak (writes 5 to /proc/self/clear_refs). False where the kernel refuses.
 bool ResetPeakRss();

@@ -8,6 +8,19 @@
 
 namespace dancegrpo::testing {
 
+TrainerConfig TinyDitConfig() {
+  TrainerConfig c;
+  c.iterations = 2;
+  c.prompts_per_iteration = 2;
+  c.group_size = 4;
+  c.steps = 4;
+  c.micro_batch = 2;
+  c.clip_range = 0.2;
+  c.optimizer.lr = 1e-3;
+  c.latent_shape = {4, 2, 4, 4};
+  return c;
+}
+
 absl::StatusOr<std::unique_ptr<Trainer>> MakeTinyDitTrainer(const TrainerConfig& c,
                                                             std::shared_ptr<hpc::Communicator> world,
                                                             std::vector<torch::Tensor>* fp32_weights) {

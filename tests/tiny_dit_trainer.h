@@ -13,6 +13,10 @@
 
 namespace dancegrpo::testing {
 
+// A small run of that trainer: 2 prompts x group 4, latents 4x2x4x4 (8 tokens), 2 samples a
+// micro-batch, clip 0.2, lr 1e-3, 2 iterations of 4 steps. Tests change what they exercise.
+TrainerConfig TinyDitConfig();
+
 // `fp32_weights`, if given, receives the policy's initial fp32 weights (before the trainer
 // casts them to the compute dtype).
 absl::StatusOr<std::unique_ptr<Trainer>> MakeTinyDitTrainer(const TrainerConfig& config,

@@ -1,5 +1,7 @@
 #include "dancegrpo/tools/run_flags.h"
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "dancegrpo/inputs.h"
 #include "dancegrpo/trainer.h"
@@ -30,6 +32,11 @@ DEFINE_int32(ranks_per_node, 0, "ranks sharing one node's memory (for the memory
 namespace dancegrpo::tools {
 
 absl::StatusOr<PlanInput> PlanInputFromFlags(int world) {
+  if (!std::isfinite(FLAGS_memory_gb) || FLAGS_memory_gb < 0)
+    return absl::InvalidArgumentError(absl::StrCat("--memory_gb=", FLAGS_memory_gb,
+                                                   "; give the memory of one rank in GB (e.g. 80), or 0 for automatic"));
+  if (FLAGS_ranks_per_node < 0)
+    return absl::InvalidArgumentError(absl::StrCat("--ranks_per_node=", FLAGS_ranks_per_node, " is negative"));
   PlanInput in;
   auto config = models::DitConfigFromPresetOrFile(FLAGS_model);
   if (!config.ok()) return absl::Status(config.status().code(), absl::StrCat("--model: ", config.status().message()));
@@ -48,7 +55,6 @@ absl::StatusOr<PlanInput> PlanInputFromFlags(int world) {
   in.group_size = FLAGS_group_size;
   in.prompts_per_iteration = FLAGS_prompts_per_iteration;
   in.steps = FLAGS_steps;
-  in.timestep_fraction = FLAGS_timestep_fraction;
   in.world = world;
   in.sp = FLAGS_sp;
   in.zero_stage = FLAGS_zero_stage;

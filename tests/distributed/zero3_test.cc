@@ -21,17 +21,9 @@ namespace {
 std::shared_ptr<hpc::Communicator> World() { return *hpc::MpiCommunicator::Create(MPI_COMM_WORLD, {120}); }
 
 TrainerConfig Config() {
-  TrainerConfig c;
+  auto c = testing::TinyDitConfig();
   c.seed = 11;
-  c.iterations = 2;
-  c.prompts_per_iteration = 2;
-  c.group_size = 4;
-  c.steps = 4;
-  c.micro_batch = 2;
   c.timestep_fraction = 0.5;
-  c.clip_range = 0.2;
-  c.optimizer.lr = 1e-3;
-  c.latent_shape = {4, 2, 4, 4};  // 2 x 2 x 2 = 8 tokens
   return c;
 }
 

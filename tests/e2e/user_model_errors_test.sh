@@ -63,5 +63,6 @@ expect zero_stage "--zero_stage=4: use 2 or 3" --zero_stage=4
 expect sp_divide "sp = 3 does not divide the 1 ranks" --sp=3
 expect toy_zero3 "has no blocks" --model=toy --zero_stage=3
 expect does_not_fit "this run does not fit" --memory_gb=0.05
+expect memory_negative "--memory_gb=-1" --memory_gb=-1
 echo "user model errors: ${passed} passed, ${failed} failed"
 [ "${failed}" -eq 0 ]
