@@ -1,4 +1,4 @@
-// ZeRO-2 style sharded AdamW over a Communicator.
+// Sharded AdamW over a Communicator: ZeRO-2, and the optimizer half of ZeRO-3 (hpc/zero3.h).
 //
 // The parameters (identical on every rank, same order and shapes) are laid end to end in
 // one flat fp32 index space, padded to N * S elements for N ranks; rank r owns the shard
