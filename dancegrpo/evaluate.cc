@@ -43,6 +43,7 @@ absl::StatusOr<EvalResult> EvaluatePolicy(models::VelocityModel& policy, models:
     r.reward_names.push_back(rewards[k].reward->name());
     r.reward_means.push_back(sum / scores[k].size());
   }
+  r.scores = std::move(scores);
   return r;
 }
 

@@ -28,6 +28,7 @@ struct EvalConfig {
 struct EvalResult {
   std::vector<std::string> reward_names;
   std::vector<double> reward_means;
+  std::vector<std::vector<double>> scores;  // [reward][sample]; sample = prompt * samples + j
   torch::Tensor clips;  // [prompts * samples, C, F, H, W], decoded, on the CPU
 };
 

@@ -344,8 +344,20 @@ absl::StatusOr<IterationMetrics> Trainer::Step() {
     DGRPO_ASSIGN_OR_RETURN(clips, decoder_->Decode(traj.final_x0));
     clips = clips.to(torch::kCPU, torch::kFloat32);  // rule rewards read CPU fp32; learned ones move it back
   }
-  last_clips_ = clips.narrow(0, 0, std::min<int64_t>(8, clips.size(0)));
   DGRPO_ASSIGN_OR_RETURN(auto scores, rewards::ScoreAll(rewards_, clips, sample_prompts));
+  {
+    std::vector<int64_t> shown;  // the first sample of each prompt on this rank
+    for (size_t i = 0; i < samples.size() && shown.size() < 8; ++i)
+      if (i == 0 || samples[i].prompt_slot != samples[i - 1].prompt_slot) shown.push_back(static_cast<int64_t>(i));
+    last_samples_ = SampleShowcase{};
+    last_samples_.clips = clips.index_select(0, torch::tensor(shown, torch::kLong).to(clips.device())).to(torch::kCPU);
+    for (const auto& r : rewards_) last_samples_.reward_names.push_back(r.reward->name());
+    for (int64_t i : shown) {
+      last_samples_.prompts.push_back(sample_prompts[i].text);
+      last_samples_.rewards.emplace_back();
+      for (const auto& per_reward : scores) last_samples_.rewards.back().push_back(per_reward[i]);
+    }
+  }
   m.rollout_seconds = SecondsSince(start);
   if (phase_hook_) phase_hook_("rollout");
 

@@ -93,6 +93,14 @@ struct IterationMetrics {
   double samples_per_second = 0;
 };
 
+// A few sampled clips with what made them and how they scored, for pictures of a run.
+struct SampleShowcase {
+  torch::Tensor clips;                       // [N, C, F, H, W], CPU
+  std::vector<std::string> prompts;          // [N]
+  std::vector<std::string> reward_names;     // [K]
+  std::vector<std::vector<double>> rewards;  // [N][K]
+};
+
 // One progress line: iteration, rewards, ratio/clip/KL, grad norm, throughput and ETA.
 std::string FormatProgress(const IterationMetrics& m, int64_t total_iterations, double eta_seconds);
 
@@ -154,8 +162,9 @@ class Trainer {
   double CommunicationSeconds() const;
   // The trajectories of the last Step (this rank's samples), for inspection and storage.
   const Trajectories& last_trajectories() const { return last_trajectories_; }
-  // The first (up to 8) decoded clips of the last Step, on the CPU, as the rewards saw them.
-  const torch::Tensor& last_clips() const { return last_clips_; }
+  // Clips of the last Step to show people: the first sample of each of this rank's prompts
+  // (up to 8), decoded, on the CPU, as the rewards saw them, with their prompts and rewards.
+  const SampleShowcase& last_samples() const { return last_samples_; }
 
  private:
   Trainer() = default;
@@ -183,7 +192,7 @@ class Trainer {
   hpc::SampleLayout layout_;
   std::shared_ptr<hpc::Communicator> group_comm_;  // reward exchange inside a sampling group
   Trajectories last_trajectories_;
-  torch::Tensor last_clips_;
+  SampleShowcase last_samples_;
   std::shared_ptr<TrajectoryWriter> trajectory_writer_;
   std::function<void(const char*)> phase_hook_;
   int64_t iteration_ = 0;

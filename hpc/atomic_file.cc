@@ -50,6 +50,19 @@ absl::Status CommitFile(const std::string& tmp, const std::string& path) {
   return SyncPath(DirOf(path), O_RDONLY | O_DIRECTORY);
 }
 
+absl::Status WriteFileAtomically(const std::string& path, const std::string& contents) {
+  const std::string tmp = TemporaryPathFor(path);
+  std::FILE* fp = std::fopen(tmp.c_str(), "wb");
+  if (!fp) return absl::InternalError(absl::StrCat("cannot write ", tmp, ": ", std::strerror(errno)));
+  const bool written = std::fwrite(contents.data(), 1, contents.size(), fp) == contents.size();
+  const int err = errno;
+  if (std::fclose(fp) != 0 || !written) {
+    std::remove(tmp.c_str());
+    return absl::InternalError(absl::StrCat("cannot write ", tmp, ": ", std::strerror(written ? errno : err)));
+  }
+  return CommitFile(tmp, path);
+}
+
 absl::Status MakeDirectories(const std::string& dir) {
   std::string cur;
   for (size_t i = 0; i <= dir.size(); ++i) {

@@ -19,6 +19,9 @@ std::string TemporaryPathFor(const std::string& path);
 // removed and the error names both paths.
 absl::Status CommitFile(const std::string& tmp, const std::string& path);
 
+// Writes `contents` to a temporary file beside `path` and commits it (CommitFile).
+absl::Status WriteFileAtomically(const std::string& path, const std::string& contents);
+
 // mkdir -p: creates `dir` and its missing parents. Fails, naming the directory and the
 // reason, when it cannot (a file in the way, no permission).
 absl::Status MakeDirectories(const std::string& dir);

@@ -30,6 +30,18 @@ TEST(AtomicFile, CommitReplacesDestinationAndRemovesTemporary) {
   EXPECT_NE(access(tmp.c_str(), F_OK), 0);
 }
 
+TEST(AtomicFile, WriteFileAtomicallyWritesBinaryContentsAndLeavesNoTemporary) {
+  const std::string dir = std::getenv("TEST_TMPDIR");
+  const std::string path = dir + "/image.gif";
+  const std::string bytes("GIF89a\0\x01\xff", 9);
+  ASSERT_TRUE(WriteFileAtomically(path, bytes).ok());
+  EXPECT_EQ(Read(path), bytes);
+  EXPECT_NE(access(TemporaryPathFor(path).c_str(), F_OK), 0);
+  auto status = WriteFileAtomically(dir + "/no_such_dir/x.gif", bytes);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("no_such_dir"), std::string::npos) << status;
+}
+
 TEST(AtomicFile, FailureNamesPathsAndKeepsOldFile) {
   const std::string dir = std::getenv("TEST_TMPDIR");
   const std::string path = dir + "/missing_dir/out.h5";

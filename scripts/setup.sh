@@ -15,6 +15,9 @@ PACKAGES=(
   libjpeg62-turbo-dev      # JPEG codec for the image-quality reward
   nlohmann-json3-dev       # JSON headers of .safetensors files
   libpng-dev               # reward curves and sample grids as PNG
+  libgif-dev               # sample clips as animated GIF (giflib)
+  libprotobuf-dev protobuf-compiler  # TensorBoard event files (Event/Summary messages)
+  libboost-dev             # header-only Boost.CRC: CRC-32C of TensorBoard's record framing
 )
 
 SUDO=""

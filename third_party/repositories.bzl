@@ -6,6 +6,8 @@ load(
     "hdf5_configure",
     "mpi_configure",
     "pkg_config_library",
+    "protobuf_configure",
+    "system_headers",
     "torch_configure",
 )
 
@@ -40,11 +42,19 @@ def dancegrpo_system_dependencies():
     )
     pkg_config_library(
         name = "system_images",
-        what = "libjpeg-turbo and libpng (libjpeg62-turbo-dev, libpng-dev)",
+        what = "libjpeg-turbo, libpng and giflib (libjpeg62-turbo-dev, libpng-dev, libgif-dev)",
         targets = {
             "jpeg": ["libjpeg"],
             "png": ["libpng"],
+            "gif": ["libgif"],
         },
+    )
+    protobuf_configure(name = "system_protobuf")
+    system_headers(
+        name = "system_boost",
+        target = "boost",
+        headers = ["boost/crc.hpp"],
+        what = "Boost headers (libboost-dev)",
     )
     pkg_config_library(
         name = "system_json",

@@ -106,8 +106,36 @@ int main(int argc, char** argv) {
         if (auto s = dancegrpo::WritePng(path, dancegrpo::PreviewGrid(clips.index_select(0, pick))); s.ok())
           std::printf("wrote %s (rows: the first %ld prompts, columns: frames)\n", path.c_str(), static_cast<long>(show));
       };
+      // Animated: the first sample of each of the first prompts, labelled with its prompt and rewards.
+      auto cells = [&](const dancegrpo::EvalResult& r, const std::string& header) {
+        std::vector<dancegrpo::LabelledClip> out;
+        for (int64_t p = 0; p < show; ++p) {
+          const int64_t i = p * FLAGS_samples_per_prompt;
+          std::vector<double> values;
+          for (const auto& per_reward : r.scores) values.push_back(per_reward[i]);
+          out.push_back({r.clips[i], dancegrpo::ClipLabel(header, (*prompts)[p].text, r.reward_names, values)});
+        }
+        return out;
+      };
+      auto animate = [&](const std::string& name, const std::vector<dancegrpo::LabelledClip>& sheet, int columns,
+                         const std::string& title) {
+        const std::string path = FLAGS_out + "/" + name;
+        if (auto s = dancegrpo::WriteGif(path, dancegrpo::AnimatedSheet(sheet, columns, title)); s.ok())
+          std::printf("wrote %s\n", path.c_str());
+        else
+          std::fprintf(stderr, "evaluate: %s\n", std::string(s.message()).c_str());
+      };
       write("eval_base.png", base->clips);
-      if (trained.ok()) write("eval_trained.png", trained->clips);
+      animate("eval_base.gif", cells(*base, ""), 4, "BASE POLICY, HELD-OUT PROMPTS");
+      if (trained.ok()) {
+        write("eval_trained.png", trained->clips);
+        animate("eval_trained.gif", cells(*trained, ""), 4, "TRAINED POLICY, HELD-OUT PROMPTS");
+        // Base against trained, side by side: the same prompts and the same noise.
+        const auto b = cells(*base, "BASE"), t = cells(*trained, "TRAINED");
+        std::vector<dancegrpo::LabelledClip> pairs;
+        for (size_t i = 0; i < b.size(); ++i) pairs.push_back(b[i]), pairs.push_back(t[i]);
+        animate("base_vs_trained.gif", pairs, 4, "BASE VS TRAINED: THE SAME PROMPTS AND NOISE");
+      }
     }
   } catch (const c10::Error& e) {
     return Fail(e.what_without_backtrace());

@@ -29,6 +29,7 @@
 #include "absl/time/time.h"
 #include "dancegrpo/checkpoint.h"
 #include "dancegrpo/images.h"
+#include "dancegrpo/tensorboard.h"
 #include "dancegrpo/inputs.h"
 #include "dancegrpo/tools/model_flags.h"
 #include "dancegrpo/tools/run_flags.h"
@@ -57,7 +58,9 @@ DEFINE_string(replay_from, "", "learner mode: train from the trajectory shards i
 DEFINE_double(watchdog_seconds, 600, "collective timeout before the job is aborted with the late ranks named");
 
 DEFINE_string(prompts, "", "the training prompts: one a line (.txt) or JSON lines {\"prompt\": ..., \"id\": ...} (.jsonl)");
-DEFINE_int32(sample_every, 25, "write a PNG grid of sampled clips every N iterations; 0 = never");
+DEFINE_int32(sample_every, 25,
+             "write sampled clips every N iterations (samples/iter_N.png and .gif, and TensorBoard); 0 = never");
+DEFINE_bool(tensorboard, true, "write TensorBoard event files (scalars and sample grids) to <out>/tensorboard/");
 DEFINE_uint64(seed, 1, "random seed");
 DEFINE_int64(iterations, 100, "GRPO iterations");
 DEFINE_int32(targets, 4, "prompts in the toy world (--model=toy)");
@@ -130,6 +133,30 @@ std::string MetricsJson(const dancegrpo::IterationMetrics& m) {
       "\"kl_to_reference\": %.6g, \"grad_norm\": %.6g, \"samples_per_second\": %.4g, \"seconds\": %.4g}",
       m.iteration, rewards, m.update.mean_ratio, m.update.clip_fraction, m.update.approx_kl, m.update.kl_to_reference,
       m.update.grad_norm, m.samples_per_second, m.seconds);
+}
+
+// The scalars of one iteration, as TensorBoard shows them (grouped by the prefix).
+std::vector<std::pair<std::string, double>> TensorBoardScalars(const dancegrpo::IterationMetrics& m, double tflops) {
+  std::vector<std::pair<std::string, double>> s;
+  for (size_t k = 0; k < m.reward_names.size(); ++k) {
+    s.emplace_back(absl::StrCat("reward/", m.reward_names[k], "/mean"), m.reward_mean[k]);
+    s.emplace_back(absl::StrCat("reward/", m.reward_names[k], "/std"), m.reward_std[k]);
+  }
+  const auto& u = m.update;
+  s.insert(s.end(), {{"update/ratio_mean", u.mean_ratio},
+                     {"update/ratio_min", u.ratio_min},
+                     {"update/ratio_max", u.ratio_max},
+                     {"update/clip_fraction", u.clip_fraction},
+                     {"update/approx_kl", u.approx_kl},
+                     {"update/kl_to_reference", u.kl_to_reference},
+                     {"update/grad_norm", u.grad_norm},
+                     {"update/skipped_steps", static_cast<double>(u.skipped_steps)},
+                     {"throughput/samples_per_second", m.samples_per_second},
+                     {"time/rollout_seconds", m.rollout_seconds},
+                     {"time/update_seconds", m.update_seconds},
+                     {"time/iteration_seconds", m.seconds}});
+  if (tflops > 0) s.emplace_back("throughput/model_tflops_per_rank", tflops);
+  return s;
 }
 
 // Flags whose 0 means "all", "off" or "never" say so in their help; below zero is refused.
@@ -421,6 +448,18 @@ int main(int argc, char** argv) {
     std::vector<dancegrpo::Curve> curves;  // rank 0: reward means of the iterations run here
     std::ofstream metrics;
     if (rank == 0) metrics.open(metrics_path, std::ios::app);
+    std::unique_ptr<dancegrpo::EventWriter> events;  // rank 0: TensorBoard
+    if (rank == 0 && FLAGS_tensorboard) {
+      auto created = dancegrpo::EventWriter::Create(FLAGS_out + "/tensorboard");
+      if (!created.ok()) Die(rank, absl::StrCat(created.status().message(), " (or run with --tensorboard=false)"));
+      events = std::move(*created);
+    }
+    auto tensorboard = [&](const absl::Status& s) {
+      if (!s.ok()) {  // a full disk should not end a run that can still checkpoint
+        LOG(WARNING) << s << "; TensorBoard events stop here";
+        events.reset();
+      }
+    };
     int stopped_by = 0;  // the stop signal that ended the run early, if any
     while (trainer.iteration() < FLAGS_iterations) {
       absl::StatusOr<dancegrpo::IterationMetrics> m;
@@ -457,6 +496,7 @@ int main(int argc, char** argv) {
                                               : "");
         }
         metrics << line << "\n" << std::flush;
+        if (events) tensorboard(events->AddScalars(m->iteration + 1, TensorBoardScalars(*m, flops_per_forward > 0 ? tflops : 0)));
         if (curves.empty())
           for (const auto& name : m->reward_names) curves.push_back({name, {}});
         for (size_t k = 0; k < curves.size() && k < m->reward_mean.size(); ++k) curves[k].values.push_back(m->reward_mean[k]);
@@ -482,11 +522,21 @@ int main(int argc, char** argv) {
         }
         if (FLAGS_model != "toy" && FLAGS_sample_every > 0 && (last || (m->iteration % FLAGS_sample_every) == 0)) {
           (void)dancegrpo::hpc::MakeDirectories(FLAGS_out + "/samples");  // WritePng reports a failure
-          const std::string png = absl::StrFormat("%s/samples/iter_%06d.png", FLAGS_out, m->iteration);
-          if (auto s = dancegrpo::WritePng(png, dancegrpo::PreviewGrid(trainer.last_clips())); !s.ok())
+          const auto& shown = trainer.last_samples();
+          const std::string stem = absl::StrFormat("%s/samples/iter_%06d", FLAGS_out, m->iteration);
+          const auto grid = dancegrpo::PreviewGrid(shown.clips);
+          if (auto s = dancegrpo::WritePng(stem + ".png", grid); !s.ok()) LOG(WARNING) << s;
+          if (events) tensorboard(events->AddImage(m->iteration + 1, "samples", grid));
+          std::vector<dancegrpo::LabelledClip> cells;
+          for (size_t i = 0; i < shown.prompts.size(); ++i)
+            cells.push_back({shown.clips[static_cast<int64_t>(i)],
+                             dancegrpo::ClipLabel("", shown.prompts[i], shown.reward_names, shown.rewards[i])});
+          const std::string title = absl::StrFormat("ITERATION %d: ONE SAMPLE OF EACH PROMPT", m->iteration);
+          if (auto s = dancegrpo::WriteGif(stem + ".gif", dancegrpo::AnimatedSheet(cells, 4, title)); !s.ok())
             LOG(WARNING) << s;
         }
       }
+      if (events) tensorboard(events->Flush());
       const bool last = trainer.iteration() == FLAGS_iterations;
       const bool periodic = FLAGS_checkpoint_every > 0 && trainer.iteration() % FLAGS_checkpoint_every == 0;
       if (last || periodic) checkpoint();
@@ -518,10 +568,15 @@ int main(int argc, char** argv) {
                     static_cast<long>(trainer.iteration() - done_here + (best - cv.values.begin()) + 1),
                     cv.values.back());
       }
-      std::printf("\n  outputs: %s/checkpoints/, %s, %s/reward_curves.png%s\n", FLAGS_out.c_str(),
+      std::printf("\n  outputs: %s/checkpoints/, %s, %s/reward_curves.png%s%s\n", FLAGS_out.c_str(),
                   metrics_path.c_str(), FLAGS_out.c_str(),
-                  FLAGS_model != "toy" && FLAGS_sample_every > 0 ? absl::StrCat(", ", FLAGS_out, "/samples/").c_str()
-                                                                 : "");
+                  FLAGS_model != "toy" && FLAGS_sample_every > 0
+                      ? absl::StrCat(", ", FLAGS_out, "/samples/ (PNG and GIF)").c_str()
+                      : "",
+                  FLAGS_tensorboard ? absl::StrCat(", ", FLAGS_out, "/tensorboard/ (tensorboard --logdir ", FLAGS_out,
+                                                   "/tensorboard)")
+                                          .c_str()
+                                    : "");
     }
     if (rank == 0 && stopped_by == 0) {
       if (done_here > 0 && flops_per_forward > 0) {
