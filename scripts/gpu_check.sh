@@ -26,7 +26,8 @@
 #   3. on a node with fewer GPUs than 2 ranks: that `mpirun -np 2 nccl_probe` fails on both
 #      ranks with the one-GPU-per-rank message (NCCL allows one rank per GPU);
 #   4. this libtorch (2.x) against the code written for 1.13 and 2.x: every .cc of the tree
-#      compiles (-fsyntax-only; needs the HDF5, nlohmann-json, libjpeg and libpng headers
+#      compiles (-fsyntax-only; needs the HDF5, nlohmann-json, libjpeg, libpng, giflib, protobuf
+#      and Boost.CRC headers, and protoc or the kit's generated tensorboard.pb.*
 #      in DEPS_PREFIX/include, HDF5's under include/hdf5 if not directly there), and the DiT
 #      tests (2.x attention path) and the Ulysses sp=2 vs sp=1 test pass on the CPU;
 #   5. `train` on CUDA in bf16 (NCCL data plane), under ZeRO-2 and ZeRO-3: the wan2.1-1.3b preset with random weights,
@@ -79,6 +80,17 @@ echo "gpu_check: $CXX_STD, torch $TORCH_DIR, CUDA $CUDA_HOME, NCCL $NCCL_LIB ($N
 CXXFLAGS=(-std=$CXX_STD -O1 -g0 -fPIC -DOMPI_SKIP_MPICXX -DDANCEGRPO_WITH_CUDA=1 -DDANCEGRPO_WITH_NCCL=1
   -I. -I"$TORCH_DIR/include" -I"$TORCH_DIR/include/torch/csrc/api/include" -I"$CUDA_HOME/include"
   -I"$NCCL_INCLUDE" -I"$DEPS_PREFIX/include" -I"$MPI_INCLUDE")
+# TensorBoard's messages: the kit carries them generated (DEPS_PREFIX/gen), else this node's protoc.
+GEN="$BUILD/gen"
+mkdir -p "$GEN/dancegrpo"
+if [[ -f "$DEPS_PREFIX/gen/dancegrpo/tensorboard.pb.cc" ]]; then
+  cp "$DEPS_PREFIX"/gen/dancegrpo/tensorboard.pb.* "$GEN/dancegrpo/"
+elif command -v protoc >/dev/null; then
+  protoc --proto_path=. --cpp_out="$GEN" dancegrpo/tensorboard.proto || die "protoc failed on dancegrpo/tensorboard.proto"
+else
+  echo "NOTE: no protoc and no kit: the files that use TensorBoard's messages will not compile"
+fi
+CXXFLAGS+=(-I"$GEN")
 SOURCES=(hpc/mpi_error.cc hpc/nccl_bootstrap.cc hpc/comm/communicator.cc hpc/comm/mpi_communicator.cc
   hpc/comm/nccl_communicator.cc hpc/comm/communicator_conformance.cc hpc/comm/nccl_communicator_test.cc
   hpc/comm/mpi_communicator_test.cc tests/mpi_gtest_main.cc hpc/tools/nccl_probe.cc)
@@ -190,7 +202,7 @@ TRAIN_SRC=(dancegrpo/advantage.cc dancegrpo/checkpoint.cc dancegrpo/images.cc da
   dancegrpo/tools/run_flags.cc hpc/atomic_file.cc hpc/fault_injection.cc hpc/topology.cc hpc/memory.cc
   hpc/sharding.cc hpc/zero3.cc hpc/h5/h5.cc hpc/h5/sharded_vector.cc models/mlp_velocity.cc models/safetensors.cc
   models/torchscript_decoder.cc models/text/precomputed_text_encoder.cc rewards/reward.cc rewards/video_rewards.cc
-  world/toy_world.cc)
+  world/toy_world.cc dancegrpo/tensorboard.cc "$GEN/dancegrpo/tensorboard.pb.cc")
 pids=()
 for src in "${TRAIN_SRC[@]}" dancegrpo/tools/train.cc tests/fixtures/make_fixtures.cc bench/dit_bench.cc; do
   "$CXX" "${ALLFLAGS[@]}" -O2 -c "$src" -o "$BUILD/$(echo "$src" | tr / _).o" 2>"$BUILD/$(echo "$src" | tr / _).o.log" &
@@ -200,7 +212,7 @@ ok=1
 for p in "${pids[@]}"; do wait "$p" || ok=0; done
 HDF5_LIB=$(ls "$DEPS_PREFIX"/lib/libhdf5_openmpi.so* "$DEPS_PREFIX"/lib/x86_64-linux-gnu/libhdf5_openmpi.so* 2>/dev/null | head -1)
 EXTRA=(-L"$(dirname "${HDF5_LIB:-/usr/lib/libhdf5_openmpi.so}")" "-l:$(basename "${HDF5_LIB:-libhdf5_openmpi.so}")"
-  -lpng16 -ljpeg -lglog -lgflags)
+  -lpng16 -ljpeg -lgif -lprotobuf -lglog -lgflags)
 if ((ok)) &&
   "$CXX" -o "$BUILD/train" $COMMON $(o "${TRAIN_SRC[@]}" "${DIT[@]}" dancegrpo/tools/train.cc) "${EXTRA[@]}" \
     "${LDFLAGS[@]}" 2>"$BUILD/link_train.log" &&
