@@ -3,10 +3,12 @@
 # then a held-out table of base against trained, per reward.
 #   ./scripts/demo.sh                 (about 4 minutes of training on 2 cores, after setup and a cold build)
 #   PRECISION=bf16 ./scripts/demo.sh  (bf16 compute weights and activations, fp32 masters)
+#   SEED=2 OUT=runs/demo_seed2 ./scripts/demo.sh  (another training seed; scripts/demo_seeds.sh runs 3)
 # The shapes world goes through the same path as a user's own model: shapes_inputs writes its
 # config.json, weights, text embeddings and prompt files, and train / evaluate read them.
-# Outputs in runs/demo: metrics.jsonl, reward_curves.png, samples/iter_*.png,
-# checkpoints/, trajectories/, eval_base.png and eval_trained.png.
+# Outputs in runs/demo: metrics.jsonl, reward_curves.png, samples/iter_*.{png,gif}, tensorboard/,
+# checkpoints/, trajectories/, heldout_table.md, eval_{base,trained}.{png,gif} and
+# base_vs_trained.gif, which the default run also copies to docs/images/ (the README shows it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -18,7 +20,7 @@ precision="${PRECISION:-fp32}"
 rm -rf "${out}"
 bazel-bin/world/tools/shapes_inputs --base=configs/base/shapes_base.safetensors --out=runs/shapes_inputs
 mpirun -np "${NP:-2}" --oversubscribe --bind-to none bazel-bin/dancegrpo/tools/train \
-  --flagfile=configs/shapes.flags --precision="${precision}" --out="${out}"
+  --flagfile=configs/shapes.flags --precision="${precision}" --seed="${SEED:-1}" --out="${out}"
 iterations=$(grep -E '^--iterations=' configs/shapes.flags | cut -d= -f2)
 final="${out}/checkpoints/ckpt-$(printf %06d "${iterations}").h5"
 bazel-bin/dancegrpo/tools/inspect "${final}" | head -3
@@ -26,4 +28,9 @@ bazel-bin/dancegrpo/tools/evaluate --model=runs/shapes_inputs/config.json --weig
   --embeddings=runs/shapes_inputs/embeddings.h5 --latent_shape=3,4,10,10 --prompts=runs/shapes_inputs/heldout.jsonl \
   --rewards=alignment,colour,count,motion,motion_quality,jpeg --precision="${precision}" \
   --checkpoint="${final}" --out="${out}" | tee "${out}/heldout_table.md"
-echo "reward curves: ${out}/reward_curves.png; samples: ${out}/samples/; held-out grids: ${out}/eval_*.png"
+if [ -z "${OUT:-}" ] && [ "${precision}" = fp32 ] && [ "${SEED:-1}" = 1 ]; then
+  cp "${out}/base_vs_trained.gif" docs/images/base_vs_trained.gif
+  echo "copied ${out}/base_vs_trained.gif to docs/images/ (the README's picture)"
+fi
+echo "reward curves: ${out}/reward_curves.png; samples: ${out}/samples/; held-out: ${out}/heldout_table.md," \
+  "${out}/base_vs_trained.gif; TensorBoard: tensorboard --logdir ${out}/tensorboard"

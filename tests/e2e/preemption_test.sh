@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Preemption: a stop signal (SIGTERM from Slurm to each task, or SIGUSR1 to mpirun, which
 # forwards it) mid-run makes every rank write a checkpoint after the current iteration and
-# exit 0; --resume=latest then ends bit-identical to an uninterrupted run.
+# exit 0; --resume=latest then ends bit-identical to an uninterrupted run. The third case runs
+# scripts/sbatch/dancegrpo.sbatch itself with mpirun as its launcher (a tiny Wan-format model
+# from make_fixtures in its flag file): signalled, stopped, run again, bit-identical.
 set -uo pipefail
-train="$1"; inspect="$2"
+train="$1"; inspect="$2"; make_fixtures="$3"; sbatch="$4"
 export HOME="${TEST_TMPDIR:-/tmp}" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
 work="${TEST_TMPDIR:-$(mktemp -d)}/preemption"
@@ -48,4 +50,62 @@ stop_run() {
 }
 stop_run sigterm_to_ranks TERM ranks
 stop_run sigusr1_to_mpirun USR1 mpirun
+
+# --- The batch script: its launch line under mpirun instead of srun.
+bash -n "${sbatch}" || fail "bash -n ${sbatch}"
+fx="${work}/fixtures"
+"${make_fixtures}" --out="${fx}" >/dev/null || fail "make_fixtures"
+cat >"${work}/job.flags" <<FLAGS
+--model=${fx}/config.json
+--weights=${fx}/diffusion_pytorch_model.safetensors.index.json
+--embeddings=${fx}/embeddings.h5
+--prompts=${fx}/prompts.txt
+--latent_shape=4,2,8,8
+--decoder=${fx}/decoder.pt
+--rewards=torchscript=${fx}/reward.pt
+--precision=bf16
+--iterations=40
+--prompts_per_iteration=4
+--group_size=4
+--steps=6
+--eta=0.7
+--micro_batch=4
+--timestep_fraction=0.5
+--lr=3e-3
+--clip_range=0.2
+--checkpoint_every=100
+--sample_every=0
+--watchdog_seconds=60
+FLAGS
+job() {  # job OUT: the batch script, as sbatch would run it, with mpirun as the launcher
+  DANCEGRPO_FLAGS="${work}/job.flags" DANCEGRPO_OUT="$1" DANCEGRPO_BIN="$(dirname "${train}")" \
+    DANCEGRPO_LAUNCH="mpirun -np 2 --oversubscribe --bind-to none" bash "${sbatch}" >/dev/null 2>&1
+}
+job "${work}/job_ref" || fail "sbatch script, uninterrupted: $(tail -3 "${work}/job_ref.log")"
+job_final="${work}/job_ref/checkpoints/ckpt-000040.h5"
+[ -f "${job_final}" ] || fail "sbatch script: no final checkpoint"
+job "${work}/job_stop" &
+script=$!
+for _ in $(seq 600); do
+  [ -f "${work}/job_stop/metrics.jsonl" ] && [ "$(wc -l <"${work}/job_stop/metrics.jsonl")" -ge 5 ] && break
+  sleep 0.1
+done
+# The batch shell's children are the launcher and tee; signal the launcher, which forwards
+# SIGUSR1 to the ranks (Slurm's --signal sends it to the tasks directly).
+shell=$(pgrep -P "${script}" -x bash || echo "${script}")
+for child in $(pgrep -P "${shell}"); do
+  [ "$(cat "/proc/${child}/comm" 2>/dev/null)" = tee ] || kill -USR1 "${child}"
+done
+wait "${script}"; rc=$?
+[ "${rc}" -eq 0 ] || fail "sbatch script: exit ${rc} after SIGUSR1: $(tail -5 "${work}/job_stop.log")"
+grep -q "stopped by signal" "${work}/job_stop.log" || fail "sbatch script: no stop message: $(tail -5 "${work}/job_stop.log")"
+[ ! -f "${work}/job_stop/checkpoints/ckpt-000040.h5" ] || fail "sbatch script: the run ended before the signal"
+ls "${work}/job_stop/checkpoints" | grep -qE '^ckpt-[0-9]{6}\.h5$' || fail "sbatch script: no committed checkpoint"
+echo "ok   sbatch_script_sigusr1: $(grep -m1 'stopped by signal' "${work}/job_stop.log")"
+job "${work}/job_stop" || fail "sbatch script, requeued: $(tail -3 "${work}/job_stop.log")"
+grep -q "resumed from" "${work}/job_stop.log" || fail "sbatch script: the second run did not resume"
+"${inspect}" "${work}/job_stop/checkpoints/ckpt-000040.h5" --compare="${job_final}" >"${work}/job.compare" 2>&1 ||
+  fail "sbatch script: resumed != uninterrupted: $(cat "${work}/job.compare")"
+grep -q "bit-identical" "${work}/job.compare" || fail "sbatch script: $(cat "${work}/job.compare")"
+echo "ok   sbatch_script_sigusr1: the requeued run resumed and ended bit-identical to the uninterrupted one"
 echo "preemption: all passed"
