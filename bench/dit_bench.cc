@@ -4,6 +4,10 @@
 // published dense peak. Prints numbers; never fails on time.
 //   bazel run -c opt //bench:dit_bench -- --batch=4 --clip=4x16x16
 //   dit_bench --device=cuda --precision=bf16 --preset=wan2.1-1.3b --latent=16,21,60,104 --batch=1 --peak_tflops=989
+//   dit_bench --preset=small --dump=DIR   # the model's config, weights, one input and its output,
+//                                         # for the PyTorch twin (bench/twin/dit_twin.py)
+// Threads: --threads (default: libtorch's default), set before anything runs, so the GEMM peak
+// and the model are measured on the same number of threads.
 #include <torch/torch.h>
 
 #include <torch/cuda.h>
@@ -12,8 +16,13 @@
 #include <cstdio>
 #include <sstream>
 
+#include <fstream>
+
+#include "absl/strings/str_format.h"
 #include "gflags/gflags.h"
+#include "hpc/atomic_file.h"
 #include "models/dit/dit.h"
+#include "models/safetensors.h"
 
 DEFINE_int32(batch, 4, "clips per batch");
 DEFINE_string(clip, "4x16x16", "latent clip size FxHxW");
@@ -26,6 +35,8 @@ DEFINE_string(precision, "fp32,bf16", "fp32, bf16, or both");
 DEFINE_string(device, "cpu", "cpu | cuda");
 DEFINE_double(peak_tflops, 0, "a published dense peak (H100/H200 SXM bf16: 989) for an MFU column; 0 = none");
 DEFINE_bool(activation_checkpointing, false, "recompute blocks in backward (as training at scale does)");
+DEFINE_int32(threads, 0, "intra-op threads for the GEMM peak and the model; 0 = libtorch's default");
+DEFINE_string(dump, "", "write DIR/{config.json, weights.safetensors, io.safetensors} for the first preset in fp32, then exit");
 
 namespace {
 
@@ -55,6 +66,41 @@ void Sync(const torch::Device& d) {
   if (d.is_cuda()) torch::cuda::synchronize();
 }
 
+// The model and one forward, as files the PyTorch twin reads.
+int Dump(const std::string& dir, const dancegrpo::models::DitConfig& c, dancegrpo::models::VideoDit& model,
+         const torch::Tensor& x, const torch::Tensor& sigma, const dancegrpo::models::Conditioning& text) {
+  if (auto s = dancegrpo::hpc::MakeDirectories(dir); !s.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  const std::string json = absl::StrFormat(
+      "{\"name\": \"%s\", \"in_channels\": %d, \"out_channels\": %d, \"patch\": [%d, %d, %d], \"dim\": %d, "
+      "\"ffn_dim\": %d, \"heads\": %d, \"layers\": %d, \"text_dim\": %d, \"pooled_dim\": %d, \"freq_dim\": %d, "
+      "\"stem_channels\": %d, \"eps\": %.17g, \"text_len\": %d, \"pad_text_to_len\": %s}\n",
+      c.name, c.in_channels, c.out_channels, c.patch[0], c.patch[1], c.patch[2], c.dim, c.ffn_dim, c.heads, c.layers,
+      c.text_dim, c.pooled_dim, c.freq_dim, c.stem_channels, c.eps, c.text_len, c.pad_text_to_len ? "true" : "false");
+  std::vector<std::pair<std::string, torch::Tensor>> weights;
+  for (const auto& p : model.named_parameters()) weights.emplace_back(p.key(), p.value().detach().cpu());
+  torch::Tensor v;
+  {
+    torch::NoGradGuard ng;
+    v = model.Velocity(x, sigma, text).cpu();
+  }
+  std::vector<std::pair<std::string, torch::Tensor>> io = {
+      {"x", x.cpu()}, {"sigma", sigma.cpu()}, {"tokens", text.tokens.cpu()},
+      {"token_mask", text.token_mask.cpu().to(torch::kFloat32)}, {"velocity", v}};
+  if (text.pooled.defined()) io.emplace_back("pooled", text.pooled.cpu());
+  absl::Status s = dancegrpo::hpc::WriteFileAtomically(dir + "/config.json", json);
+  if (s.ok()) s = dancegrpo::models::WriteSafetensors(dir + "/weights.safetensors", weights);
+  if (s.ok()) s = dancegrpo::models::WriteSafetensors(dir + "/io.safetensors", io);
+  if (!s.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  std::printf("wrote %s/{config.json, weights.safetensors, io.safetensors}\n", dir.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -74,6 +120,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const torch::Device device = FLAGS_device == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (FLAGS_threads > 0) at::set_num_threads(FLAGS_threads);
   torch::manual_seed(0);
   std::printf("machine: %s, %d intra-op threads\n", device.str().c_str(), at::get_num_threads());
   for (const auto& precision : Split(FLAGS_precision)) {
@@ -87,8 +134,8 @@ int main(int argc, char** argv) {
     });
     const double peak = 2.0 * n * n * n / gemm_s / 1e9;
     std::printf("%s GEMM %ldx%ld: %.1f GFLOP/s (the %%peak column's reference)\n", precision.c_str(), n, n, peak);
-    std::printf("%-12s %-5s %-9s %8s %12s %12s %8s%s\n", "preset", "dtype", "pass", "tokens", "tokens/s", "GFLOP/s",
-                "%peak", FLAGS_peak_tflops > 0 ? "      MFU" : "");
+    std::printf("%-12s %-5s %-9s %8s %12s %10s %12s %8s%s\n", "preset", "dtype", "pass", "tokens", "tokens/s", "ms/call",
+                "GFLOP/s", "%peak", FLAGS_peak_tflops > 0 ? "      MFU" : "");
     for (const auto& name : Split(FLAGS_preset)) {
       auto config_or = dancegrpo::models::DitPreset(name);
       if (!config_or.ok()) {
@@ -114,6 +161,7 @@ int main(int argc, char** argv) {
       const auto grid = model.TokenGrid(f, h, w);
       const int64_t tokens = grid[0] * grid[1] * grid[2];
       const double flops = dancegrpo::models::DitForwardFlops(config, FLAGS_batch, tokens, text_tokens);
+      if (!FLAGS_dump.empty()) return Dump(FLAGS_dump, config, model, x, sigma, text);
       const double fwd = TimePerCall([&] {
         torch::NoGradGuard ng;
         model.Velocity(x, sigma, text);
@@ -127,8 +175,8 @@ int main(int argc, char** argv) {
       for (auto [pass, secs, fl] : {std::tuple<const char*, double, double>{"forward", fwd, flops},
                                     {"fwd+bwd", fb, 3 * flops}}) {
         const double gf = fl / secs / 1e9;
-        std::printf("%-12s %-5s %-9s %8ld %12.0f %12.2f %7.1f%%", name.c_str(), precision.c_str(), pass,
-                    FLAGS_batch * tokens, FLAGS_batch * tokens / secs, gf, 100 * gf / peak);
+        std::printf("%-12s %-5s %-9s %8ld %12.0f %10.3f %12.2f %7.1f%%", name.c_str(), precision.c_str(), pass,
+                    FLAGS_batch * tokens, FLAGS_batch * tokens / secs, 1e3 * secs, gf, 100 * gf / peak);
         if (FLAGS_peak_tflops > 0) std::printf(" %7.2f%%", 100 * gf / (FLAGS_peak_tflops * 1e3));
         std::printf("\n");
       }
