@@ -18,7 +18,7 @@ awk -F'|' -v n="${#seeds[@]}" '
     sum[name] += t; if (t < lo[name]) lo[name] = t; if (t > hi[name]) hi[name] = t
   }
   END {
-    printf "| reward | base | trained, mean of %d seeds | range |\n|---|---|---|---|\n", n
-    for (i = 1; i <= k; ++i) { r = order[i]
-      printf "| %s | %.4f | %.4f | %.4f - %.4f |\n", r, base[r], sum[r] / n, lo[r], hi[r] }
+    printf "| reward | base | trained, mean of %d seeds | change | range over the seeds |\n|---|---|---|---|---|\n", n
+    for (i = 1; i <= k; ++i) { r = order[i]; m = sum[r] / n
+      printf "| %s | %.4f | %.4f | %+.1f%% | %.4f - %.4f |\n", r, base[r], m, 100 * (m - base[r]) / base[r], lo[r], hi[r] }
   }' "${tables[@]}" | tee runs/demo_seeds.md
