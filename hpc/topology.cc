@@ -1,5 +1,11 @@
 #include "hpc/topology.h"
 
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+
 #include "absl/strings/str_cat.h"
 
 namespace dancegrpo::hpc {
@@ -59,6 +65,20 @@ absl::StatusOr<ProcessGrid> ProcessGrid::Create(std::shared_ptr<Communicator> wo
 absl::StatusOr<std::shared_ptr<Communicator>> ProcessGrid::GroupCommunicator(const SampleLayout& layout) const {
   // Split dp by group; every world rank takes part (sp ranks use their own dp comm).
   return dp->Split(/*color=*/topology.dp_rank / layout.ranks_per_group, /*key=*/topology.dp_rank);
+}
+
+int IntraOpThreads(int affinity_cpus, int machine_cpus, int ranks_on_node, const char* omp_num_threads) {
+  if (omp_num_threads != nullptr && std::atoi(omp_num_threads) > 0) return std::atoi(omp_num_threads);
+  if (affinity_cpus > 0 && affinity_cpus < machine_cpus) return affinity_cpus;  // bound by the launcher
+  return std::max(1, std::max(machine_cpus, affinity_cpus) / std::max(1, ranks_on_node));
+}
+
+int IntraOpThreadsForThisProcess(int ranks_on_node) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const int affinity = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+  const int machine = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+  return IntraOpThreads(affinity, machine, ranks_on_node, std::getenv("OMP_NUM_THREADS"));
 }
 
 }  // namespace dancegrpo::hpc

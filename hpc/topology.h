@@ -57,6 +57,14 @@ struct ProcessGrid {
   absl::StatusOr<std::shared_ptr<Communicator>> GroupCommunicator(const SampleLayout& layout) const;
 };
 
+// Intra-op threads for one rank: OMP_NUM_THREADS when it is set (> 0); else, when the launcher
+// bound the rank to fewer CPUs than the machine has, those CPUs; else the machine's CPUs shared
+// by the ranks on this node. At least 1. (libtorch otherwise starts with whatever its OpenMP
+// default is, 1 on some machines, all cores on others: too few for one rank, too many for 8.)
+int IntraOpThreads(int affinity_cpus, int machine_cpus, int ranks_on_node, const char* omp_num_threads);
+// The same for this process: its CPU affinity, the machine's CPUs and $OMP_NUM_THREADS.
+int IntraOpThreadsForThisProcess(int ranks_on_node);
+
 }  // namespace dancegrpo::hpc
 
 #endif  // DANCEGRPO_HPC_TOPOLOGY_H_

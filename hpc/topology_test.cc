@@ -21,6 +21,16 @@ TEST(Topology, SpMajorLayoutAndDivisibilityErrors) {
   EXPECT_FALSE(Topology::Make(4, 0, 0).ok());
 }
 
+TEST(IntraOpThreads, EnvThenAffinityThenCoresPerRank) {
+  EXPECT_EQ(IntraOpThreads(16, 16, 1, nullptr), 16);  // one rank: every core
+  EXPECT_EQ(IntraOpThreads(16, 16, 8, nullptr), 2);   // 8 ranks share 16 cores
+  EXPECT_EQ(IntraOpThreads(2, 2, 4, nullptr), 1);     // oversubscribed: at least 1
+  EXPECT_EQ(IntraOpThreads(4, 16, 2, nullptr), 4);    // bound by the launcher to 4 CPUs
+  EXPECT_EQ(IntraOpThreads(16, 16, 8, "6"), 6);       // OMP_NUM_THREADS wins
+  EXPECT_EQ(IntraOpThreads(16, 16, 8, "0"), 2);       // ... when it is a positive number
+  EXPECT_GE(IntraOpThreadsForThisProcess(1), 1);
+}
+
 TEST(SampleLayout, GroupsLieOnWholeRanks) {
   auto t = *Topology::Make(4, 3, 1);
   auto whole = SampleLayout::Make(8, 4, t);  // 32 samples, 8 per rank: 2 groups per rank

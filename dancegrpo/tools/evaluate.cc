@@ -21,6 +21,7 @@
 #include "dancegrpo/tools/model_flags.h"
 #include "dancegrpo/trainer.h"
 #include "gflags/gflags.h"
+#include "hpc/topology.h"
 #include "hpc/atomic_file.h"
 
 DEFINE_string(prompts, "", "the evaluation prompts (one a line, or .jsonl), e.g. a held-out set");
@@ -44,6 +45,7 @@ int Fail(const std::string& m) {
 int main(int argc, char** argv) {
   gflags::SetUsageMessage("evaluate base vs trained on a prompt file");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
+  at::set_num_threads(dancegrpo::hpc::IntraOpThreadsForThisProcess(1));  // one process: every core
   try {
     if (FLAGS_model == "toy") return Fail("--model: give the DiT's preset or config.json (the toy world has no evaluation)");
     if (FLAGS_prompts.empty()) return Fail("--prompts is required: the prompts to evaluate on");

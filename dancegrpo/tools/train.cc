@@ -42,6 +42,7 @@
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "hpc/atomic_file.h"
+#include "hpc/topology.h"
 #include "hpc/comm/mpi_communicator.h"
 #include "hpc/comm/nccl_communicator.h"
 #include "hpc/nccl_bootstrap.h"
@@ -60,6 +61,9 @@ DEFINE_double(watchdog_seconds, 600, "collective timeout before the job is abort
 DEFINE_string(prompts, "", "the training prompts: one a line (.txt) or JSON lines {\"prompt\": ..., \"id\": ...} (.jsonl)");
 DEFINE_int32(sample_every, 25,
              "write sampled clips every N iterations (samples/iter_N.png and .gif, and TensorBoard); 0 = never");
+DEFINE_int32(threads, 0,
+             "intra-op threads per rank; 0 = OMP_NUM_THREADS if set, else the CPUs the launcher bound the rank "
+             "to, else the node's cores divided by its ranks");
 DEFINE_bool(tensorboard, true, "write TensorBoard event files (scalars and sample grids) to <out>/tensorboard/");
 DEFINE_uint64(seed, 1, "random seed");
 DEFINE_int64(iterations, 100, "GRPO iterations");
@@ -168,6 +172,7 @@ void CheckFlags(int rank) {
   for (const auto& f : {NonNegative{"checkpoint_every", FLAGS_checkpoint_every},
                         {"keep_checkpoints", FLAGS_keep_checkpoints},
                         {"sample_every", FLAGS_sample_every},
+                        {"threads", FLAGS_threads},
                         {"micro_batch", FLAGS_micro_batch},
                         {"grad_accum_samples", FLAGS_grad_accum_samples},
                         {"best_of_n", FLAGS_best_of_n},
@@ -227,6 +232,8 @@ int main(int argc, char** argv) {
       MPI_Comm_size(node, &node_size);
       MPI_Comm_free(&node);
     }
+    const int threads = FLAGS_threads > 0 ? FLAGS_threads : dancegrpo::hpc::IntraOpThreadsForThisProcess(node_size);
+    at::set_num_threads(threads);
     std::optional<dancegrpo::MemoryPlan> plan;
     if (FLAGS_model != "toy") {
       if (FLAGS_ranks_per_node == 0) FLAGS_ranks_per_node = node_size;
@@ -362,10 +369,12 @@ int main(int argc, char** argv) {
       auto& t = **trainer_or;
       if (rank == 0)
         std::printf(
-            "train: %s, %.3g M parameters (%.3g M trained), on %d rank(s) = dp %d x sp %d, %s, %s, ZeRO-%d, latents "
+            "train: %s, %.3g M parameters (%.3g M trained), on %d rank(s) = dp %d x sp %d, %s (%d threads/rank), %s, "
+            "ZeRO-%d, latents "
             "%s, %ld samples per iteration (%d prompts x group %d) from %zu prompts, %ld iterations%s\n",
             FLAGS_model.c_str(), parameters / 1e6, t.optimizer().total_elements() / 1e6, world->size(),
-            world->size() / FLAGS_sp, FLAGS_sp, device->str().c_str(), FLAGS_precision.c_str(), FLAGS_zero_stage,
+            world->size() / FLAGS_sp, FLAGS_sp, device->str().c_str(), at::get_num_threads(), FLAGS_precision.c_str(),
+            FLAGS_zero_stage,
             absl::StrJoin(shape, "x").c_str(), static_cast<long>(t.TrainedSamplesPerIteration()),
             FLAGS_prompts_per_iteration, FLAGS_group_size, prompts.size(), static_cast<long>(FLAGS_iterations),
             plan ? absl::StrCat(", planned peak ", dancegrpo::FormatBytes(static_cast<double>(plan->peak)),

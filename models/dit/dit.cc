@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 #include "glog/logging.h"
@@ -24,7 +25,8 @@ torch::Tensor LocalAttention::Attend(const torch::Tensor& q, const torch::Tensor
   if (!key_mask.defined()) return at::scaled_dot_product_attention(q, k, v);
   return at::scaled_dot_product_attention(q, k, v, key_mask.to(torch::kBool).unsqueeze(1).unsqueeze(1));
 #else
-  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(-1)));
+  // q is scaled by 1/sqrt(d) before QK^T: L*d elements instead of the L*L scores.
+  auto scores = torch::matmul(q * (1.0 / std::sqrt(static_cast<double>(q.size(-1)))), k.transpose(-2, -1));
   if (key_mask.defined()) {
     scores = scores.masked_fill(key_mask.to(torch::kBool).logical_not().unsqueeze(1).unsqueeze(1),
                                 -std::numeric_limits<float>::infinity());
@@ -139,11 +141,12 @@ torch::Tensor DitBlockImpl::forward(const torch::Tensor& x_in, const torch::Tens
   static LocalAttention cross_kernel;
   auto e = (modulation + e0).chunk(6, 1);  // each [B, 1, dim]
   auto x = x_in;
-  auto y = self_attn(norm1(x) * (1 + e[1]) + e[0], torch::Tensor(), torch::Tensor(), &rope, kernel);
-  x = x + y * e[2];
+  // adaLN: shift + norm(x) * (1 + scale) and x + y * gate, one fused kernel each (addcmul).
+  auto y = self_attn(torch::addcmul(e[0], norm1(x), 1 + e[1]), torch::Tensor(), torch::Tensor(), &rope, kernel);
+  x = torch::addcmul(x, y, e[2]);
   x = x + cross_attn(norm3(x), context, context_mask, nullptr, cross_kernel);
-  y = ffn->forward(norm2(x) * (1 + e[4]) + e[3]);
-  return x + y * e[5];
+  y = ffn->forward(torch::addcmul(e[3], norm2(x), 1 + e[4]));
+  return torch::addcmul(x, y, e[5]);
 }
 
 // ----------------------------------------------------------------------------- checkpointing
@@ -248,6 +251,18 @@ absl::Status VideoDit::SetSequenceParallel(std::shared_ptr<hpc::Communicator> sp
   return absl::OkStatus();
 }
 
+RopeTables VideoDit::CachedRopeTables(const std::array<int64_t, 3>& grid, const torch::Device& device) {
+  // Every denoising step and every update of a run sees the same few grids.
+  const std::string key = absl::StrCat(grid[0], "x", grid[1], "x", grid[2], "@", device.str());
+  std::lock_guard<std::mutex> lock(rope_mutex_);
+  auto it = rope_cache_.find(key);
+  if (it == rope_cache_.end()) {
+    auto t = MakeRopeTables(config_.head_dim(), grid);
+    it = rope_cache_.emplace(key, RopeTables{t.cos.to(device), t.sin.to(device)}).first;
+  }
+  return it->second;
+}
+
 std::array<int64_t, 3> VideoDit::TokenGrid(int64_t frames, int64_t height, int64_t width) const {
   const auto& p = config_.patch;
   return {(frames + p[0] - 1) / p[0], (height + p[1] - 1) / p[1], (width + p[2] - 1) / p[2]};
@@ -304,9 +319,11 @@ torch::Tensor VideoDit::Velocity(const torch::Tensor& x, const torch::Tensor& si
     mask = cond.token_mask.defined() ? cond.token_mask.to(torch::kBool)
                                      : torch::ones({b, text.size(1)}, text.options().dtype(torch::kBool));
   }
+  // An all-true mask changes nothing: attend without one (no mask kernels; on CUDA it keeps
+  // the fused attention kernels available).
+  if (mask.defined() && mask.all().item<bool>()) mask = torch::Tensor();
   auto context = text_embedding->forward(text.to(dtype));
-  auto rope = MakeRopeTables(c.head_dim(), grid);
-  rope = {rope.cos.to(tokens.device()), rope.sin.to(tokens.device())};  // no copy on the CPU
+  auto rope = CachedRopeTables(grid, tokens.device());
   const int64_t total_tokens = tokens.size(1);
   if (sp_) {
     // This rank's slice of the sequence. Slicing is local: its backward leaves the other

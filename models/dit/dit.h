@@ -24,7 +24,10 @@
 #include <torch/nn/modules/normalization.h>
 
 #include <array>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <string>
 
 #include "models/dit/attention.h"
 #include "models/dit/dit_config.h"
@@ -102,6 +105,8 @@ class VideoDit : public VelocityModel {
   absl::Status SetParameterGatherer(std::shared_ptr<hpc::ParameterGatherer> gatherer) override;
   std::shared_ptr<hpc::ParameterGatherer> parameter_gatherer() const override { return gatherer_; }
 
+  // The RoPE tables of a token grid on a device, built once per (grid, device) and kept.
+  RopeTables CachedRopeTables(const std::array<int64_t, 3>& grid, const torch::Device& device);
   // Token grid (F', H', W') of a latent of size (F, H, W), after padding to whole patches.
   std::array<int64_t, 3> TokenGrid(int64_t frames, int64_t height, int64_t width) const;
   // [B, C, F, H, W] -> [B, L, C * pf * ph * pw]-ordered patches embedded to [B, L, dim].
@@ -128,6 +133,8 @@ class VideoDit : public VelocityModel {
   std::shared_ptr<AttentionKernel> self_attention_;
   std::shared_ptr<hpc::Communicator> sp_;
   std::shared_ptr<hpc::ParameterGatherer> gatherer_;
+  std::mutex rope_mutex_;
+  std::map<std::string, RopeTables> rope_cache_;  // "FxHxW@device" -> the grid's tables
 };
 
 }  // namespace dancegrpo::models

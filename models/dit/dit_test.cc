@@ -361,5 +361,61 @@ TEST(VideoDit, Bf16ComputeCopyTracksFp32) {
   EXPECT_TRUE(torch::equal(b, bf16.Velocity(x, sigma, Text(2, 5, fp32.config()))));
 }
 
+
+// --- The optimised forward against the formulas it replaced (issue 21), to fp32 rounding.
+
+TEST(Optimised, AttentionScalesQBeforeQKAndEqualsDividingTheScores) {
+  torch::manual_seed(11);
+  auto q = torch::randn({2, 3, 10, 8}), k = torch::randn({2, 3, 7, 8}), v = torch::randn({2, 3, 7, 8});
+  auto mask = torch::rand({2, 7}) > 0.3;
+  mask.select(1, 0).fill_(true);  // every query sees at least one key
+  LocalAttention kernel;
+  for (const auto& m : {torch::Tensor(), mask}) {
+    auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(8.0);
+    if (m.defined())
+      scores = scores.masked_fill(m.logical_not().unsqueeze(1).unsqueeze(1), -std::numeric_limits<float>::infinity());
+    auto reference = torch::matmul(torch::softmax(scores, -1), v);
+    auto out = kernel.Attend(q, k, v, m);
+    EXPECT_TRUE(torch::allclose(out, reference, 1e-5, 1e-6)) << (out - reference).abs().max();
+  }
+  // An all-true mask is exactly no mask: skipping it changes no bit.
+  auto all = torch::ones({2, 7}, torch::kBool);
+  EXPECT_TRUE(torch::equal(kernel.Attend(q, k, v, all), kernel.Attend(q, k, v, torch::Tensor())));
+}
+
+TEST(Optimised, RopeTablesAreCachedPerGridAndEqualFreshOnes) {
+  VideoDit m(Tiny());
+  const std::array<int64_t, 3> grid = {3, 4, 5}, other = {2, 4, 5};
+  auto a = m.CachedRopeTables(grid, torch::kCPU);
+  auto fresh = MakeRopeTables(m.config().head_dim(), grid);
+  EXPECT_TRUE(torch::equal(a.cos, fresh.cos));
+  EXPECT_TRUE(torch::equal(a.sin, fresh.sin));
+  EXPECT_EQ(m.CachedRopeTables(grid, torch::kCPU).cos.data_ptr(), a.cos.data_ptr());  // built once
+  auto b = m.CachedRopeTables(other, torch::kCPU);
+  EXPECT_EQ(b.cos.size(0), 2 * 4 * 5);
+  EXPECT_TRUE(torch::equal(b.cos, MakeRopeTables(m.config().head_dim(), other).cos));
+}
+
+TEST(Optimised, BlockWithFusedModulationEqualsTheUnfusedFormula) {
+  auto c = Tiny();
+  torch::manual_seed(4);
+  DitBlock block(c);
+  auto x = torch::randn({2, 12, c.dim}), e0 = torch::randn({2, 6, c.dim}) * 0.1;
+  auto context = torch::randn({2, 5, c.dim});
+  auto mask = torch::ones({2, 5}, torch::kBool);
+  mask[1][4] = false;
+  auto rope = MakeRopeTables(c.head_dim(), {3, 2, 2});
+  LocalAttention kernel, cross;
+  auto out = block->forward(x, e0, context, mask, rope, kernel);
+  // The block as it was written before: a * (1 + s) + t and x + y * g as separate kernels.
+  auto e = (block->modulation + e0).chunk(6, 1);
+  auto y = block->self_attn(block->norm1(x) * (1 + e[1]) + e[0], torch::Tensor(), torch::Tensor(), &rope, kernel);
+  auto r = x + y * e[2];
+  r = r + block->cross_attn(block->norm3(r), context, mask, nullptr, cross);
+  y = block->ffn->forward(block->norm2(r) * (1 + e[4]) + e[3]);
+  r = r + y * e[5];
+  EXPECT_TRUE(torch::allclose(out, r, 1e-5, 1e-6)) << (out - r).abs().max();
+}
+
 }  // namespace
 }  // namespace dancegrpo::models
