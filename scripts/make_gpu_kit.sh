@@ -51,14 +51,14 @@ skip='^(libc|libm|libpthread|libdl|librt|ld-linux-x86-64|libstdc\+\+|libgcc_s|li
 generic='^(libz|liblzma|libudev|libuuid|libatomic|libnuma|libnl-3|libnl-route-3|libunwind)\.'
 mapfile -t files < <(find "$K/ompi" -name '*.so*' -type f; echo "$K/ompi/bin/orted"; echo "$K/ompi/bin/orterun"
   echo "$L/libglog.so.1"; echo "$L/libmpi.so.40"; ls "$L"/libhdf5_openmpi.so.[0-9]* "$L"/libpng16.so.16 \
-  "$L"/libjpeg.so.62 "$L"/libgflags.so.2.2 "$L"/libgif.so.7 "$L"/libprotobuf.so.32 2>/dev/null)
+  "$L"/libjpeg.so.62 "$L"/libgflags.so.2.2 "$L"/libgif.so.7 "$L"/libprotobuf.so.32 "$L"/libtcmalloc_minimal.so.4 2>/dev/null)
 for f in "${files[@]}"; do ldd "$f" 2>/dev/null | awk '$3 ~ /^\// {print $1, $3}'; done | sort -u |
   grep -Ev "$skip" | while read -r name path; do
     if [[ $name =~ $generic ]]; then cp -L "$path" "$K/fallback/$name"; else cp -L "$path" "$K/lib/$name"; fi
   done
 cp -L "$L/libglog.so.1" "$K/lib/"
 for f in "$L"/libhdf5_openmpi.so.[0-9]* "$L"/libpng16.so.16 "$L"/libjpeg.so.62 "$L"/libgflags.so.2.2 "$L"/libgif.so.7 \
-  "$L"/libprotobuf.so.32; do
+  "$L"/libprotobuf.so.32 "$L"/libtcmalloc_minimal.so.4; do
   [[ -e $f ]] && cp -L "$f" "$K/lib/"
 done
 ln -sf libpng16.so.16 "$K/lib/libpng.so"

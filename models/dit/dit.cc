@@ -76,12 +76,18 @@ RopeTables MakeRopeTables(int64_t head_dim, const std::array<int64_t, 3>& grid) 
   return {torch::cos(theta).to(torch::kFloat32), torch::sin(theta).to(torch::kFloat32)};
 }
 
-torch::Tensor ApplyRope(const torch::Tensor& x, const RopeTables& rope) {
-  const auto sizes = x.sizes().vec();  // [B, L, H, d]
-  auto pairs = x.to(torch::kFloat32).reshape({sizes[0], sizes[1], sizes[2], sizes[3] / 2, 2});
+torch::Tensor ApplyRopeHeadMajor(const torch::Tensor& x, const RopeTables& rope) {
+  const auto s = x.sizes().vec();  // [B, L, H, d]
+  // Read through the [B, H, L, d] view; the stack writes a fresh contiguous tensor, so the
+  // result is head-major at no cost, and attention's GEMMs read it without a copy.
+  auto pairs = x.to(torch::kFloat32).transpose(1, 2).reshape({s[0], s[2], s[1], s[3] / 2, 2});
   auto x0 = pairs.select(-1, 0), x1 = pairs.select(-1, 1);
-  auto cos = rope.cos.unsqueeze(0).unsqueeze(2), sin = rope.sin.unsqueeze(0).unsqueeze(2);
-  return torch::stack({x0 * cos - x1 * sin, x0 * sin + x1 * cos}, -1).reshape(sizes).to(x.dtype());
+  auto cos = rope.cos.unsqueeze(0).unsqueeze(0), sin = rope.sin.unsqueeze(0).unsqueeze(0);  // [1, 1, L, d/2]
+  return torch::stack({x0 * cos - x1 * sin, x0 * sin + x1 * cos}, -1).reshape({s[0], s[2], s[1], s[3]}).to(x.dtype());
+}
+
+torch::Tensor ApplyRope(const torch::Tensor& x, const RopeTables& rope) {
+  return ApplyRopeHeadMajor(x, rope).transpose(1, 2);
 }
 
 // ----------------------------------------------------------------------------- attention module
@@ -103,11 +109,10 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   auto qh = norm_q(q(x)).view({b, lq, heads_, d});
   auto kh = norm_k(k(kv_src)).view({b, lk, heads_, d});
   auto vh = v(kv_src).view({b, lk, heads_, d});
-  if (rope != nullptr) {
-    qh = ApplyRope(qh, *rope);
-    kh = ApplyRope(kh, *rope);
-  }
-  auto out = kernel.Attend(qh.transpose(1, 2), kh.transpose(1, 2), vh.transpose(1, 2), context_mask);
+  // [B, H, L, d] for the kernel; with RoPE, q and k come out of the rotation head-major.
+  auto qt = rope != nullptr ? ApplyRopeHeadMajor(qh, *rope) : qh.transpose(1, 2);
+  auto kt = rope != nullptr ? ApplyRopeHeadMajor(kh, *rope) : kh.transpose(1, 2);
+  auto out = kernel.Attend(qt, kt, vh.transpose(1, 2), context_mask);
   return o(out.transpose(1, 2).reshape({b, lq, heads_ * d}));
 }
 

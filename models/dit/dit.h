@@ -57,6 +57,8 @@ struct RopeTables {
 RopeTables MakeRopeTables(int64_t head_dim, const std::array<int64_t, 3>& grid);
 // Rotates consecutive pairs of x [B, L, H, d] by the tables' angles.
 torch::Tensor ApplyRope(const torch::Tensor& x, const RopeTables& rope);
+// The same, returned as a contiguous [B, H, L, d] (the layout attention reads).
+torch::Tensor ApplyRopeHeadMajor(const torch::Tensor& x, const RopeTables& rope);
 
 class AttentionImpl : public torch::nn::Module {
  public:

@@ -396,6 +396,22 @@ TEST(Optimised, RopeTablesAreCachedPerGridAndEqualFreshOnes) {
   EXPECT_TRUE(torch::equal(b.cos, MakeRopeTables(m.config().head_dim(), other).cos));
 }
 
+TEST(Optimised, RopeWritesHeadMajorWithTheSameBits) {
+  torch::manual_seed(8);
+  auto x = torch::randn({2, 12, 4, 16});  // [B, L, H, d]
+  auto rope = MakeRopeTables(16, {3, 2, 2});
+  auto head_major = ApplyRopeHeadMajor(x, rope);
+  EXPECT_TRUE(head_major.is_contiguous());
+  EXPECT_EQ(head_major.sizes(), (std::vector<int64_t>{2, 4, 12, 16}));
+  // The rotation as first written: in [B, L, H, d], broadcast over heads.
+  auto pairs = x.reshape({2, 12, 4, 8, 2});
+  auto x0 = pairs.select(-1, 0), x1 = pairs.select(-1, 1);
+  auto c = rope.cos.unsqueeze(0).unsqueeze(2), s = rope.sin.unsqueeze(0).unsqueeze(2);
+  auto reference = torch::stack({x0 * c - x1 * s, x0 * s + x1 * c}, -1).reshape({2, 12, 4, 16});
+  EXPECT_TRUE(torch::equal(head_major.transpose(1, 2), reference));
+  EXPECT_TRUE(torch::equal(ApplyRope(x, rope), reference));
+}
+
 TEST(Optimised, BlockWithFusedModulationEqualsTheUnfusedFormula) {
   auto c = Tiny();
   torch::manual_seed(4);
