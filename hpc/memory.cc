@@ -1,9 +1,14 @@
 #include "hpc/memory.h"
 
+#include <malloc.h>
+
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <string>
+
+// gperftools' C API: defined when tcmalloc is linked in, null otherwise.
+extern "C" void MallocExtension_ReleaseFreeMemory(void) __attribute__((weak));
 
 namespace dancegrpo::hpc {
 namespace {
@@ -55,6 +60,14 @@ int64_t MachineMemoryBytes() {
     }
   }
   return total;
+}
+
+void ReleaseFreeMemory() {
+  if (MallocExtension_ReleaseFreeMemory != nullptr) {
+    MallocExtension_ReleaseFreeMemory();
+  } else {
+    malloc_trim(0);
+  }
 }
 
 }  // namespace dancegrpo::hpc

@@ -11,6 +11,11 @@ namespace dancegrpo::hpc {
 int64_t PeakRss();
 // Starts a new peak (writes 5 to /proc/self/clear_refs). False where the kernel refuses.
 bool ResetPeakRss();
+// Gives the memory that malloc holds free back to the kernel: tcmalloc's free page heap when
+// tcmalloc is the process's malloc (it keeps freed memory for reuse, which is why it is fast),
+// else glibc's malloc_trim. Called at phase boundaries and after each rank's turn at loading
+// the model, so that memory one rank freed is there for the next (ZeRO-3 load in turns).
+void ReleaseFreeMemory();
 // The memory this machine gives its processes: MemTotal, or a smaller cgroup limit.
 int64_t MachineMemoryBytes();
 

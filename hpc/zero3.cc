@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "hpc/memory.h"
 
 // Prefetch: over MPI the next block's gather is an MPI_Iallgather, progressed while the
 // current block computes. Over NCCL, StartAllGather is still the blocking default: the NCCL
@@ -195,7 +196,10 @@ void ShardedParameters::Adopt(int unit, torch::Tensor master_view, torch::Tensor
 absl::Status ShardTurns(Communicator& comm, const std::function<absl::Status()>& materialise) {
   absl::Status mine = absl::OkStatus();
   for (int turn = 0; turn < comm.size(); ++turn) {
-    if (turn == comm.rank()) mine = materialise();
+    if (turn == comm.rank()) {
+      mine = materialise();
+      ReleaseFreeMemory();  // what this rank freed goes back to the kernel before the next turn
+    }
     if (auto st = comm.Barrier(); !st.ok()) return st;
   }
   auto failed = torch::tensor({mine.ok() ? 0 : 1}, torch::kInt64);

@@ -19,7 +19,11 @@ out="${OUT:-runs/demo}"
 precision="${PRECISION:-fp32}"
 rm -rf "${out}"
 bazel-bin/world/tools/shapes_inputs --base=configs/base/shapes_base.safetensors --out=runs/shapes_inputs
-mpirun -np "${NP:-2}" --oversubscribe --bind-to none bazel-bin/dancegrpo/tools/train \
+# tcmalloc keeps freed tensors mapped: the small demo runs ~20% faster. (Not the default of
+# train: at billion scale it costs up to 20% more peak memory than the plan counts.)
+tcmalloc=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
+preload=(); [ -e "${tcmalloc}" ] && preload=(-x LD_PRELOAD="${tcmalloc}")
+mpirun -np "${NP:-2}" --oversubscribe --bind-to none "${preload[@]}" bazel-bin/dancegrpo/tools/train \
   --flagfile=configs/shapes.flags --precision="${precision}" --seed="${SEED:-1}" --out="${out}"
 iterations=$(grep -E '^--iterations=' configs/shapes.flags | cut -d= -f2)
 final="${out}/checkpoints/ckpt-$(printf %06d "${iterations}").h5"

@@ -212,7 +212,7 @@ ok=1
 for p in "${pids[@]}"; do wait "$p" || ok=0; done
 HDF5_LIB=$(ls "$DEPS_PREFIX"/lib/libhdf5_openmpi.so* "$DEPS_PREFIX"/lib/x86_64-linux-gnu/libhdf5_openmpi.so* 2>/dev/null | head -1)
 EXTRA=(-L"$(dirname "${HDF5_LIB:-/usr/lib/libhdf5_openmpi.so}")" "-l:$(basename "${HDF5_LIB:-libhdf5_openmpi.so}")"
-  -lpng16 -ljpeg -lgif -lprotobuf -lglog -lgflags -Wl,--no-as-needed -ltcmalloc_minimal -Wl,--as-needed)
+  -lpng16 -ljpeg -lgif -lprotobuf -lglog -lgflags)
 if ((ok)) &&
   "$CXX" -o "$BUILD/train" $COMMON $(o "${TRAIN_SRC[@]}" "${DIT[@]}" dancegrpo/tools/train.cc) "${EXTRA[@]}" \
     "${LDFLAGS[@]}" 2>"$BUILD/link_train.log" &&

@@ -18,7 +18,7 @@ PACKAGES=(
   libgif-dev               # sample clips as animated GIF (giflib)
   libprotobuf-dev protobuf-compiler  # TensorBoard event files (Event/Summary messages)
   libboost-dev             # header-only Boost.CRC: CRC-32C of TensorBoard's record framing
-  libgoogle-perftools-dev  # tcmalloc: freed tensors stay mapped (glibc's malloc faults them back in)
+  libtcmalloc-minimal4     # tcmalloc, preloaded by demo.sh: 20-30% faster DiT, more memory (docs/experiments/2026-11-30-dit-speed.md)
 )
 
 SUDO=""

@@ -49,11 +49,6 @@ def dancegrpo_system_dependencies():
             "gif": ["libgif"],
         },
     )
-    pkg_config_library(
-        name = "system_tcmalloc",
-        what = "tcmalloc (libgoogle-perftools-dev)",
-        targets = {"tcmalloc": ["libtcmalloc_minimal"]},
-    )
     protobuf_configure(name = "system_protobuf")
     system_headers(
         name = "system_boost",

@@ -369,7 +369,7 @@ int main(int argc, char** argv) {
       auto& t = **trainer_or;
       if (rank == 0)
         std::printf(
-            "train: %s, %.3g M parameters (%.3g M trained), on %d rank(s) = dp %d x sp %d, %s (%d threads/rank), %s, "
+            "train: %s, %.3g M parameters (%.3g M trained), on %d rank(s) = dp %d x sp %d, %s (%d thread(s) per rank), %s, "
             "ZeRO-%d, latents "
             "%s, %ld samples per iteration (%d prompts x group %d) from %zu prompts, %ld iterations%s\n",
             FLAGS_model.c_str(), parameters / 1e6, t.optimizer().total_elements() / 1e6, world->size(),
@@ -388,6 +388,9 @@ int main(int argc, char** argv) {
     std::map<std::string, int64_t> measured;
     auto end_phase = [&](const char* phase) {
       measured[phase] = std::max(measured[phase], dancegrpo::hpc::PeakRss());
+      // tcmalloc keeps what a phase freed; give it back, so that each phase starts from what
+      // is live (as the plan counts it) and other ranks on the node can have it.
+      dancegrpo::hpc::ReleaseFreeMemory();
       dancegrpo::hpc::ResetPeakRss();
     };
     end_phase("load");
