@@ -357,8 +357,7 @@ int main(int argc, char** argv) {
     c.zero_stage = FLAGS_zero_stage;
     auto trainer_or = Trainer::Create(c, policy, reference, encoder, decoder, rewards, prompts, world, data_world);
     if (!trainer_or.ok()) Die(rank, absl::StrCat("config error: ", trainer_or.status().message()));
-    if (rank == 0)
-    {
+    if (rank == 0) {
       // One line that says what this job is, before the first (possibly long) iteration.
       int64_t parameters = 0;
       if (plan) {
@@ -367,8 +366,7 @@ int main(int argc, char** argv) {
         for (const auto& p : policy->parameters()) parameters += p.numel();
       }
       auto& t = **trainer_or;
-      if (rank == 0)
-        std::printf(
+      std::printf(
             "train: %s, %.3g M parameters (%.3g M trained), on %d rank(s) = dp %d x sp %d, %s (%d thread(s) per rank), %s, "
             "ZeRO-%d, latents "
             "%s, %ld samples per iteration (%d prompts x group %d) from %zu prompts, %ld iterations%s\n",
@@ -388,8 +386,9 @@ int main(int argc, char** argv) {
     std::map<std::string, int64_t> measured;
     auto end_phase = [&](const char* phase) {
       measured[phase] = std::max(measured[phase], dancegrpo::hpc::PeakRss());
-      // tcmalloc keeps what a phase freed; give it back, so that each phase starts from what
-      // is live (as the plan counts it) and other ranks on the node can have it.
+      // Give what the phase freed back to the kernel (malloc_trim; tcmalloc's release when it
+      // is preloaded), so that each phase starts from what is live, as the plan counts it,
+      // and other ranks on the node can have it.
       dancegrpo::hpc::ReleaseFreeMemory();
       dancegrpo::hpc::ResetPeakRss();
     };
