@@ -1,5 +1,7 @@
 #include "dancegrpo/checkpoint.h"
 
+#include <cstring>
+
 #include <dirent.h>
 #include <sys/stat.h>
 #include <torch/torch.h>
@@ -155,7 +157,75 @@ absl::Status CheckParameters(hid_t f, const ParameterList& model) {
   return absl::OkStatus();
 }
 
+// A checkpoint that holds part of a model (LoRA adapters, --trainable) is only meaningful over
+// the base weights it was trained on.
+absl::Status CheckBase(hid_t f, const std::string& checksum) {
+  DGRPO_ASSIGN_OR_RETURN(auto group, h5::OpenGroup(f, "model"));
+  auto saved = h5::ReadStringAttribute(group.id(), "base_checksum");
+  if (!saved.ok() || checksum.empty() || *saved == checksum) return absl::OkStatus();
+  auto where = h5::ReadStringAttribute(group.id(), "base_weights");
+  return absl::FailedPreconditionError(absl::StrCat(
+      "it was trained over other base weights: ", where.ok() ? *where : std::string("(unrecorded)"), " with checksum ",
+      *saved, ", and this run's base has checksum ", checksum,
+      ". Its adapters or trained layers only make sense over their own base: resume with that base (--weights and "
+      "--model as when it was written), or start a new run (a new --out)"));
+}
+
 }  // namespace
+
+absl::StatusOr<LoraCheckpointInfo> ReadCheckpointLora(const std::string& path) {
+  DGRPO_ASSIGN_OR_RETURN(auto file, OpenCheckpoint(path));
+  DGRPO_ASSIGN_OR_RETURN(auto group, h5::OpenGroup(file.id(), "model"));
+  LoraCheckpointInfo info;
+  auto rank = h5::ReadIntAttribute(group.id(), "lora_rank");
+  if (rank.ok()) {
+    info.lora.rank = *rank;
+    DGRPO_ASSIGN_OR_RETURN(info.lora.alpha, h5::ReadDoubleAttribute(group.id(), "lora_alpha"));
+    DGRPO_ASSIGN_OR_RETURN(info.lora.targets, h5::ReadStringAttribute(group.id(), "lora_targets"));
+  }
+  auto weights = h5::ReadStringAttribute(group.id(), "base_weights");
+  if (weights.ok()) info.base_weights = *weights;
+  auto checksum = h5::ReadStringAttribute(group.id(), "base_checksum");
+  if (checksum.ok()) info.base_checksum = *checksum;
+  return info;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>> ReadCheckpointParameters(const std::string& path,
+                                                                                          bool use_ema) {
+  DGRPO_ASSIGN_OR_RETURN(auto file, OpenCheckpoint(path));
+  const hid_t f = file.id();
+  auto read = [&]() -> absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>> {
+    DGRPO_ASSIGN_OR_RETURN(const std::string names_text, GetText(f, "model/names"));
+    DGRPO_ASSIGN_OR_RETURN(auto shapes, h5::ReadDataset<int64_t>(f, "model/shapes"));
+    std::vector<std::string> names = absl::StrSplit(names_text, '\n');
+    if (shapes.size() != names.size() * kMaxDims)
+      return absl::DataLossError("model/names and model/shapes disagree");
+    std::vector<std::pair<std::string, torch::Tensor>> out;
+    int64_t total = 0;
+    for (size_t i = 0; i < names.size(); ++i) {
+      std::vector<int64_t> shape;
+      for (int d = 0; d < kMaxDims && shapes[i * kMaxDims + d] >= 0; ++d) shape.push_back(shapes[i * kMaxDims + d]);
+      out.emplace_back(names[i], torch::empty(shape, torch::kFloat32));
+      total += out.back().second.numel();
+    }
+    const char* source = use_ema && h5::Exists(f, "ema/flat") ? "ema/flat" : "model/flat";
+    DGRPO_ASSIGN_OR_RETURN(auto flat, h5::ReadVectorSlice(f, source, 0, total));
+    int64_t offset = 0;
+    for (auto& [name, t] : out) {
+      std::memcpy(t.data_ptr<float>(), flat.data() + offset, sizeof(float) * t.numel());
+      offset += t.numel();
+    }
+    return out;
+  };
+  auto result = read();
+  if (!result.ok()) return InFile(path, result.status());
+  return result;
+}
+
+absl::Status CheckCheckpointBase(const std::string& path, const std::string& checksum) {
+  DGRPO_ASSIGN_OR_RETURN(auto file, OpenCheckpoint(path));
+  return InFile(path, CheckBase(file.id(), checksum));
+}
 
 std::string CheckpointPath(const std::string& dir, int64_t iteration) {
   return absl::StrFormat("%s/ckpt-%06d.h5", dir, iteration);
@@ -245,6 +315,17 @@ absl::StatusOr<std::string> SaveCheckpoint(Trainer& trainer, const std::string& 
     // The trained parameters only: frozen ones never change and come from the run's --weights.
     DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(model.id(), "trainable", trainer.config().trainable));
     DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(model.id(), "zero_stage", int64_t{opt.zero_stage()}));
+    // A checkpoint of part of a model points at the rest: the base weights and their checksum.
+    const auto& config = trainer.config();
+    if (!config.base_weights.empty())
+      DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(model.id(), "base_weights", config.base_weights));
+    if (!config.base_checksum.empty())
+      DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(model.id(), "base_checksum", config.base_checksum));
+    if (config.lora.enabled()) {
+      DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(model.id(), "lora_rank", config.lora.rank));
+      DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(model.id(), "lora_alpha", config.lora.alpha));
+      DGRPO_RETURN_IF_ERROR(h5::WriteAttribute(model.id(), "lora_targets", config.lora.targets));
+    }
     std::vector<int64_t> offsets, shapes;
     int64_t offset = 0;
     for (const auto& shape : params.shapes) {
@@ -309,6 +390,7 @@ absl::StatusOr<ResumeReport> LoadCheckpoint(Trainer& trainer, const std::string&
     DGRPO_ASSIGN_OR_RETURN(const int64_t world_size, h5::ReadIntAttribute(f, "world_size"));
     report.saved_world_size = static_cast<int>(world_size);
     DGRPO_ASSIGN_OR_RETURN(const int64_t step, h5::ReadIntAttribute(f, "optimizer_step"));
+    DGRPO_RETURN_IF_ERROR(CheckBase(f, trainer.config().base_checksum));
     DGRPO_RETURN_IF_ERROR(CheckParameters(f, ListOf(trainer)));
     auto& opt = trainer.optimizer();
     // Each rank reads only the segments of the logical vectors that its state holds.
@@ -371,20 +453,28 @@ absl::Status LoadModelWeights(const std::string& path, torch::nn::Module& model,
   auto named = model.named_parameters();
   // A run that trained some parameters (--trainable) stored only those: they are loaded over
   // the model's own values (its base weights), which the frozen parameters keep.
+  // A LoRA run stored only its adapters: the model must carry the same adapters (AttachLora
+  // with the checkpoint's config, ReadCheckpointLora).
   std::string trainable;
+  bool lora = false;
   {
     DGRPO_ASSIGN_OR_RETURN(auto group, h5::OpenGroup(f, "model"));
     auto attr = h5::ReadStringAttribute(group.id(), "trainable");
     if (attr.ok()) trainable = *attr;
+    lora = h5::ReadIntAttribute(group.id(), "lora_rank").ok();
   }
-  if (!trainable.empty()) {
+  if (lora && !models::HasLora(model))
+    return InFile(path, absl::FailedPreconditionError(
+                            "it holds LoRA adapters and this model has none: attach them first (ReadCheckpointLora)"));
+  if (!trainable.empty() || lora) {
     DGRPO_ASSIGN_OR_RETURN(const std::string names_text, GetText(f, "model/names"));
     torch::OrderedDict<std::string, torch::Tensor> subset;
     for (absl::string_view name : absl::StrSplit(names_text, '\n')) {
       const auto* p = named.find(std::string(name));
       if (p == nullptr)
         return InFile(path, absl::FailedPreconditionError(absl::StrCat(
-                                "it trained '", name, "' (--trainable=", trainable, "), which this model lacks")));
+                                "it trained '", name, "' (", lora ? "LoRA" : absl::StrCat("--trainable=", trainable),
+                                "), which this model lacks")));
       subset.insert(std::string(name), *p);
     }
     named = std::move(subset);

@@ -16,10 +16,12 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "dancegrpo/trainer.h"
+#include "models/lora.h"
 #include "torch/nn/module.h"
 
 namespace dancegrpo {
@@ -42,7 +44,8 @@ struct ResumeReport {
 // Collective. Restores parameters, optimizer state (resharded to this world), EMA and the
 // iteration. Refuses, naming the file and the problem, a file that is not a committed
 // DanceGRPO checkpoint, one that is truncated or corrupt, or one whose parameters do not
-// match the model (a different model shape); config changes that keep the model shape
+// match the model (a different model shape), or one of part of a model (LoRA, --trainable)
+// written over other base weights (trainer.config().base_checksum); config changes that keep the model shape
 // (e.g. the learning rate) are reported in the ResumeReport and logged as warnings.
 absl::StatusOr<ResumeReport> LoadCheckpoint(Trainer& trainer, const std::string& path);
 
@@ -51,6 +54,24 @@ absl::StatusOr<ResumeReport> LoadCheckpoint(Trainer& trainer, const std::string&
 // of a run that trained some parameters (--trainable) holds only those; they are loaded over
 // the model's current (base) weights.
 absl::Status LoadModelWeights(const std::string& path, torch::nn::Module& model, bool use_ema = false);
+
+// What a checkpoint says of its base and adapters: the LoRA config (rank 0 = full or
+// --trainable fine-tuning) and the base weights' origin and checksum (empty when not recorded).
+struct LoraCheckpointInfo {
+  models::LoraConfig lora;
+  std::string base_weights;
+  std::string base_checksum;
+};
+absl::StatusOr<LoraCheckpointInfo> ReadCheckpointLora(const std::string& path);
+
+// The stored (trained) parameters by name, in fp32 on the CPU: the model, or with use_ema the
+// EMA weights when the checkpoint has them.
+absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>> ReadCheckpointParameters(const std::string& path,
+                                                                                          bool use_ema = false);
+
+// Fails, naming both checksums and the fix, when the checkpoint recorded a base checksum and
+// `checksum` (models::BaseChecksum of the model it is about to be loaded over) differs.
+absl::Status CheckCheckpointBase(const std::string& path, const std::string& checksum);
 
 struct CheckpointSummary {
   int64_t iteration = 0;

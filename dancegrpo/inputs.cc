@@ -116,7 +116,7 @@ std::shared_ptr<models::VideoDit> MakeDit(const models::DitConfig& config) {
   return std::make_shared<models::VideoDit>(config);
 }
 
-absl::StatusOr<UserModel> LoadUserModel(const UserModelOptions& o) {
+absl::StatusOr<UserModel> LoadUserDit(const UserModelOptions& o) {
   UserModel m;
   auto config = models::DitConfigFromPresetOrFile(o.model);
   if (!config.ok()) return absl::Status(config.status().code(), absl::StrCat("--model: ", config.status().message()));
@@ -137,7 +137,21 @@ absl::StatusOr<UserModel> LoadUserModel(const UserModelOptions& o) {
     if (!o.weights_prefix.empty()) rules.push_back({o.weights_prefix, ""});
     auto report = models::ImportSafetensors(*m.dit, o.weights, rules);
     if (!report.ok()) return absl::Status(report.status().code(), absl::StrCat("--weights: ", report.status().message()));
+    m.base_weights = o.weights;
+  } else {
+    m.base_weights = absl::StrCat("preset ", o.model, ", random weights of seed ", o.seed);
   }
+  if (o.checksum_base || o.lora.enabled()) m.base_checksum = models::BaseChecksum(*m.dit);
+  if (o.lora.enabled()) {
+    auto layers = models::AttachLora(*m.dit, o.lora, o.seed);
+    if (!layers.ok()) return layers.status();
+    m.lora_layers = std::move(*layers);
+  }
+  return m;
+}
+
+absl::StatusOr<UserModel> LoadUserModel(const UserModelOptions& o) {
+  DGRPO_ASSIGN_OR_RETURN(UserModel m, LoadUserDit(o));
 
   if (o.embeddings.empty())
     return absl::InvalidArgumentError("--embeddings is required: an HDF5 file of precomputed text embeddings "

@@ -27,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "c10/core/Device.h"
 #include "models/dit/dit.h"
+#include "models/lora.h"
 #include "models/text/precomputed_text_encoder.h"
 #include "models/velocity_model.h"
 #include "rewards/reward.h"
@@ -59,6 +60,12 @@ struct UserModelOptions {
   // The precision training will compute in. With bf16, weights stored in bf16 are read
   // straight into bf16 (the file's exact values; no fp32 copy of the model is made).
   torch::ScalarType compute_dtype = torch::kFloat32;
+  // LoRA adapters to attach after the weights are loaded (rank 0 = none); their A is drawn
+  // from `seed`.
+  models::LoraConfig lora;
+  // Compute the base weights' checksum (always with LoRA): for runs whose checkpoints do not
+  // hold the whole model.
+  bool checksum_base = false;
 };
 
 struct UserModel {
@@ -69,12 +76,21 @@ struct UserModel {
   std::shared_ptr<models::PrecomputedTextEncoder> encoder;
   std::shared_ptr<models::LatentDecoder> decoder;  // null: the rewards see the latents
   std::vector<rewards::WeightedReward> rewards;
+  // The base weights: where they came from ("<file>", or "preset <name>, seed <s>" when drawn
+  // at random) and, when asked for, models::BaseChecksum of them before adapters were added.
+  std::string base_weights;
+  std::string base_checksum;
+  std::vector<std::string> lora_layers;  // the layers given adapters
 };
 
-// Builds the DiT (config, then weights), opens the embeddings, decoder and rewards, and
+// Builds the DiT (config, weights, then LoRA adapters), opens the embeddings, decoder and
+// rewards, and
 // checks that the embeddings fit the model (width = text_dim, length <= text_len, a pooled
 // vector of pooled_dim when the model takes one).
 absl::StatusOr<UserModel> LoadUserModel(const UserModelOptions& options);
+// Only the DiT part of LoadUserModel (config, weights, adapters): `dit`, `config` and the base
+// fields of the result are set.
+absl::StatusOr<UserModel> LoadUserDit(const UserModelOptions& options);
 
 // A fresh DiT of the same config (for a frozen reference policy).
 std::shared_ptr<models::VideoDit> MakeDit(const models::DitConfig& config);

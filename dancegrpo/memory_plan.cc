@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "dancegrpo/trainable.h"
 
@@ -50,6 +51,23 @@ std::vector<ModuleSize> DitModuleSizes(const models::DitConfig& c) {
   return out;
 }
 
+std::vector<models::LinearLayerShape> DitLinearLayers(const models::DitConfig& c) {
+  const int64_t d = c.dim;
+  std::vector<models::LinearLayerShape> out = {
+      {"text_embedding.0", c.text_dim, d}, {"text_embedding.2", d, d},  {"time_embedding.0", c.freq_dim, d},
+      {"time_embedding.2", d, d},          {"time_projection.1", d, 6 * d}};
+  if (c.pooled_dim > 0) out.push_back({"pooled_embedding", c.pooled_dim, d});
+  for (int b = 0; b < c.layers; ++b) {
+    const std::string p = absl::StrCat("blocks.", b, ".");
+    for (const char* attn : {"self_attn.", "cross_attn."})
+      for (const char* x : {"q", "k", "v", "o"}) out.push_back({absl::StrCat(p, attn, x), d, d});
+    out.push_back({p + "ffn.0", d, c.ffn_dim});
+    out.push_back({p + "ffn.2", c.ffn_dim, d});
+  }
+  out.push_back({"head.head", d, c.out_channels * c.patch_volume()});
+  return out;
+}
+
 namespace {
 absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise);
 }  // namespace
@@ -89,7 +107,25 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
   const int64_t d = c.dim, f = c.ffn_dim, h = c.heads / in.sp;
 
   // Which parameters are trained.
-  const auto modules = DitModuleSizes(c);
+  auto modules = DitModuleSizes(c);
+  int64_t lora_per_token = 0;  // adapter activations (A x) of one block, per token
+  if (in.lora_rank > 0) {
+    models::LoraConfig lora;
+    lora.rank = in.lora_rank;
+    lora.alpha = in.lora_alpha;
+    if (!in.lora_targets.empty()) lora.targets = in.lora_targets;
+    const auto layers = DitLinearLayers(c);
+    auto chosen = models::SelectLoraLayers(layers, lora);
+    if (!chosen.ok()) return chosen.status();
+    for (size_t i = 0; i < layers.size(); ++i) {
+      if (!(*chosen)[i]) continue;
+      const auto& l = layers[i];
+      const int block = absl::StartsWith(l.path, "blocks.") ? std::stoi(l.path.substr(7)) : -1;
+      modules.push_back({l.path + ".lora_A.weight", in.lora_rank * l.in, block});
+      modules.push_back({l.path + ".lora_B.weight", l.out * in.lora_rank, block});
+      if (block == 0) lora_per_token += in.lora_rank;
+    }
+  }
   std::vector<std::string> names;
   for (const auto& m : modules) names.push_back(m.name);
   auto selected = SelectTrainable(names, in.trainable);
@@ -110,7 +146,7 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
       rep_total += m.count;
       if ((*selected)[i]) {
         rep_trained += m.count;
-        if (m.name != "head") embeddings_trained = true;
+        if (!absl::StartsWith(m.name, "head")) embeddings_trained = true;
       }
     }
   }
@@ -160,7 +196,7 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
   //  for self [h/sp, L, L] and cross [h/sp, L, Lt] attention.
   const bool fused = in.cuda;  // scaled_dot_product_attention (libtorch 2.x) keeps no L x L matrix
   const int64_t scores = fused ? 0 : 2 * (h * Lfull * Lfull + c.heads * L * Lt);
-  const int64_t per_block = rows * s * (L * (24 * d + 2 * f) + 3 * Lt * d + scores);
+  const int64_t per_block = rows * s * (L * (24 * d + 2 * f + lora_per_token) + 3 * Lt * d + scores);
   const int64_t block_input = rows * s * L * d;
   const int blocks_with_grad = embeddings_trained ? c.layers : c.layers - first_trained_block;
   p.activations_no_ckpt = per_block * blocks_with_grad;
@@ -300,7 +336,7 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
       const double total_state = static_cast<double>(per_param) * p.trained_parameters;
       p.advice = absl::StrCat("no layout of these ", in.world, " ranks fits: the trained parameters' fp32 state alone ",
                               "is ", FormatBytes(total_state), " (", per_param, " bytes per trained parameter); ",
-                              "train fewer parameters (--trainable, e.g. the last blocks), or use more ranks");
+                              "train fewer parameters (LoRA, e.g. --lora_rank=32; or --trainable, e.g. the last blocks), or use more ranks");
     }
   }
   return p;
@@ -316,8 +352,9 @@ std::string FormatBytes(double b) {
 std::string FormatPlan(const PlanInput& in, const MemoryPlan& p) {
   std::string out;
   const auto& c = in.model;
-  absl::StrAppendFormat(&out, "plan: %s (%.2f B parameters, %.2f B trained), latents %s, text %d tokens\n",
+  absl::StrAppendFormat(&out, "plan: %s (%.2f B parameters, %.4g B trained%s), latents %s, text %d tokens\n",
                         c.name.empty() ? "model" : c.name, p.parameters / 1e9, p.trained_parameters / 1e9,
+                        in.lora_rank > 0 ? absl::StrCat(": LoRA r=", in.lora_rank) : std::string(),
                         absl::StrJoin(in.latent_shape, "x"), in.text_tokens > 0 ? in.text_tokens : c.text_len);
   absl::StrAppendFormat(&out,
                         "      %d ranks (dp %d x sp %d), ZeRO-%d, %s, checkpointing %s, micro-batch %d, group %d, "

@@ -30,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "c10/core/ScalarType.h"
 #include "models/dit/dit_config.h"
+#include "models/lora.h"
 
 namespace dancegrpo {
 
@@ -50,6 +51,11 @@ struct PlanInput {
   bool ema = false;
   bool cfg = false;        // classifier-free guidance doubles the batch of each evaluation
   std::string trainable;   // --trainable patterns (module granularity); empty = all
+  // LoRA (models/lora.h): adapters of this rank on the targeted linears, the only trained
+  // parameters; the base is frozen in the compute dtype. rank 0 = none.
+  int64_t lora_rank = 0;
+  double lora_alpha = 1;
+  std::string lora_targets;
   bool cuda = false;
   // What to check against (0 = no check): each rank's device memory (on the CPU: its share
   // of the node, host_bytes / ranks_per_node), and the host memory of a node, which its
@@ -108,6 +114,8 @@ struct ModuleSize {
   int block;
 };
 std::vector<ModuleSize> DitModuleSizes(const models::DitConfig& c);
+// The DiT's linear layers (the places a LoRA adapter can go), from the config alone.
+std::vector<models::LinearLayerShape> DitLinearLayers(const models::DitConfig& c);
 
 }  // namespace dancegrpo
 

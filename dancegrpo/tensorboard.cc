@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <boost/crc.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -14,6 +13,7 @@
 #include "dancegrpo/images.h"
 #include "dancegrpo/tensorboard.pb.h"
 #include "hpc/atomic_file.h"
+#include "hpc/crc32c.h"
 
 namespace dancegrpo {
 namespace {
@@ -34,12 +34,7 @@ uint64_t LoadLittleEndian(const char* p, int bytes) {
 
 }  // namespace
 
-uint32_t Crc32c(const void* data, size_t size) {
-  // Castagnoli polynomial, reflected in and out, initial and final XOR all ones.
-  boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true> crc;
-  crc.process_bytes(data, size);
-  return crc.checksum();
-}
+uint32_t Crc32c(const void* data, size_t size) { return hpc::Crc32c(data, size); }
 
 uint32_t MaskCrc(uint32_t crc) { return ((crc >> 15) | (crc << 17)) + 0xa282ead8u; }
 

@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "models/lora.h"
 
 namespace dancegrpo {
 namespace {
@@ -34,6 +35,15 @@ bool Matches(const std::vector<Component>& pattern, const std::vector<std::strin
 }  // namespace
 
 absl::StatusOr<std::vector<bool>> SelectTrainable(const std::vector<std::string>& names, const std::string& spec) {
+  if (std::any_of(names.begin(), names.end(), models::IsLoraParameter)) {
+    if (!spec.empty())
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--trainable=", spec, " with LoRA: a LoRA run trains its adapters and nothing else; choose the layers that "
+          "get adapters with --lora_targets (e.g. blocks.20.self_attn.q), and drop --trainable"));
+    std::vector<bool> out(names.size());
+    for (size_t i = 0; i < names.size(); ++i) out[i] = models::IsLoraParameter(names[i]);
+    return out;
+  }
   std::vector<bool> out(names.size(), spec.empty());
   if (spec.empty()) return out;
   std::vector<std::vector<std::string>> split;

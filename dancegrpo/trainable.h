@@ -5,6 +5,8 @@
 //   "blocks.24-29,head"  -> blocks.24.* .. blocks.29.* and head.*
 //   "blocks.0.self_attn" -> the first block's self-attention
 // The empty spec trains everything. Frozen parameters get no gradient and no optimizer state.
+// A model with LoRA adapters (models/lora.h) trains exactly its adapters: the spec must then
+// be empty.
 #ifndef DANCEGRPO_DANCEGRPO_TRAINABLE_H_
 #define DANCEGRPO_DANCEGRPO_TRAINABLE_H_
 

@@ -20,6 +20,20 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The reference policy of a LoRA run: the policy itself with its adapters switched off.
+class LoraBase : public models::VelocityModel {
+ public:
+  explicit LoraBase(std::shared_ptr<models::VelocityModel> policy) : policy_(std::move(policy)) {}
+  torch::Tensor Velocity(const torch::Tensor& x, const torch::Tensor& sigma,
+                         const models::Conditioning& condition) override {
+    models::LoraDisabled base(*policy_);
+    return policy_->Velocity(x, sigma, condition);
+  }
+
+ private:
+  std::shared_ptr<models::VelocityModel> policy_;
+};
+
 double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
@@ -45,9 +59,10 @@ absl::Status ValidateConfig(const TrainerConfig& c, size_t num_prompts) {
   if (c.zero_stage != 2 && c.zero_stage != 3)
     return absl::InvalidArgumentError(absl::StrCat("zero_stage = ", c.zero_stage, ": use 2 (sharded optimizer state) "
                                                    "or 3 (parameters sharded too)"));
-  if (c.zero_stage == 3 && c.kl_beta > 0)
+  if (c.zero_stage == 3 && c.kl_beta > 0 && !c.lora.enabled())
     return absl::UnimplementedError("kl_beta > 0 keeps a whole reference model on every rank, which ZeRO-3 does not "
-                                    "shard yet; use --zero_stage=2 or kl_beta = 0");
+                                    "shard yet; use --zero_stage=2, kl_beta = 0, or LoRA (--lora_rank: its reference "
+                                    "is the base, free)");
   // A zero noise scale makes the SDE deterministic: every log-prob would divide by std = 0.
   if (c.sde.kind == SdeKind::kDanceGrpo && !(c.sde.eta > 0))
     return absl::InvalidArgumentError(absl::StrCat("eta = ", c.sde.eta, "; the DanceGRPO SDE needs eta > 0 (e.g. 0.3)"));
@@ -146,6 +161,13 @@ std::string DescribeConfig(const TrainerConfig& c) {
   add("trainable", c.trainable.empty() ? "all" : c.trainable);
   add("reduce_dtype", PrecisionName(c.optimizer.reduce_dtype));
   add("zero_stage", c.zero_stage);
+  if (c.lora.enabled()) {
+    add("lora_rank", c.lora.rank);
+    add("lora_alpha", c.lora.alpha);
+    add("lora_targets", c.lora.targets);
+  }
+  if (!c.base_weights.empty()) add("base_weights", c.base_weights);
+  if (!c.base_checksum.empty()) add("base_checksum", c.base_checksum);
   std::string shape;
   for (size_t i = 0; i < c.latent_shape.size(); ++i) absl::StrAppend(&shape, i ? "x" : "", c.latent_shape[i]);
   add("latent_shape", shape);
@@ -186,6 +208,10 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   }
   DGRPO_ASSIGN_OR_RETURN(t->sigmas_, SigmaSchedule(config.steps, config.shift));
   t->policy_ = std::move(policy);
+  if (models::HasLora(*t->policy_) != config.lora.enabled())
+    return absl::InvalidArgumentError(config.lora.enabled()
+                                          ? "config.lora is set but the policy has no LoRA adapters (AttachLora)"
+                                          : "the policy has LoRA adapters: describe them in config.lora");
   // Mixed precision and devices: the fp32 values are kept (on the CPU) to seed the
   // optimizer's fp32 masters, then the policy becomes its compute copy.
   std::vector<std::string> names;
@@ -224,7 +250,9 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   t->decoder_ = std::move(decoder);
   t->rewards_ = std::move(rewards);
   t->prompts_ = std::move(prompts);
-  if (config.kl_beta > 0) {
+  if (config.kl_beta > 0 && config.lora.enabled()) {
+    t->reference_ = std::make_shared<LoraBase>(t->policy_);
+  } else if (config.kl_beta > 0) {
     if (!reference) return absl::InvalidArgumentError("kl_beta > 0 needs a reference policy instance");
     if (compute_copy) reference->to(config.device, config.compute_dtype);
     auto src = t->policy_->named_parameters();

@@ -35,6 +35,7 @@
 #include "hpc/comm/communicator.h"
 #include "hpc/sharding.h"
 #include "hpc/topology.h"
+#include "models/lora.h"
 #include "models/velocity_model.h"
 #include "rewards/reward.h"
 
@@ -74,6 +75,15 @@ struct TrainerConfig {
   // blocks' parameters are sharded too and gathered one block at a time (hpc/zero3.h); needs
   // a DiT and, to train, activation checkpointing.
   int zero_stage = 2;
+  // LoRA: set when the policy carries adapters (models/lora.h; rank 0 = none). The adapters
+  // are then all that trains, and a KL penalty's reference is the policy with its adapters
+  // switched off: no second model, under ZeRO-2 or 3.
+  models::LoraConfig lora;
+  // Where the base weights came from (a file, or a preset and seed) and their checksum
+  // (models::BaseChecksum). A checkpoint that does not hold the whole model (LoRA,
+  // --trainable) records both, and resuming it over other base weights is refused.
+  std::string base_weights;
+  std::string base_checksum;
 };
 
 // "fp32" / "bf16" <-> dtype.
@@ -109,8 +119,8 @@ std::string DescribeConfig(const TrainerConfig& c);
 
 class Trainer {
  public:
-  // `reference` is needed only when kl_beta > 0: it must have the policy's architecture and
-  // is frozen at the policy's initial weights. `decoder` may be null (identity). The policy
+  // `reference` is needed only when kl_beta > 0 without LoRA: it must have the policy's
+  // architecture and is frozen at the policy's initial weights (with LoRA it is ignored). `decoder` may be null (identity). The policy
   // arrives in fp32 on the CPU; its fp32 values become the optimizer's masters before it is
   // cast to the compute dtype and moved to the device. `data_world`, when given (NCCL over
   // the same ranks as `world`), carries the data-plane collectives: the optimizer's

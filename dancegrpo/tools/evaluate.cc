@@ -75,11 +75,27 @@ int main(int argc, char** argv) {
     c.latent_shape = *shape;
     c.decoder = user->decoder.get();
     auto& dit = *user->dit;
+    // A checkpoint of part of a model (LoRA adapters, --trainable) must meet its own base.
+    dancegrpo::LoraCheckpointInfo info;
+    if (!FLAGS_checkpoint.empty()) {
+      auto read = dancegrpo::ReadCheckpointLora(FLAGS_checkpoint);
+      if (!read.ok()) return Fail(std::string(read.status().message()));
+      info = *read;
+      if (!info.base_checksum.empty()) {
+        if (auto s = dancegrpo::CheckCheckpointBase(FLAGS_checkpoint, dancegrpo::models::BaseChecksum(dit)); !s.ok())
+          return Fail(std::string(s.message()));
+      }
+    }
     dit.to(*device, *precision);
     auto base = dancegrpo::EvaluatePolicy(dit, *user->encoder, *prompts, user->rewards, c);
     if (!base.ok()) return Fail(std::string(base.status().message()));
     absl::StatusOr<dancegrpo::EvalResult> trained = absl::NotFoundError("no checkpoint");
     if (!FLAGS_checkpoint.empty()) {
+      if (info.lora.enabled()) {  // the run's adapters, then their trained values
+        auto layers = dancegrpo::models::AttachLora(dit, info.lora, 1);
+        if (!layers.ok()) return Fail(absl::StrCat("--checkpoint ", FLAGS_checkpoint, ": ", layers.status().message()));
+        dit.to(*device, *precision);
+      }
       if (auto s = dancegrpo::LoadModelWeights(FLAGS_checkpoint, dit, FLAGS_ema); !s.ok())
         return Fail(std::string(s.message()));
       trained = dancegrpo::EvaluatePolicy(dit, *user->encoder, *prompts, user->rewards, c);

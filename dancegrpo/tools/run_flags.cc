@@ -28,8 +28,36 @@ DEFINE_double(memory_gb, 0,
               "memory per rank (GB) the run must fit, checked up front by train and plan; 0 = this machine's "
               "memory over --ranks_per_node on the CPU, no check on a GPU");
 DEFINE_int32(ranks_per_node, 0, "ranks sharing one node's memory (for the memory check); 0 = all of them");
+DEFINE_int32(lora_rank, 0,
+             "LoRA: train rank-r adapters on --lora_targets instead of the whole model (the base stays frozen in the "
+             "compute dtype); 0 = full fine-tuning. Flow-GRPO uses 32 for Wan2.1");
+DEFINE_double(lora_alpha, 0, "LoRA scale numerator (the scale is alpha / rank); 0 = 2 x rank (Flow-GRPO: r 32, alpha 64)");
+DEFINE_string(lora_targets, dancegrpo::models::kDefaultLoraTargets,
+              "the linear layers that get adapters: comma-separated names, each matching layers whose name equals it "
+              "or ends with '.' + it (e.g. q matches every self_attn.q and cross_attn.q)");
+DEFINE_double(lora_dropout, 0, "LoRA dropout; only 0 (dropout would break the on-policy ratio of 1)");
 
 namespace dancegrpo::tools {
+
+absl::StatusOr<models::LoraConfig> LoraConfigFromFlags() {
+  models::LoraConfig c;
+  if (FLAGS_lora_rank < 0)
+    return absl::InvalidArgumentError(absl::StrCat("--lora_rank=", FLAGS_lora_rank,
+                                                   " is negative; use 0 (full fine-tuning) or a rank such as 32"));
+  if (FLAGS_lora_rank == 0) {
+    for (const char* name : {"lora_alpha", "lora_targets", "lora_dropout"}) {
+      if (!gflags::GetCommandLineFlagInfoOrDie(name).is_default)
+        return absl::InvalidArgumentError(absl::StrCat("--", name, " is given but --lora_rank is 0 (full fine-tuning); "
+                                                       "set --lora_rank (e.g. 32) to train LoRA adapters"));
+    }
+    return c;
+  }
+  c.rank = FLAGS_lora_rank;
+  c.alpha = FLAGS_lora_alpha == 0 ? 2.0 * FLAGS_lora_rank : FLAGS_lora_alpha;
+  c.targets = FLAGS_lora_targets;
+  c.dropout = FLAGS_lora_dropout;
+  return c;
+}
 
 absl::StatusOr<PlanInput> PlanInputFromFlags(int world) {
   if (!std::isfinite(FLAGS_memory_gb) || FLAGS_memory_gb < 0)
@@ -62,6 +90,11 @@ absl::StatusOr<PlanInput> PlanInputFromFlags(int world) {
   in.ema = FLAGS_ema;
   in.cfg = FLAGS_cfg_scale != 1.0;
   in.trainable = FLAGS_trainable;
+  auto lora = LoraConfigFromFlags();
+  if (!lora.ok()) return lora.status();
+  in.lora_rank = lora->rank;
+  in.lora_alpha = lora->alpha;
+  in.lora_targets = lora->targets;
   in.cuda = FLAGS_device == "cuda";
   in.ranks_per_node = FLAGS_ranks_per_node > 0 ? FLAGS_ranks_per_node : world;
   if (FLAGS_memory_gb > 0) {

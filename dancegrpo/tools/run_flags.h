@@ -1,7 +1,8 @@
 // The flags that shape a training run's layout and memory, shared by train and plan (so that
 // `plan` takes a train command line as it is): --sp, --zero_stage, --micro_batch,
 // --group_size, --prompts_per_iteration, --steps, --timestep_fraction, --trainable,
-// --reduce_dtype, --ema, --cfg_scale, --memory_gb, --ranks_per_node.
+// --reduce_dtype, --ema, --cfg_scale, --memory_gb, --ranks_per_node, and LoRA's --lora_rank,
+// --lora_alpha, --lora_targets, --lora_dropout.
 #ifndef DANCEGRPO_DANCEGRPO_TOOLS_RUN_FLAGS_H_
 #define DANCEGRPO_DANCEGRPO_TOOLS_RUN_FLAGS_H_
 
@@ -9,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "dancegrpo/memory_plan.h"
+#include "models/lora.h"
 #include "gflags/gflags.h"
 
 DECLARE_string(reduce_dtype);
@@ -24,6 +26,10 @@ DECLARE_string(trainable);
 DECLARE_bool(ema);
 DECLARE_double(memory_gb);
 DECLARE_int32(ranks_per_node);
+DECLARE_int32(lora_rank);
+DECLARE_double(lora_alpha);
+DECLARE_string(lora_targets);
+DECLARE_double(lora_dropout);
 
 namespace dancegrpo::tools {
 
@@ -32,6 +38,10 @@ namespace dancegrpo::tools {
 // machine's memory shared by --ranks_per_node ranks (default: all ranks on this node), and
 // on a GPU no check (pass --memory_gb, e.g. 80). Fails for a model that is not a DiT.
 absl::StatusOr<PlanInput> PlanInputFromFlags(int world);
+
+// The LoRA flags as a config (rank 0: no LoRA). Fails for a LoRA option given while
+// --lora_rank is 0, or a negative rank; AttachLora checks the rest.
+absl::StatusOr<models::LoraConfig> LoraConfigFromFlags();
 
 }  // namespace dancegrpo::tools
 

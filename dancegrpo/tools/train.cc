@@ -272,7 +272,12 @@ int main(int argc, char** argv) {
     std::vector<dancegrpo::rewards::Prompt> prompts;
     std::vector<int64_t> shape;
     double flops_per_forward = 0;  // model FLOPs of one sample's forward pass (DiT models)
+    auto lora = dancegrpo::tools::LoraConfigFromFlags();
+    if (!lora.ok()) Die(rank, std::string(lora.status().message()));
+    std::string base_weights, base_checksum;
+    int lora_layers = 0;
     if (FLAGS_model == "toy") {
+      if (lora->enabled()) Die(rank, "--lora_rank: LoRA adapts a DiT's linear layers; the toy model has none (use --model=<preset or config.json>)");
       torch::manual_seed(FLAGS_seed);
       shape = {4, 1, 2, 2};
       dancegrpo::models::MlpVelocityConfig mc;
@@ -287,6 +292,8 @@ int main(int argc, char** argv) {
       if (FLAGS_prompts.empty()) Die(rank, "--prompts is required: a prompt file (one a line, or .jsonl)");
       auto options = dancegrpo::tools::ModelOptionsFromFlags(FLAGS_seed, *device);
       options.compute_dtype = *precision;
+      options.lora = *lora;
+      options.checksum_base = !FLAGS_trainable.empty();  // checkpoints then hold only part of the model
       absl::StatusOr<dancegrpo::UserModel> user = absl::UnknownError("not loaded");
       auto load = [&]() -> absl::Status {
         user = dancegrpo::LoadUserModel(options);
@@ -317,7 +324,11 @@ int main(int argc, char** argv) {
         const int64_t text_tokens = user->config.pad_text_to_len ? user->config.text_len : user->encoder->token_length();
         flops_per_forward = dancegrpo::models::DitForwardFlops(user->config, 1, grid[0] * grid[1] * grid[2], text_tokens);
       }
-      if (FLAGS_kl_beta > 0) reference = dancegrpo::MakeDit(user->config);
+      // With LoRA the reference is the base itself: the policy with its adapters off.
+      if (FLAGS_kl_beta > 0 && !lora->enabled()) reference = dancegrpo::MakeDit(user->config);
+      base_weights = user->base_weights;
+      base_checksum = user->base_checksum;
+      lora_layers = static_cast<int>(user->lora_layers.size());
       encoder = user->encoder;
       decoder = user->decoder;
       rewards = user->rewards;
@@ -355,6 +366,9 @@ int main(int argc, char** argv) {
     c.compute_dtype = *precision;
     c.device = *device;
     c.zero_stage = FLAGS_zero_stage;
+    c.lora = *lora;
+    c.base_weights = base_weights;
+    c.base_checksum = base_checksum;
     auto trainer_or = Trainer::Create(c, policy, reference, encoder, decoder, rewards, prompts, world, data_world);
     if (!trainer_or.ok()) Die(rank, absl::StrCat("config error: ", trainer_or.status().message()));
     if (rank == 0) {
@@ -367,10 +381,14 @@ int main(int argc, char** argv) {
       }
       auto& t = **trainer_or;
       std::printf(
-            "train: %s, %.3g M parameters (%.3g M trained), on %d rank(s) = dp %d x sp %d, %s (%d thread(s) per rank), %s, "
+            "train: %s, %.3g M parameters (%.3g M trained%s), on %d rank(s) = dp %d x sp %d, %s (%d thread(s) per rank), %s, "
             "ZeRO-%d, latents "
             "%s, %ld samples per iteration (%d prompts x group %d) from %zu prompts, %ld iterations%s\n",
-            FLAGS_model.c_str(), parameters / 1e6, t.optimizer().total_elements() / 1e6, world->size(),
+            FLAGS_model.c_str(), parameters / 1e6, t.optimizer().total_elements() / 1e6,
+            lora->enabled() ? absl::StrFormat(": LoRA r=%d alpha %g on %d layers, base %s", lora->rank, lora->alpha,
+                                              lora_layers, base_checksum).c_str()
+                            : "",
+            world->size(),
             world->size() / FLAGS_sp, FLAGS_sp, device->str().c_str(), at::get_num_threads(), FLAGS_precision.c_str(),
             FLAGS_zero_stage,
             absl::StrJoin(shape, "x").c_str(), static_cast<long>(t.TrainedSamplesPerIteration()),

@@ -93,10 +93,10 @@ torch::Tensor ApplyRope(const torch::Tensor& x, const RopeTables& rope) {
 // ----------------------------------------------------------------------------- attention module
 
 AttentionImpl::AttentionImpl(int64_t dim, int64_t heads, double eps) : heads_(heads) {
-  q = register_module("q", torch::nn::Linear(dim, dim));
-  k = register_module("k", torch::nn::Linear(dim, dim));
-  v = register_module("v", torch::nn::Linear(dim, dim));
-  o = register_module("o", torch::nn::Linear(dim, dim));
+  q = register_module("q", LoraLinear(dim, dim));
+  k = register_module("k", LoraLinear(dim, dim));
+  v = register_module("v", LoraLinear(dim, dim));
+  o = register_module("o", LoraLinear(dim, dim));
   norm_q = register_module("norm_q", RmsNorm(dim, eps));
   norm_k = register_module("norm_k", RmsNorm(dim, eps));
 }
@@ -120,9 +120,9 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
 
 namespace {
 torch::nn::Sequential Mlp(int64_t in, int64_t hidden, int64_t out) {
-  return torch::nn::Sequential(torch::nn::Linear(in, hidden),
+  return torch::nn::Sequential(LoraLinear(in, hidden),
                                torch::nn::GELU(torch::nn::GELUOptions().approximate("tanh")),
-                               torch::nn::Linear(hidden, out));
+                               LoraLinear(hidden, out));
 }
 
 torch::nn::LayerNorm PlainLayerNorm(int64_t dim, double eps, bool affine) {
@@ -209,7 +209,7 @@ struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
 
 VideoDit::HeadImpl::HeadImpl(const DitConfig& c) {
   norm = register_module("norm", PlainLayerNorm(c.dim, c.eps, false));
-  head = register_module("head", torch::nn::Linear(c.dim, c.out_channels * c.patch_volume()));
+  head = register_module("head", LoraLinear(c.dim, c.out_channels * c.patch_volume()));
   modulation = register_parameter("modulation", torch::randn({1, 2, c.dim}) / std::sqrt(static_cast<double>(c.dim)));
   torch::NoGradGuard no_grad;
   head->weight.zero_();  // the untrained model predicts v = 0
@@ -232,11 +232,11 @@ VideoDit::VideoDit(const DitConfig& config) : config_(config) {
               .stride({c.patch[0], c.patch[1], c.patch[2]})));
   text_embedding = register_module("text_embedding", Mlp(c.text_dim, c.dim, c.dim));
   time_embedding = register_module(
-      "time_embedding", torch::nn::Sequential(torch::nn::Linear(c.freq_dim, c.dim), torch::nn::SiLU(),
-                                              torch::nn::Linear(c.dim, c.dim)));
+      "time_embedding", torch::nn::Sequential(LoraLinear(c.freq_dim, c.dim), torch::nn::SiLU(),
+                                              LoraLinear(c.dim, c.dim)));
   time_projection = register_module("time_projection",
-                                    torch::nn::Sequential(torch::nn::SiLU(), torch::nn::Linear(c.dim, 6 * c.dim)));
-  if (c.pooled_dim > 0) pooled_embedding = register_module("pooled_embedding", torch::nn::Linear(c.pooled_dim, c.dim));
+                                    torch::nn::Sequential(torch::nn::SiLU(), LoraLinear(c.dim, 6 * c.dim)));
+  if (c.pooled_dim > 0) pooled_embedding = register_module("pooled_embedding", LoraLinear(c.pooled_dim, c.dim));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.layers; ++i) blocks->push_back(DitBlock(c));
   head = register_module("head", std::make_shared<HeadImpl>(c));

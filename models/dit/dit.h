@@ -9,6 +9,7 @@
 //           x += g2 * FFN(adaLN(x))
 //   head: adaLN(x) -> Linear (zero-initialised) -> unpatchify, crop -> velocity [B, C, F, H, W]
 //
+// Every linear layer is a LoraLinear (models/lora.h): LoRA adapters can be attached to any.
 // Rows are independent and the forward pass is deterministic (the VelocityModel contract).
 // Self-attention goes through a replaceable AttentionKernel (attention.h). With
 // activation checkpointing, each block keeps only its inputs and recomputes its
@@ -31,6 +32,7 @@
 
 #include "models/dit/attention.h"
 #include "models/dit/dit_config.h"
+#include "models/lora.h"
 #include "models/velocity_model.h"
 
 namespace dancegrpo::models {
@@ -66,7 +68,7 @@ class AttentionImpl : public torch::nn::Module {
   // Self-attention when `context` is undefined (with RoPE), else cross-attention.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context, const torch::Tensor& context_mask,
                         const RopeTables* rope, AttentionKernel& kernel);
-  torch::nn::Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr};
+  LoraLinear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr};
   RmsNorm norm_q{nullptr}, norm_k{nullptr};
 
  private:
@@ -120,12 +122,12 @@ class VideoDit : public VelocityModel {
   torch::nn::Conv3d stem1{nullptr}, stem2{nullptr};  // the optional pixel-level stem
   torch::nn::Conv3d patch_embedding{nullptr};
   torch::nn::Sequential text_embedding{nullptr}, time_embedding{nullptr}, time_projection{nullptr};
-  torch::nn::Linear pooled_embedding{nullptr};
+  LoraLinear pooled_embedding{nullptr};
   torch::nn::ModuleList blocks{nullptr};
   struct HeadImpl : torch::nn::Module {
     HeadImpl(const DitConfig& c);
     torch::nn::LayerNorm norm{nullptr};
-    torch::nn::Linear head{nullptr};
+    LoraLinear head{nullptr};
     torch::Tensor modulation;
   };
   std::shared_ptr<HeadImpl> head;
