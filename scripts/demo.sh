@@ -4,6 +4,7 @@
 #   ./scripts/demo.sh                 (about 4 minutes of training on 2 cores, after setup and a cold build)
 #   PRECISION=bf16 ./scripts/demo.sh  (bf16 compute weights and activations, fp32 masters)
 #   SEED=2 OUT=runs/demo_seed2 ./scripts/demo.sh  (another training seed; scripts/demo_seeds.sh runs 3)
+#   FLAGFILE=configs/shapes_lora.flags OUT=runs/demo_lora ./scripts/demo.sh  (LoRA instead of full fine-tuning)
 # The shapes world goes through the same path as a user's own model: shapes_inputs writes its
 # config.json, weights, text embeddings and prompt files, and train / evaluate read them.
 # Outputs in runs/demo: metrics.jsonl, reward_curves.png, samples/iter_*.{png,gif}, tensorboard/,
@@ -24,15 +25,15 @@ bazel-bin/world/tools/shapes_inputs --base=configs/base/shapes_base.safetensors 
 tcmalloc=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 preload=(); [ -e "${tcmalloc}" ] && preload=(-x LD_PRELOAD="${tcmalloc}")
 mpirun -np "${NP:-2}" --oversubscribe --bind-to none "${preload[@]}" bazel-bin/dancegrpo/tools/train \
-  --flagfile=configs/shapes.flags --precision="${precision}" --seed="${SEED:-1}" --out="${out}"
-iterations=$(grep -E '^--iterations=' configs/shapes.flags | cut -d= -f2)
+  --flagfile="${FLAGFILE:-configs/shapes.flags}" --precision="${precision}" --seed="${SEED:-1}" --out="${out}"
+iterations=$(grep -hE '^--iterations=' configs/shapes.flags | cut -d= -f2)
 final="${out}/checkpoints/ckpt-$(printf %06d "${iterations}").h5"
 bazel-bin/dancegrpo/tools/inspect "${final}" | head -3
 bazel-bin/dancegrpo/tools/evaluate --model=runs/shapes_inputs/config.json --weights=runs/shapes_inputs/dit.safetensors \
   --embeddings=runs/shapes_inputs/embeddings.h5 --latent_shape=3,4,10,10 --prompts=runs/shapes_inputs/heldout.jsonl \
   --rewards=alignment,colour,count,motion,motion_quality,jpeg --precision="${precision}" \
   --checkpoint="${final}" --out="${out}" | tee "${out}/heldout_table.md"
-if [ -z "${OUT:-}" ] && [ "${precision}" = fp32 ] && [ "${SEED:-1}" = 1 ]; then
+if [ -z "${OUT:-}" ] && [ -z "${FLAGFILE:-}" ] && [ "${precision}" = fp32 ] && [ "${SEED:-1}" = 1 ]; then
   cp "${out}/base_vs_trained.gif" docs/images/base_vs_trained.gif
   echo "copied ${out}/base_vs_trained.gif to docs/images/ (the README's picture)"
 fi

@@ -38,6 +38,10 @@ absl::StatusOr<std::unique_ptr<Trainer>> MakeTinyDitTrainer(const TrainerConfig&
     torch::NoGradGuard ng;  // a non-zero head, so that samples differ and every step moves the weights
     policy->head->head->weight.normal_(0, 0.05);
   }
+  if (c.lora.enabled()) {  // adapters over the base just drawn (A from the seed, B = 0)
+    auto layers = models::AttachLora(*policy, c.lora, c.seed);
+    if (!layers.ok()) return layers.status();
+  }
   if (fp32_weights)
     for (const auto& p : policy->parameters()) fp32_weights->push_back(p.detach().clone());
   return Trainer::Create(c, policy, nullptr, encoder, nullptr,

@@ -17,6 +17,7 @@ namespace dancegrpo::testing {
 // micro-batch, clip 0.2, lr 1e-3, 2 iterations of 4 steps. Tests change what they exercise.
 TrainerConfig TinyDitConfig();
 
+// With config.lora set, LoRA adapters are attached to the policy (models/lora.h).
 // `fp32_weights`, if given, receives the policy's initial fp32 weights (before the trainer
 // casts them to the compute dtype).
 absl::StatusOr<std::unique_ptr<Trainer>> MakeTinyDitTrainer(const TrainerConfig& config,
