@@ -64,5 +64,14 @@ expect sp_divide "sp = 3 does not divide the 1 ranks" --sp=3
 expect toy_zero3 "has no blocks" --model=toy --zero_stage=3
 expect does_not_fit "this run does not fit" --memory_gb=0.05
 expect memory_negative "--memory_gb=-1" --memory_gb=-1
+# LoRA
+expect lora_option_without_rank "--lora_alpha is given but --lora_rank is 0" --lora_alpha=16
+expect lora_rank_negative "--lora_rank=-4 is negative" --lora_rank=-4
+expect lora_rank_too_wide "rank 64 is above the width of 'blocks.0.self_attn.q' (48 in, 48 out)" --lora_rank=64
+expect lora_target_unknown "this model's linear layers are (* = any block): blocks.*.cross_attn.k" \
+  --lora_rank=4 --lora_targets=attn.qkv
+expect lora_dropout "ratio would not be 1" --lora_rank=4 --lora_dropout=0.05
+expect lora_and_trainable "drop --trainable" --lora_rank=4 --trainable=blocks.1
+expect lora_toy "the toy model has none" --lora_rank=4 --model=toy
 echo "user model errors: ${passed} passed, ${failed} failed"
 [ "${failed}" -eq 0 ]
