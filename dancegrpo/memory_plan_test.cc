@@ -2,8 +2,10 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <map>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "models/dit/dit.h"
 
@@ -137,6 +139,71 @@ TEST(MemoryPlan, BadLayoutsNameTheNumbers) {
   in.zero_stage = 3;
   in.trainable = "nonexistent";
   EXPECT_FALSE(PlanMemory(in).ok());
+}
+
+}  // namespace
+}  // namespace dancegrpo
+
+namespace dancegrpo {
+namespace {
+
+// The planner's list of linear layers (where LoRA can go) is the model's own.
+TEST(MemoryPlanLora, LinearLayersMatchTheModel) {
+  auto c = *models::DitPreset("tiny");
+  c.pooled_dim = 8;
+  models::VideoDit dit(c);
+  std::vector<std::string> real;
+  for (const auto& m : dit.named_modules("", false)) {
+    auto* layer = dynamic_cast<models::LoraLinearImpl*>(m.value().get());
+    if (layer == nullptr) continue;
+    real.push_back(absl::StrCat(m.key(), " ", layer->weight.size(1), "x", layer->weight.size(0)));
+  }
+  std::vector<std::string> planned;
+  for (const auto& l : DitLinearLayers(c)) planned.push_back(absl::StrCat(l.path, " ", l.in, "x", l.out));
+  std::sort(real.begin(), real.end());
+  std::sort(planned.begin(), planned.end());
+  EXPECT_EQ(planned, real);
+}
+
+TEST(MemoryPlanLora, AdaptersAreTheOnlyTrainedState) {
+  PlanInput in;
+  in.model = *models::DitPreset("wan2.1-1.3b");
+  in.latent_shape = {16, 1, 8, 8};
+  in.world = 4;
+  in.group_size = 2;
+  in.prompts_per_iteration = 2;
+  in.micro_batch = 1;
+  in.steps = 3;
+  in.dtype = torch::kBFloat16;
+  const int64_t P = models::DitParameterCount(in.model);
+  const int64_t d = in.model.dim, f = in.model.ffn_dim, r = 32;
+  in.lora_rank = r;
+  in.lora_alpha = 64;
+  auto p = PlanMemory(in);
+  ASSERT_TRUE(p.ok()) << p.status();
+  // Default targets: 8 attention linears d x d and the FFN's d x f and f x d, every block.
+  const int64_t T = in.model.layers * r * (8 * 2 * d + 2 * (d + f));
+  EXPECT_EQ(p->trained_parameters, T);
+  EXPECT_EQ(p->parameters, P + T);
+  EXPECT_EQ(p->params_resident, 2 * (P + T)) << "ZeRO-2: the frozen base and the adapters in bf16 on every rank";
+  EXPECT_EQ(p->optimizer, 8 * ((T + 3) / 4)) << "moments of the adapters only";
+  EXPECT_EQ(p->masters, 4 * ((T + 3) / 4));
+  EXPECT_EQ(p->gradients, 2 * T);
+  // Full fine-tuning of the same run holds 16 bytes per parameter of state on top.
+  auto full = in;
+  full.lora_rank = 0;
+  auto q = PlanMemory(full);
+  ASSERT_TRUE(q.ok());
+  EXPECT_GT(q->optimizer + q->masters, 20 * (p->optimizer + p->masters)) << "r = 32 adapters are 3% of the model";
+  // Bad LoRA configs are the trainer's errors.
+  in.lora_rank = 2000;
+  EXPECT_NE(std::string(PlanMemory(in).status().message()).find("above the width"), std::string::npos);
+  in.lora_rank = 8;
+  in.lora_targets = "nope";
+  EXPECT_NE(std::string(PlanMemory(in).status().message()).find("'nope' matches no linear layer"), std::string::npos);
+  in.lora_targets = "";
+  in.trainable = "head";
+  EXPECT_NE(std::string(PlanMemory(in).status().message()).find("drop --trainable"), std::string::npos);
 }
 
 }  // namespace
