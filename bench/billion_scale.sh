@@ -5,14 +5,16 @@
 #   2. the same with sp=2;
 #   3. a 14B-width slice: wan2.1-14b cut to 2 of its 40 blocks (dim 5120, ffn 13824, 40 heads),
 #      both blocks (and the head) trained in bf16, the embeddings frozen (in fp32 it does not
-#      fit 6 GB a rank: plan says so and names bf16 as the fix).
+#      fit 6 GB a rank: plan says so and names bf16 as the fix);
+#   4. wan2.1-1.3b with LoRA r=32 on every block (attention and FFN linears), the frozen base
+#      sharded by ZeRO-3, bf16: what full fine-tuning cannot fit here.
 # For each: s/iteration, and every rank's measured peak RSS per phase beside `plan`'s
 # prediction. Then the configurations that cannot fit here, refused up front by plan and
 # by train (full 1.3B fine-tuning; ZeRO-2 of the runs above).
 #
 #   bench/billion_scale.sh [work dir]      (about 10 minutes on 2 cores with OpenBLAS's
 #                                           SkylakeX kernels, see below; 24 GB of memory)
-# Knobs (environment): REFUSALS_ONLY (set: only the refusals, a minute), RANKS (4), ITERS (3), TRAINABLE_13B (blocks.20-29,head), LATENT (16,1,8,8).
+# Knobs (environment): RUNS (the names below, default all), REFUSALS_ONLY (set: only the refusals, a minute), RANKS (4), ITERS (3), TRAINABLE_13B (blocks.20-29,head), LATENT (16,1,8,8).
 # The weights are random (no checkpoint is shipped); Wan's zero-initialised head is trained too,
 # so that the blocks receive gradients from the second iteration on.
 set -euo pipefail
@@ -59,10 +61,15 @@ run() {  # name, then flags
   grep -E "^iter |s/iteration|^memory per rank|^  (phase|load|rollout|update|checkpoint) " "${work}/${name}.log"
 }
 
-if [[ -z "${REFUSALS_ONLY:-}" ]]; then
-run wan13b_sp1 --model=wan2.1-1.3b --trainable="${TRAINABLE_13B}" --sp=1
-run wan13b_sp2 --model=wan2.1-1.3b --trainable="${TRAINABLE_13B}" --sp=2
-run wan14b_width_2blocks --model="${work}/wan14b_2blocks.json" --trainable=blocks.0-1,head --sp=1 --precision=bf16
+RUNS="${RUNS:-wan13b_sp1 wan13b_sp2 wan14b_width_2blocks wan13b_lora_r32}"
+want() { [[ -z "${REFUSALS_ONLY:-}" && " ${RUNS} " == *" $1 "* ]]; }
+if want wan13b_sp1; then run wan13b_sp1 --model=wan2.1-1.3b --trainable="${TRAINABLE_13B}" --sp=1; fi
+if want wan13b_sp2; then run wan13b_sp2 --model=wan2.1-1.3b --trainable="${TRAINABLE_13B}" --sp=2; fi
+if want wan14b_width_2blocks; then
+  run wan14b_width_2blocks --model="${work}/wan14b_2blocks.json" --trainable=blocks.0-1,head --sp=1 --precision=bf16
+fi
+if want wan13b_lora_r32; then
+  run wan13b_lora_r32 --model=wan2.1-1.3b --lora_rank=32 --lora_alpha=64 --sp=1 --precision=bf16 --lr=1e-4
 fi
 
 echo
@@ -78,6 +85,7 @@ refuse() {  # name, then flags
   echo "    train exit ${rc}: $(grep -m1 -o 'this run does not fit.*' "${work}/${name}.log" | cut -c1-400)"
 }
 refuse full_13b_zero3 --model=wan2.1-1.3b --sp=1
+refuse full_13b_bf16 --model=wan2.1-1.3b --sp=1 --precision=bf16
 refuse full_13b_zero2 --model=wan2.1-1.3b --sp=1 --zero_stage=2
 refuse zero2_13b_partial --model=wan2.1-1.3b --trainable="${TRAINABLE_13B}" --zero_stage=2
 refuse zero2_14b_width --model="${work}/wan14b_2blocks.json" --trainable=blocks.0-1,head --zero_stage=2 --precision=bf16
