@@ -69,7 +69,10 @@ if want wan14b_width_2blocks; then
   run wan14b_width_2blocks --model="${work}/wan14b_2blocks.json" --trainable=blocks.0-1,head --sp=1 --precision=bf16
 fi
 if want wan13b_lora_r32; then
-  run wan13b_lora_r32 --model=wan2.1-1.3b --lora_rank=32 --lora_alpha=64 --sp=1 --precision=bf16 --lr=1e-4
+  # The random weights have Wan's zero head: an adapter on head.head lets the blocks' adapters get
+  # gradients from the second iteration on (a real checkpoint's head is not zero).
+  run wan13b_lora_r32 --model=wan2.1-1.3b --lora_rank=32 --lora_alpha=64 --sp=1 --precision=bf16 --lr=1e-4 \
+    --lora_targets=self_attn.q,self_attn.k,self_attn.v,self_attn.o,cross_attn.q,cross_attn.k,cross_attn.v,cross_attn.o,ffn.0,ffn.2,head.head
 fi
 
 echo

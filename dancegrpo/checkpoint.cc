@@ -140,7 +140,8 @@ absl::Status CheckParameters(hid_t f, const ParameterList& model) {
   if (names.size() != model.names.size() || shapes.size() != names.size() * kMaxDims) {
     return absl::FailedPreconditionError(absl::StrCat(
         "it holds ", names.size(), " parameter tensors but this model trains ", model.names.size(),
-        ": the model shape or --trainable changed; resume with the config it was written with, or start a new "
+        ": the model shape, --trainable or the LoRA options (--lora_rank, --lora_targets) changed; resume with the "
+        "config it was written with, or start a new "
         "run"));
   }
   for (size_t i = 0; i < names.size(); ++i) {

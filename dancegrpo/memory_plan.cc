@@ -338,6 +338,24 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
                               "is ", FormatBytes(total_state), " (", per_param, " bytes per trained parameter); ",
                               "train fewer parameters (LoRA, e.g. --lora_rank=32; or --trainable, e.g. the last blocks), or use more ranks");
     }
+    // Full fine-tuning that does not fit these ranks may fit them as LoRA (a different run: it
+    // trains adapters, not the model), so say so beside the advice.
+    if (in.lora_rank == 0 && in.trainable.empty()) {
+      for (int stage : {in.zero_stage, 3}) {
+        auto o = in;
+        o.lora_rank = 32;
+        o.lora_alpha = 64;
+        o.zero_stage = stage;
+        o.checkpointing = in.checkpointing || stage == 3;
+        auto q = Plan(o, false);
+        if (q.ok() && q->fits) {
+          absl::StrAppend(&p.advice, "; or, on these ", in.world, " ranks, LoRA adapters instead of the whole model: "
+                          "--lora_rank=32", stage != in.zero_stage ? " --zero_stage=3" : "", " (",
+                          FormatBytes(q->device_peak), " per rank)");
+          break;
+        }
+      }
+    }
   }
   return p;
 }
