@@ -59,9 +59,11 @@ grep -q "it was trained over other base weights: ${fx}/diffusion_pytorch_model.s
 
 # Export, merge, evaluate.
 "${export_lora}" --checkpoint="${work}/ref/${final}" --out="${work}/adapter.safetensors" || fail "export_lora"
+# (the header as a file first: grep -q on a pipe would SIGPIPE head under pipefail)
+head -c 20000 "${work}/adapter.safetensors" >"${work}/adapter_header.txt"
 for key in diffusion_model.blocks.0.self_attn.q.lora_A.weight diffusion_model.blocks.1.ffn.2.lora_B.weight \
            diffusion_model.blocks.1.cross_attn.o.alpha '"base_checksum":"crc32c:'; do
-  head -c 20000 "${work}/adapter.safetensors" | grep -qF "${key}" || fail "the adapter file has no ${key}"
+  grep -qF "${key}" "${work}/adapter_header.txt" || fail "the adapter file has no ${key}"
 done
 "${merge_lora}" "${BASE[@]}" --lora="${work}/adapter.safetensors" --out="${work}/merged.safetensors" ||
   fail "merge_lora --lora"
