@@ -49,4 +49,13 @@ absl::StatusOr<std::unique_ptr<Trainer>> MakeTinyDitTrainer(const TrainerConfig&
                          toy::TargetPrompts(kTargets), std::move(world));
 }
 
+torch::Tensor Masters(Trainer& trainer) {
+  auto m = trainer.optimizer().GatherMasters();
+  return m.ok() ? *m : torch::Tensor();
+}
+
+double RelativeDiff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a - b).abs().max().item<double>() / b.abs().max().item<double>();
+}
+
 }  // namespace dancegrpo::testing

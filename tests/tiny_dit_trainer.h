@@ -24,6 +24,12 @@ absl::StatusOr<std::unique_ptr<Trainer>> MakeTinyDitTrainer(const TrainerConfig&
                                                             std::shared_ptr<hpc::Communicator> world = nullptr,
                                                             std::vector<torch::Tensor>* fp32_weights = nullptr);
 
+// The full fp32 masters gathered from every rank (collective); undefined if the gather fails.
+torch::Tensor Masters(Trainer& trainer);
+
+// max |a - b| / max |b|: how far two runs' weights are apart.
+double RelativeDiff(const torch::Tensor& a, const torch::Tensor& b);
+
 }  // namespace dancegrpo::testing
 
 #endif  // DANCEGRPO_TESTS_TINY_DIT_TRAINER_H_

@@ -21,6 +21,9 @@
 namespace dancegrpo {
 namespace {
 
+using testing::Masters;
+using testing::RelativeDiff;
+
 std::shared_ptr<hpc::Communicator> World() { return *hpc::MpiCommunicator::Create(MPI_COMM_WORLD, {120}); }
 
 TrainerConfig Config() {
@@ -39,16 +42,6 @@ std::unique_ptr<Trainer> Make(const TrainerConfig& c, std::shared_ptr<hpc::Commu
   auto t = testing::MakeTinyDitTrainer(c, std::move(world));
   EXPECT_TRUE(t.ok()) << t.status();
   return t.ok() ? *std::move(t) : nullptr;
-}
-
-torch::Tensor Masters(Trainer& t) {
-  auto m = t.optimizer().GatherMasters();
-  EXPECT_TRUE(m.ok()) << m.status();
-  return m.ok() ? *m : torch::Tensor();
-}
-
-double RelativeDiff(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a - b).abs().max().item<double>() / b.abs().max().item<double>();
 }
 
 std::string Dir(const std::string& name) {
