@@ -133,24 +133,35 @@ ParameterList ListOf(Trainer& trainer) {  // from the optimizer: ZeRO-3 paramete
   return out;
 }
 
-absl::Status CheckParameters(hid_t f, const ParameterList& model) {
+// The stored parameters' names and full shapes.
+absl::StatusOr<ParameterList> StoredParameters(hid_t f) {
   DGRPO_ASSIGN_OR_RETURN(const std::string names_text, GetText(f, "model/names"));
   DGRPO_ASSIGN_OR_RETURN(auto shapes, h5::ReadDataset<int64_t>(f, "model/shapes"));
-  std::vector<std::string> names = absl::StrSplit(names_text, '\n');
-  if (names.size() != model.names.size() || shapes.size() != names.size() * kMaxDims) {
+  ParameterList out;
+  out.names = absl::StrSplit(names_text, '\n');
+  if (shapes.size() != out.names.size() * kMaxDims)
+    return absl::DataLossError("model/names and model/shapes disagree");
+  for (size_t i = 0; i < out.names.size(); ++i) {
+    out.shapes.emplace_back();
+    for (int d = 0; d < kMaxDims && shapes[i * kMaxDims + d] >= 0; ++d) out.shapes.back().push_back(shapes[i * kMaxDims + d]);
+  }
+  return out;
+}
+
+absl::Status CheckParameters(hid_t f, const ParameterList& model) {
+  DGRPO_ASSIGN_OR_RETURN(const ParameterList stored, StoredParameters(f));
+  const auto& names = stored.names;
+  if (names.size() != model.names.size()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "it holds ", names.size(), " parameter tensors but this model trains ", model.names.size(),
         ": the model shape, --trainable or the LoRA options (--lora_rank, --lora_targets) changed; resume with the "
-        "config it was written with, or start a new "
-        "run"));
+        "config it was written with, or start a new run"));
   }
   for (size_t i = 0; i < names.size(); ++i) {
-    std::vector<int64_t> stored;
-    for (int d = 0; d < kMaxDims && shapes[i * kMaxDims + d] >= 0; ++d) stored.push_back(shapes[i * kMaxDims + d]);
-    if (names[i] != model.names[i] || stored != model.shapes[i]) {
+    if (names[i] != model.names[i] || stored.shapes[i] != model.shapes[i]) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "parameter ", i, " is '", names[i], "' [", absl::StrJoin(stored, ", "), "] there but '", model.names[i],
-          "' [", absl::StrJoin(model.shapes[i], ", "),
+          "parameter ", i, " is '", names[i], "' [", absl::StrJoin(stored.shapes[i], ", "), "] there but '",
+          model.names[i], "' [", absl::StrJoin(model.shapes[i], ", "),
           "] in this model: the model shape changed; resume with the config it was written with, or start a "
           "new run"));
     }
@@ -158,25 +169,9 @@ absl::Status CheckParameters(hid_t f, const ParameterList& model) {
   return absl::OkStatus();
 }
 
-// A checkpoint that holds part of a model (LoRA adapters, --trainable) is only meaningful over
-// the base weights it was trained on.
-absl::Status CheckBase(hid_t f, const std::string& checksum) {
+// The LoRA config and base pointer a checkpoint records (model group attributes).
+absl::StatusOr<LoraCheckpointInfo> ReadLoraInfo(hid_t f) {
   DGRPO_ASSIGN_OR_RETURN(auto group, h5::OpenGroup(f, "model"));
-  auto saved = h5::ReadStringAttribute(group.id(), "base_checksum");
-  if (!saved.ok() || checksum.empty() || *saved == checksum) return absl::OkStatus();
-  auto where = h5::ReadStringAttribute(group.id(), "base_weights");
-  return absl::FailedPreconditionError(absl::StrCat(
-      "it was trained over other base weights: ", where.ok() ? *where : std::string("(unrecorded)"), " with checksum ",
-      *saved, ", and this run's base has checksum ", checksum,
-      ". Its adapters or trained layers only make sense over their own base: resume with that base (--weights and "
-      "--model as when it was written), or start a new run (a new --out)"));
-}
-
-}  // namespace
-
-absl::StatusOr<LoraCheckpointInfo> ReadCheckpointLora(const std::string& path) {
-  DGRPO_ASSIGN_OR_RETURN(auto file, OpenCheckpoint(path));
-  DGRPO_ASSIGN_OR_RETURN(auto group, h5::OpenGroup(file.id(), "model"));
   LoraCheckpointInfo info;
   auto rank = h5::ReadIntAttribute(group.id(), "lora_rank");
   if (rank.ok()) {
@@ -191,41 +186,54 @@ absl::StatusOr<LoraCheckpointInfo> ReadCheckpointLora(const std::string& path) {
   return info;
 }
 
+
+// The stored weights (the EMA's with use_ema when there is one), one fp32 tensor per shape.
+absl::StatusOr<std::vector<torch::Tensor>> ReadWeights(hid_t f, const std::vector<std::vector<int64_t>>& shapes,
+                                                       bool use_ema) {
+  int64_t total = 0;
+  for (const auto& shape : shapes) total += c10::multiply_integers(shape);
+  const char* source = use_ema && h5::Exists(f, "ema/flat") ? "ema/flat" : "model/flat";
+  DGRPO_ASSIGN_OR_RETURN(auto flat, h5::ReadVectorSlice(f, source, 0, total));
+  std::vector<torch::Tensor> out;
+  int64_t offset = 0;
+  for (const auto& shape : shapes) {
+    out.push_back(torch::from_blob(flat.data() + offset, shape, torch::kFloat32).clone());
+    offset += out.back().numel();
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<LoraCheckpointInfo> ReadCheckpointLora(const std::string& path) {
+  DGRPO_ASSIGN_OR_RETURN(auto file, OpenCheckpoint(path));
+  auto info = ReadLoraInfo(file.id());
+  if (!info.ok()) return InFile(path, info.status());
+  return info;
+}
+
+absl::Status CheckBaseChecksum(const LoraCheckpointInfo& info, const std::string& checksum) {
+  if (info.base_checksum.empty() || checksum.empty() || info.base_checksum == checksum) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "it was trained over other base weights: ", info.base_weights.empty() ? "(unrecorded)" : info.base_weights,
+      " with checksum ", info.base_checksum, ", and this run's base has checksum ", checksum,
+      ". Its adapters or trained layers only make sense over their own base: resume with that base (--weights and "
+      "--model as when it was written), or start a new run (a new --out)"));
+}
+
 absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>> ReadCheckpointParameters(const std::string& path,
                                                                                           bool use_ema) {
   DGRPO_ASSIGN_OR_RETURN(auto file, OpenCheckpoint(path));
-  const hid_t f = file.id();
   auto read = [&]() -> absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>> {
-    DGRPO_ASSIGN_OR_RETURN(const std::string names_text, GetText(f, "model/names"));
-    DGRPO_ASSIGN_OR_RETURN(auto shapes, h5::ReadDataset<int64_t>(f, "model/shapes"));
-    std::vector<std::string> names = absl::StrSplit(names_text, '\n');
-    if (shapes.size() != names.size() * kMaxDims)
-      return absl::DataLossError("model/names and model/shapes disagree");
+    DGRPO_ASSIGN_OR_RETURN(const ParameterList stored, StoredParameters(file.id()));
+    DGRPO_ASSIGN_OR_RETURN(auto weights, ReadWeights(file.id(), stored.shapes, use_ema));
     std::vector<std::pair<std::string, torch::Tensor>> out;
-    int64_t total = 0;
-    for (size_t i = 0; i < names.size(); ++i) {
-      std::vector<int64_t> shape;
-      for (int d = 0; d < kMaxDims && shapes[i * kMaxDims + d] >= 0; ++d) shape.push_back(shapes[i * kMaxDims + d]);
-      out.emplace_back(names[i], torch::empty(shape, torch::kFloat32));
-      total += out.back().second.numel();
-    }
-    const char* source = use_ema && h5::Exists(f, "ema/flat") ? "ema/flat" : "model/flat";
-    DGRPO_ASSIGN_OR_RETURN(auto flat, h5::ReadVectorSlice(f, source, 0, total));
-    int64_t offset = 0;
-    for (auto& [name, t] : out) {
-      std::memcpy(t.data_ptr<float>(), flat.data() + offset, sizeof(float) * t.numel());
-      offset += t.numel();
-    }
+    for (size_t i = 0; i < weights.size(); ++i) out.emplace_back(stored.names[i], std::move(weights[i]));
     return out;
   };
   auto result = read();
   if (!result.ok()) return InFile(path, result.status());
   return result;
-}
-
-absl::Status CheckCheckpointBase(const std::string& path, const std::string& checksum) {
-  DGRPO_ASSIGN_OR_RETURN(auto file, OpenCheckpoint(path));
-  return InFile(path, CheckBase(file.id(), checksum));
 }
 
 std::string CheckpointPath(const std::string& dir, int64_t iteration) {
@@ -391,7 +399,8 @@ absl::StatusOr<ResumeReport> LoadCheckpoint(Trainer& trainer, const std::string&
     DGRPO_ASSIGN_OR_RETURN(const int64_t world_size, h5::ReadIntAttribute(f, "world_size"));
     report.saved_world_size = static_cast<int>(world_size);
     DGRPO_ASSIGN_OR_RETURN(const int64_t step, h5::ReadIntAttribute(f, "optimizer_step"));
-    DGRPO_RETURN_IF_ERROR(CheckBase(f, trainer.config().base_checksum));
+    DGRPO_ASSIGN_OR_RETURN(const auto info, ReadLoraInfo(f));
+    DGRPO_RETURN_IF_ERROR(CheckBaseChecksum(info, trainer.config().base_checksum));
     DGRPO_RETURN_IF_ERROR(CheckParameters(f, ListOf(trainer)));
     auto& opt = trainer.optimizer();
     // Each rank reads only the segments of the logical vectors that its state holds.
@@ -457,42 +466,37 @@ absl::Status LoadModelWeights(const std::string& path, torch::nn::Module& model,
   // A LoRA run stored only its adapters: the model must carry the same adapters (AttachLora
   // with the checkpoint's config, ReadCheckpointLora).
   std::string trainable;
-  bool lora = false;
   {
     DGRPO_ASSIGN_OR_RETURN(auto group, h5::OpenGroup(f, "model"));
     auto attr = h5::ReadStringAttribute(group.id(), "trainable");
     if (attr.ok()) trainable = *attr;
-    lora = h5::ReadIntAttribute(group.id(), "lora_rank").ok();
   }
+  auto info = ReadLoraInfo(f);
+  if (!info.ok()) return InFile(path, info.status());
+  const bool lora = info->lora.enabled();
   if (lora && !models::HasLora(model))
     return InFile(path, absl::FailedPreconditionError(
                             "it holds LoRA adapters and this model has none: attach them first (ReadCheckpointLora)"));
   if (!trainable.empty() || lora) {
-    DGRPO_ASSIGN_OR_RETURN(const std::string names_text, GetText(f, "model/names"));
+    auto stored = StoredParameters(f);
+    if (!stored.ok()) return InFile(path, stored.status());
     torch::OrderedDict<std::string, torch::Tensor> subset;
-    for (absl::string_view name : absl::StrSplit(names_text, '\n')) {
-      const auto* p = named.find(std::string(name));
+    for (const auto& name : stored->names) {
+      const auto* p = named.find(name);
       if (p == nullptr)
         return InFile(path, absl::FailedPreconditionError(absl::StrCat(
                                 "it trained '", name, "' (", lora ? "LoRA" : absl::StrCat("--trainable=", trainable),
                                 "), which this model lacks")));
-      subset.insert(std::string(name), *p);
+      subset.insert(name, *p);
     }
     named = std::move(subset);
   }
-  DGRPO_RETURN_IF_ERROR(InFile(path, CheckParameters(f, ListOf(named))));
-  int64_t total = 0;
-  for (const auto& p : named) total += p.value().numel();
-  const char* source = use_ema && h5::Exists(f, "ema/flat") ? "ema/flat" : "model/flat";
-  auto flat = h5::ReadVectorSlice(f, source, 0, total);
-  if (!flat.ok()) return InFile(path, flat.status());
+  const ParameterList list = ListOf(named);
+  DGRPO_RETURN_IF_ERROR(InFile(path, CheckParameters(f, list)));
+  auto weights = ReadWeights(f, list.shapes, use_ema);
+  if (!weights.ok()) return InFile(path, weights.status());
   torch::NoGradGuard no_grad;
-  int64_t offset = 0;
-  for (auto& p : named) {
-    auto src = torch::from_blob(flat->data() + offset, p.value().sizes(), torch::kFloat32);
-    p.value().copy_(src);
-    offset += p.value().numel();
-  }
+  for (size_t i = 0; i < named.size(); ++i) named[i].value().copy_((*weights)[i]);
   return absl::OkStatus();
 }
 

@@ -71,7 +71,7 @@ absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>> ReadCheckpoin
 
 // Fails, naming both checksums and the fix, when the checkpoint recorded a base checksum and
 // `checksum` (models::BaseChecksum of the model it is about to be loaded over) differs.
-absl::Status CheckCheckpointBase(const std::string& path, const std::string& checksum);
+absl::Status CheckBaseChecksum(const LoraCheckpointInfo& info, const std::string& checksum);
 
 struct CheckpointSummary {
   int64_t iteration = 0;

@@ -23,15 +23,17 @@ using Clock = std::chrono::steady_clock;
 // The reference policy of a LoRA run: the policy itself with its adapters switched off.
 class LoraBase : public models::VelocityModel {
  public:
-  explicit LoraBase(std::shared_ptr<models::VelocityModel> policy) : policy_(std::move(policy)) {}
+  explicit LoraBase(std::shared_ptr<models::VelocityModel> policy)
+      : policy_(std::move(policy)), adapted_(models::AdaptedLayers(*policy_)) {}
   torch::Tensor Velocity(const torch::Tensor& x, const torch::Tensor& sigma,
                          const models::Conditioning& condition) override {
-    models::LoraDisabled base(*policy_);
+    models::LoraDisabled base(adapted_);
     return policy_->Velocity(x, sigma, condition);
   }
 
  private:
   std::shared_ptr<models::VelocityModel> policy_;
+  std::vector<models::LoraLinearImpl*> adapted_;  // found once, not on every reference forward
 };
 
 double SecondsSince(Clock::time_point start) {

@@ -37,7 +37,7 @@ std::string Pattern(const std::string& path) {
   return absl::StrJoin(parts, ".");
 }
 
-std::vector<std::pair<std::string, LoraLinearImpl*>> LoraLayers(const torch::nn::Module& model) {
+std::vector<std::pair<std::string, LoraLinearImpl*>> LinearLayers(const torch::nn::Module& model) {
   std::vector<std::pair<std::string, LoraLinearImpl*>> out;
   for (const auto& item : model.named_modules("", /*include_self=*/false)) {
     if (auto* layer = dynamic_cast<LoraLinearImpl*>(item.value().get())) out.emplace_back(item.key(), layer);
@@ -96,7 +96,7 @@ absl::StatusOr<std::vector<bool>> SelectLoraLayers(const std::vector<LinearLayer
 }
 
 absl::StatusOr<std::vector<std::string>> AttachLora(torch::nn::Module& model, const LoraConfig& c, uint64_t seed) {
-  const auto layers = LoraLayers(model);
+  const auto layers = LinearLayers(model);
   std::vector<LinearLayerShape> shapes;
   for (const auto& [path, layer] : layers) {
     if (layer->has_adapter())
@@ -135,15 +135,17 @@ bool IsLoraParameter(const std::string& name) {
   return absl::EndsWith(name, ".lora_A.weight") || absl::EndsWith(name, ".lora_B.weight");
 }
 
-bool HasLora(const torch::nn::Module& model) {
-  for (const auto& [path, layer] : LoraLayers(model))
-    if (layer->has_adapter()) return true;
-  return false;
+bool HasLora(const torch::nn::Module& model) { return !AdaptedLayers(model).empty(); }
+
+std::vector<LoraLinearImpl*> AdaptedLayers(const torch::nn::Module& model) {
+  std::vector<LoraLinearImpl*> out;
+  for (const auto& [path, layer] : LinearLayers(model))
+    if (layer->has_adapter()) out.push_back(layer);
+  return out;
 }
 
-LoraDisabled::LoraDisabled(torch::nn::Module& model) {
-  for (const auto& [path, layer] : LoraLayers(model)) {
-    if (!layer->has_adapter()) continue;
+LoraDisabled::LoraDisabled(const std::vector<LoraLinearImpl*>& layers) {
+  for (auto* layer : layers) {
     saved_.emplace_back(layer, layer->lora_enabled);
     layer->lora_enabled = false;
   }
@@ -163,7 +165,7 @@ torch::Tensor MergedWeight(const torch::Tensor& weight, const torch::Tensor& lor
 
 std::vector<std::pair<std::string, torch::Tensor>> MergedParameters(const torch::nn::Module& model) {
   std::map<std::string, LoraLinearImpl*> adapted;
-  for (const auto& [path, layer] : LoraLayers(model))
+  for (const auto& [path, layer] : LinearLayers(model))
     if (layer->has_adapter()) adapted[absl::StrCat(path, ".weight")] = layer;
   std::vector<std::pair<std::string, torch::Tensor>> out;
   torch::NoGradGuard no_grad;
@@ -181,37 +183,57 @@ std::vector<std::pair<std::string, torch::Tensor>> MergedParameters(const torch:
   return out;
 }
 
-absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>> LoraFileTensors(
-    const std::vector<std::pair<std::string, torch::Tensor>>& adapters, double alpha, const std::string& prefix) {
-  std::map<std::string, std::pair<torch::Tensor, torch::Tensor>> layers;  // layer -> (A, B), in name order
-  std::vector<std::string> order;
+namespace {
+
+// Every layer has both matrices, of rank >= 1, and they chain: A [r, in], B [out, r].
+absl::Status CheckLayers(const std::map<std::string, LoraLayerWeights>& layers) {
+  for (const auto& [layer, w] : layers) {
+    if (!w.a.defined() || !w.b.defined())
+      return absl::InvalidArgumentError(absl::StrCat("layer '", layer, "' has lora_", w.a.defined() ? "A" : "B",
+                                                     " but no lora_", w.a.defined() ? "B" : "A"));
+    if (w.a.dim() != 2 || w.b.dim() != 2 || w.a.size(0) < 1 || w.a.size(0) != w.b.size(1))
+      return absl::InvalidArgumentError(absl::StrCat("layer '", layer, "': lora_A ", c10::str(w.a.sizes()),
+                                                     " and lora_B ", c10::str(w.b.sizes()),
+                                                     " are not [r, in] and [out, r] with r >= 1"));
+  }
+  if (layers.empty()) return absl::InvalidArgumentError("no LoRA adapter in it");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::map<std::string, LoraLayerWeights>> LoraLayers(
+    const std::vector<std::pair<std::string, torch::Tensor>>& adapters, double alpha) {
+  std::map<std::string, LoraLayerWeights> layers;
   for (const auto& [name, value] : adapters) {
     if (!IsLoraParameter(name))
       return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not a LoRA adapter's parameter"));
     const bool is_a = absl::EndsWith(name, ".lora_A.weight");
-    const std::string layer = name.substr(0, name.size() - std::string(".lora_A.weight").size());
-    if (!layers.count(layer)) order.push_back(layer);
-    (is_a ? layers[layer].first : layers[layer].second) = value.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    auto& w = layers[name.substr(0, name.size() - std::string(".lora_A.weight").size())];
+    (is_a ? w.a : w.b) = value.detach().to(torch::kCPU, torch::kFloat32).contiguous();
   }
+  if (auto s = CheckLayers(layers); !s.ok()) return s;
+  for (auto& [layer, w] : layers) w.scale = alpha / static_cast<double>(w.a.size(0));
+  return layers;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> LoraFileTensors(const std::map<std::string, LoraLayerWeights>& layers,
+                                                                   const std::string& prefix) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (const auto& layer : order) {
-    const auto& [a, b] = layers[layer];
-    if (!a.defined() || !b.defined())
-      return absl::InvalidArgumentError(absl::StrCat("layer '", layer, "' has lora_", a.defined() ? "A" : "B",
-                                                     " but no lora_", a.defined() ? "B" : "A"));
-    if (a.dim() != 2 || b.dim() != 2 || a.size(0) != b.size(1))
-      return absl::InvalidArgumentError(absl::StrCat("layer '", layer, "': lora_A ", c10::str(a.sizes()),
-                                                     " and lora_B ", c10::str(b.sizes()), " do not chain"));
-    out.emplace_back(absl::StrCat(prefix, layer, ".lora_A.weight"), a);
-    out.emplace_back(absl::StrCat(prefix, layer, ".lora_B.weight"), b);
-    out.emplace_back(absl::StrCat(prefix, layer, ".alpha"), torch::tensor(static_cast<float>(alpha)));
+  for (const auto& [layer, w] : layers) {
+    out.emplace_back(absl::StrCat(prefix, layer, ".lora_A.weight"), w.a);
+    out.emplace_back(absl::StrCat(prefix, layer, ".lora_B.weight"), w.b);
+    out.emplace_back(absl::StrCat(prefix, layer, ".alpha"),
+                     torch::tensor(static_cast<float>(w.scale * static_cast<double>(w.a.size(0)))));
   }
   return out;
 }
 
-absl::StatusOr<std::map<std::string, LoraLayerWeights>> ReadLoraFile(const std::string& path) {
+absl::StatusOr<std::map<std::string, LoraLayerWeights>> ReadLoraFile(const std::string& path,
+                                                                    std::map<std::string, std::string>* metadata) {
   auto file = SafetensorsFile::Open(path);
   if (!file.ok()) return file.status();
+  if (metadata != nullptr) *metadata = file->metadata();
   std::map<std::string, LoraLayerWeights> out;
   std::map<std::string, double> alphas;
   for (const auto& [key, entry] : file->entries()) {
@@ -220,33 +242,24 @@ absl::StatusOr<std::map<std::string, LoraLayerWeights>> ReadLoraFile(const std::
       if (absl::ConsumePrefix(&name, prefix)) break;
     auto value = file->Read(key);
     if (!value.ok()) return value.status();
-    absl::string_view stem = name;
-    std::string layer;
-    if (absl::ConsumeSuffix(&stem, ".lora_A.weight")) {
-      layer = std::string(stem);
-      out[layer].a = value->to(torch::kFloat32);
-    } else if (absl::ConsumeSuffix(&stem, ".lora_B.weight")) {
-      layer = std::string(stem);
-      out[layer].b = value->to(torch::kFloat32);
-    } else if (absl::ConsumeSuffix(&stem, ".alpha")) {
-      layer = std::string(stem);
-      alphas[layer] = value->to(torch::kFloat64).item<double>();
+    absl::string_view layer = name;
+    if (absl::ConsumeSuffix(&layer, ".lora_A.weight")) {
+      out[std::string(layer)].a = value->to(torch::kFloat32);
+    } else if (absl::ConsumeSuffix(&layer, ".lora_B.weight")) {
+      out[std::string(layer)].b = value->to(torch::kFloat32);
+    } else if (absl::ConsumeSuffix(&layer, ".alpha") && value->numel() == 1) {
+      alphas[std::string(layer)] = value->to(torch::kFloat64).item<double>();
     } else {
       return absl::InvalidArgumentError(absl::StrCat(path, ": '", key, "' is not a LoRA tensor (expected "
-                                                     "<layer>.lora_A.weight, <layer>.lora_B.weight or <layer>.alpha)"));
+                                                     "<layer>.lora_A.weight, <layer>.lora_B.weight or a one-element "
+                                                     "<layer>.alpha)"));
     }
   }
+  if (auto s = CheckLayers(out); !s.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
   for (auto& [layer, w] : out) {
-    if (!w.a.defined() || !w.b.defined())
-      return absl::InvalidArgumentError(absl::StrCat(path, ": layer '", layer, "' has lora_", w.a.defined() ? "A" : "B",
-                                                     " but no lora_", w.a.defined() ? "B" : "A"));
-    if (w.a.dim() != 2 || w.b.dim() != 2 || w.a.size(0) != w.b.size(1))
-      return absl::InvalidArgumentError(absl::StrCat(path, ": layer '", layer, "': lora_A ", c10::str(w.a.sizes()),
-                                                     " and lora_B ", c10::str(w.b.sizes()), " do not chain"));
     auto alpha = alphas.find(layer);
     w.scale = alpha == alphas.end() ? 1.0 : alpha->second / static_cast<double>(w.a.size(0));
   }
-  if (out.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": no LoRA adapter in the file"));
   return out;
 }
 

@@ -80,11 +80,14 @@ bool IsLoraParameter(const std::string& name);
 // True when any layer of `model` carries an adapter.
 bool HasLora(const torch::nn::Module& model);
 
-// Switches every adapter of `model` off for this object's lifetime (the model then computes
-// its base), and back to what it was after.
+// The layers of `model` that carry an adapter, in model order.
+std::vector<LoraLinearImpl*> AdaptedLayers(const torch::nn::Module& model);
+
+// Switches the adapters of `layers` (AdaptedLayers of a model: the model then computes its
+// base) off for this object's lifetime, and back to what they were after.
 class LoraDisabled {
  public:
-  explicit LoraDisabled(torch::nn::Module& model);
+  explicit LoraDisabled(const std::vector<LoraLinearImpl*>& layers);
   ~LoraDisabled();
   LoraDisabled(const LoraDisabled&) = delete;
   LoraDisabled& operator=(const LoraDisabled&) = delete;
@@ -110,21 +113,27 @@ std::vector<std::pair<std::string, torch::Tensor>> MergedParameters(const torch:
 // with prefix "diffusion_model." by default.
 inline constexpr char kLoraFilePrefix[] = "diffusion_model.";
 
-// The file's tensors from adapter parameters named "<layer>.lora_A.weight" /
-// "<layer>.lora_B.weight" (a model's, or a checkpoint's) and the run's alpha. Fails for a
-// layer that lacks A or B, or whose shapes do not chain.
-absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>> LoraFileTensors(
-    const std::vector<std::pair<std::string, torch::Tensor>>& adapters, double alpha,
-    const std::string& prefix = kLoraFilePrefix);
-
 struct LoraLayerWeights {
-  torch::Tensor a, b;  // [r, in], [out, r]
-  double scale = 1;    // alpha / r (1 when the file has no alpha: PEFT's convention)
+  torch::Tensor a, b;  // [r, in], [out, r], fp32 on the CPU
+  double scale = 1;    // alpha / r (1 when a file has no alpha: PEFT's convention)
 };
-// Reads an adapter file: layer name (prefix "diffusion_model." / "transformer." / none
-// stripped) -> its adapter. Fails, naming the file and key, on a key that is not an adapter's,
-// a layer with A but no B (or the reverse), or shapes that do not chain.
-absl::StatusOr<std::map<std::string, LoraLayerWeights>> ReadLoraFile(const std::string& path);
+
+// The adapters by layer from parameters named "<layer>.lora_A.weight" / "<layer>.lora_B.weight"
+// (a model's, or a checkpoint's) and the run's alpha. Fails for a name that is not an
+// adapter's, a layer that lacks A or B, or shapes that do not chain.
+absl::StatusOr<std::map<std::string, LoraLayerWeights>> LoraLayers(
+    const std::vector<std::pair<std::string, torch::Tensor>>& adapters, double alpha);
+
+// An adapter file's tensors (A, B and alpha per layer, keys with `prefix`).
+std::vector<std::pair<std::string, torch::Tensor>> LoraFileTensors(const std::map<std::string, LoraLayerWeights>& layers,
+                                                                   const std::string& prefix = kLoraFilePrefix);
+
+// Reads an adapter file: layer name (prefix "diffusion_model." / "transformer." /
+// "base_model.model." or none stripped) -> its adapter; the file's metadata into `metadata`
+// when given. Fails, naming the file and key, on a key that is not an adapter's, a layer with A
+// but no B (or the reverse), shapes that do not chain, or a file without adapters.
+absl::StatusOr<std::map<std::string, LoraLayerWeights>> ReadLoraFile(
+    const std::string& path, std::map<std::string, std::string>* metadata = nullptr);
 
 // Merges adapters into `named` (a model's parameters by name: "<layer>.weight" must exist
 // with shape [out, in]) and returns the merged list in the same order and dtypes. Fails,

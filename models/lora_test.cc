@@ -96,7 +96,7 @@ TEST(Lora, AtStepZeroTheModelIsTheBaseBitwise) {
   const auto adapted = Forward(*dit, in);
   EXPECT_FALSE(torch::allclose(adapted, base, 1e-4, 1e-6)) << "non-zero B changes the output";
   {
-    LoraDisabled off(*dit);
+    LoraDisabled off(AdaptedLayers(*dit));
     EXPECT_TRUE(torch::equal(Forward(*dit, in), base)) << "adapters off = the base, bit for bit";
   }
   EXPECT_TRUE(torch::equal(Forward(*dit, in), adapted)) << "and back on after the scope";
@@ -134,13 +134,15 @@ TEST(Lora, AnAdapterFileRoundTripEqualsTheInMemoryMerge) {
   for (const auto& p : dit->named_parameters()) {
     (IsLoraParameter(p.key()) ? adapters : base).emplace_back(p.key(), p.value().detach());
   }
-  auto tensors = LoraFileTensors(adapters, 8);
-  ASSERT_TRUE(tensors.ok()) << tensors.status();
-  EXPECT_EQ(tensors->size(), adapters.size() / 2 * 3) << "A, B and alpha per layer";
-  EXPECT_EQ((*tensors)[0].first, "diffusion_model.blocks.0.self_attn.q.lora_A.weight");
-  EXPECT_EQ((*tensors)[2].first, "diffusion_model.blocks.0.self_attn.q.alpha");
+  auto layers = LoraLayers(adapters, 8);
+  ASSERT_TRUE(layers.ok()) << layers.status();
+  const auto tensors = LoraFileTensors(*layers);
+  EXPECT_EQ(tensors.size(), adapters.size() / 2 * 3) << "A, B and alpha per layer";
+  EXPECT_EQ(tensors[0].first, "diffusion_model.blocks.0.cross_attn.k.lora_A.weight");
+  EXPECT_EQ(tensors[2].first, "diffusion_model.blocks.0.cross_attn.k.alpha");
+  EXPECT_FLOAT_EQ(tensors[2].second.item<float>(), 8.0f);
   const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/adapter.safetensors";
-  ASSERT_TRUE(WriteSafetensors(path, *tensors).ok());
+  ASSERT_TRUE(WriteSafetensors(path, tensors).ok());
   auto read = ReadLoraFile(path);
   ASSERT_TRUE(read.ok()) << read.status();
   ASSERT_EQ(read->size(), adapters.size() / 2);
@@ -214,6 +216,19 @@ TEST(Lora, ABadAdapterFileIsRefused) {
   r = ReadLoraFile(dir + "/other.safetensors");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("is not a LoRA tensor"), std::string::npos) << r.status();
+  ASSERT_TRUE(WriteSafetensors(dir + "/alphas.safetensors", {{"blocks.0.ffn.0.lora_A.weight", torch::zeros({2, 8})},
+                                                              {"blocks.0.ffn.0.lora_B.weight", torch::zeros({8, 2})},
+                                                              {"blocks.0.ffn.0.alpha", torch::ones({2})}})
+                  .ok());
+  r = ReadLoraFile(dir + "/alphas.safetensors");
+  ASSERT_FALSE(r.ok()) << "an alpha of two elements";
+  EXPECT_NE(r.status().message().find("one-element"), std::string::npos) << r.status();
+  ASSERT_TRUE(WriteSafetensors(dir + "/rank0.safetensors", {{"blocks.0.ffn.0.lora_A.weight", torch::zeros({0, 8})},
+                                                             {"blocks.0.ffn.0.lora_B.weight", torch::zeros({8, 0})}})
+                  .ok());
+  r = ReadLoraFile(dir + "/rank0.safetensors");
+  ASSERT_FALSE(r.ok()) << "rank 0 would divide alpha by 0";
+  EXPECT_NE(r.status().message().find("r >= 1"), std::string::npos) << r.status();
 }
 
 TEST(Lora, TheBaseChecksumSeesTheBaseOnly) {

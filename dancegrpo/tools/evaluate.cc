@@ -82,8 +82,8 @@ int main(int argc, char** argv) {
       if (!read.ok()) return Fail(std::string(read.status().message()));
       info = *read;
       if (!info.base_checksum.empty()) {
-        if (auto s = dancegrpo::CheckCheckpointBase(FLAGS_checkpoint, dancegrpo::models::BaseChecksum(dit)); !s.ok())
-          return Fail(std::string(s.message()));
+        if (auto s = dancegrpo::CheckBaseChecksum(info, dancegrpo::models::BaseChecksum(dit)); !s.ok())
+          return Fail(absl::StrCat("checkpoint ", FLAGS_checkpoint, ": ", s.message()));
       }
     }
     dit.to(*device, *precision);

@@ -41,9 +41,10 @@ int main(int argc, char** argv) {
                              "directly with --weights-style loading, or train with --lora_rank"));
   auto params = dancegrpo::ReadCheckpointParameters(FLAGS_checkpoint, FLAGS_ema);
   if (!params.ok()) return Fail(std::string(params.status().message()));
-  auto tensors = dancegrpo::models::LoraFileTensors(*params, info->lora.alpha, FLAGS_prefix);
-  if (!tensors.ok()) return Fail(absl::StrCat(FLAGS_checkpoint, ": ", tensors.status().message()));
-  for (auto& [name, t] : *tensors)
+  auto layers = dancegrpo::models::LoraLayers(*params, info->lora.alpha);
+  if (!layers.ok()) return Fail(absl::StrCat(FLAGS_checkpoint, ": ", layers.status().message()));
+  auto tensors = dancegrpo::models::LoraFileTensors(*layers, FLAGS_prefix);
+  for (auto& [name, t] : tensors)
     if (t.dim() == 2) t = t.to(dtypes.at(FLAGS_dtype));
   const std::map<std::string, std::string> metadata = {
       {"format", "LoRA for Wan2.1-style DiTs (original layer names; lora_A/lora_B/alpha), written by DanceGRPO-HPC"},
@@ -53,9 +54,9 @@ int main(int argc, char** argv) {
       {"base_weights", info->base_weights},
       {"base_checksum", info->base_checksum},
       {"source_checkpoint", FLAGS_checkpoint}};
-  if (auto s = dancegrpo::models::WriteSafetensors(FLAGS_out, *tensors, metadata); !s.ok())
+  if (auto s = dancegrpo::models::WriteSafetensors(FLAGS_out, tensors, metadata); !s.ok())
     return Fail(std::string(s.message()));
-  std::printf("export_lora: %zu layers (rank %ld, alpha %g) from %s -> %s\n", tensors->size() / 3,
+  std::printf("export_lora: %zu layers (rank %ld, alpha %g) from %s -> %s\n", layers->size(),
               static_cast<long>(info->lora.rank), info->lora.alpha, FLAGS_checkpoint.c_str(), FLAGS_out.c_str());
   return 0;
 }

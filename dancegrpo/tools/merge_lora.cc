@@ -48,11 +48,11 @@ int main(int argc, char** argv) {
   std::map<std::string, dancegrpo::models::LoraLayerWeights> adapters;
   std::string recorded;  // the base checksum the adapters were trained over
   if (!FLAGS_lora.empty()) {
-    auto read = dancegrpo::models::ReadLoraFile(FLAGS_lora);
+    std::map<std::string, std::string> metadata;
+    auto read = dancegrpo::models::ReadLoraFile(FLAGS_lora, &metadata);
     if (!read.ok()) return Fail(std::string(read.status().message()));
     adapters = std::move(*read);
-    auto file = dancegrpo::models::SafetensorsFile::Open(FLAGS_lora);
-    if (file.ok() && file->metadata().count("base_checksum")) recorded = file->metadata().at("base_checksum");
+    if (metadata.count("base_checksum")) recorded = metadata.at("base_checksum");
   } else {
     auto info = dancegrpo::ReadCheckpointLora(FLAGS_checkpoint);
     if (!info.ok()) return Fail(std::string(info.status().message()));
@@ -60,13 +60,9 @@ int main(int argc, char** argv) {
     recorded = info->base_checksum;
     auto params = dancegrpo::ReadCheckpointParameters(FLAGS_checkpoint, FLAGS_ema);
     if (!params.ok()) return Fail(std::string(params.status().message()));
-    auto tensors = dancegrpo::models::LoraFileTensors(*params, info->lora.alpha, "");
-    if (!tensors.ok()) return Fail(std::string(tensors.status().message()));
-    for (size_t i = 0; i + 2 < tensors->size(); i += 3) {
-      const std::string& key = (*tensors)[i].first;
-      const std::string layer = key.substr(0, key.size() - std::string(".lora_A.weight").size());
-      adapters[layer] = {(*tensors)[i].second, (*tensors)[i + 1].second, info->lora.alpha / (*tensors)[i].second.size(0)};
-    }
+    auto layers = dancegrpo::models::LoraLayers(*params, info->lora.alpha);
+    if (!layers.ok()) return Fail(absl::StrCat(FLAGS_checkpoint, ": ", layers.status().message()));
+    adapters = std::move(*layers);
   }
   if (!recorded.empty() && recorded != checksum && !FLAGS_allow_other_base)
     return Fail(absl::StrCat("the adapters were trained over a base with checksum ", recorded, ", and this base (",

@@ -201,10 +201,10 @@ TEST(LoraTrainer, ExportedAndMergedAdaptersEqualTheInMemoryMerge) {
   ASSERT_TRUE(path.ok()) << path.status();
   auto params = ReadCheckpointParameters(*path);
   ASSERT_TRUE(params.ok()) << params.status();
-  auto tensors = models::LoraFileTensors(*params, c.lora.alpha);
-  ASSERT_TRUE(tensors.ok()) << tensors.status();
+  auto layers = models::LoraLayers(*params, c.lora.alpha);
+  ASSERT_TRUE(layers.ok()) << layers.status();
   ASSERT_EQ(std::system(("mkdir -p '" + dir + "'").c_str()), 0);
-  ASSERT_TRUE(models::WriteSafetensors(dir + "/adapter.safetensors", *tensors).ok());
+  ASSERT_TRUE(models::WriteSafetensors(dir + "/adapter.safetensors", models::LoraFileTensors(*layers)).ok());
   auto adapters = models::ReadLoraFile(dir + "/adapter.safetensors");
   ASSERT_TRUE(adapters.ok()) << adapters.status();
 
