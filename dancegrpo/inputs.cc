@@ -141,7 +141,7 @@ absl::StatusOr<UserModel> LoadUserDit(const UserModelOptions& o) {
   } else {
     m.base_weights = absl::StrCat("preset ", o.model, ", random weights of seed ", o.seed);
   }
-  if (o.checksum_base || o.lora.enabled()) m.base_checksum = models::BaseChecksum(*m.dit);
+  if (o.checksum_base) m.base_checksum = models::BaseChecksum(*m.dit);
   if (o.lora.enabled()) {
     auto layers = models::AttachLora(*m.dit, o.lora, o.seed);
     if (!layers.ok()) return layers.status();

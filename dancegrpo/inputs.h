@@ -63,8 +63,8 @@ struct UserModelOptions {
   // LoRA adapters to attach after the weights are loaded (rank 0 = none); their A is drawn
   // from `seed`.
   models::LoraConfig lora;
-  // Compute the base weights' checksum (always with LoRA): for runs whose checkpoints do not
-  // hold the whole model.
+  // Compute the base weights' checksum (models::BaseChecksum), for runs whose checkpoints do
+  // not hold the whole model (LoRA, --trainable).
   bool checksum_base = false;
 };
 

@@ -293,7 +293,11 @@ int main(int argc, char** argv) {
       auto options = dancegrpo::tools::ModelOptionsFromFlags(FLAGS_seed, *device);
       options.compute_dtype = *precision;
       options.lora = *lora;
-      options.checksum_base = !FLAGS_trainable.empty();  // checkpoints then hold only part of the model
+      // Checkpoints of part of a model record the base's checksum. Every rank loads the same
+      // weights, so rank 0 alone reads them through (under ZeRO-3 the ranks load in turns) and
+      // sends the result to the others below.
+      const bool partial = lora->enabled() || !FLAGS_trainable.empty();
+      options.checksum_base = partial && rank == 0;
       absl::StatusOr<dancegrpo::UserModel> user = absl::UnknownError("not loaded");
       auto load = [&]() -> absl::Status {
         user = dancegrpo::LoadUserModel(options);
@@ -328,6 +332,12 @@ int main(int argc, char** argv) {
       if (FLAGS_kl_beta > 0 && !lora->enabled()) reference = dancegrpo::MakeDit(user->config);
       base_weights = user->base_weights;
       base_checksum = user->base_checksum;
+      if (partial) {
+        char sum[32] = {};
+        base_checksum.copy(sum, sizeof(sum) - 1);
+        MPI_Bcast(sum, sizeof(sum), MPI_CHAR, 0, MPI_COMM_WORLD);
+        base_checksum = sum;
+      }
       lora_layers = static_cast<int>(user->lora_layers.size());
       encoder = user->encoder;
       decoder = user->decoder;
