@@ -365,7 +365,9 @@ absl::StatusOr<IterationMetrics> Trainer::Step() {
   rc.latent_shape = config_.latent_shape;
   last_trajectories_ = Rollout(*policy_, rc, sigmas_, iteration_, samples, conditions, null_condition_);
   const auto& traj = last_trajectories_;
+  m.rollout_seconds = SecondsSince(start);
   hpc::FaultPoint("rollout", iteration_);
+  const auto score_start = Clock::now();
 
   // 3. Decode and score.
   torch::Tensor clips = traj.final_x0;
@@ -388,7 +390,7 @@ absl::StatusOr<IterationMetrics> Trainer::Step() {
       for (const auto& per_reward : scores) last_samples_.rewards.back().push_back(per_reward[i]);
     }
   }
-  m.rollout_seconds = SecondsSince(start);
+  m.reward_seconds = SecondsSince(score_start);
   if (phase_hook_) phase_hook_("rollout");
 
   // 4. Advantages over the span of samples this rank can see after the gather: its

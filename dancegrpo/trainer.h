@@ -97,7 +97,8 @@ struct IterationMetrics {
   std::vector<double> reward_mean;
   std::vector<double> reward_std;
   UpdateStats update;
-  double rollout_seconds = 0;
+  double rollout_seconds = 0;  // sampling (the SDE rollout) alone
+  double reward_seconds = 0;   // decoding and scoring
   double update_seconds = 0;
   double seconds = 0;
   double samples_per_second = 0;

@@ -134,9 +134,10 @@ std::string MetricsJson(const dancegrpo::IterationMetrics& m) {
                           m.reward_mean[k], m.reward_std[k]);
   return absl::StrFormat(
       "{\"iteration\": %d, \"rewards\": {%s}, \"mean_ratio\": %.8g, \"clip_fraction\": %.6g, \"approx_kl\": %.6g, "
-      "\"kl_to_reference\": %.6g, \"grad_norm\": %.6g, \"samples_per_second\": %.4g, \"seconds\": %.4g}",
+      "\"kl_to_reference\": %.6g, \"grad_norm\": %.6g, \"samples_per_second\": %.4g, \"seconds\": %.4g, "
+      "\"rollout_seconds\": %.4g, \"reward_seconds\": %.4g, \"update_seconds\": %.4g}",
       m.iteration, rewards, m.update.mean_ratio, m.update.clip_fraction, m.update.approx_kl, m.update.kl_to_reference,
-      m.update.grad_norm, m.samples_per_second, m.seconds);
+      m.update.grad_norm, m.samples_per_second, m.seconds, m.rollout_seconds, m.reward_seconds, m.update_seconds);
 }
 
 // The scalars of one iteration, as TensorBoard shows them (grouped by the prefix).
@@ -157,6 +158,7 @@ std::vector<std::pair<std::string, double>> TensorBoardScalars(const dancegrpo::
                      {"update/skipped_steps", static_cast<double>(u.skipped_steps)},
                      {"throughput/samples_per_second", m.samples_per_second},
                      {"time/rollout_seconds", m.rollout_seconds},
+                     {"time/reward_seconds", m.reward_seconds},
                      {"time/update_seconds", m.update_seconds},
                      {"time/iteration_seconds", m.seconds}});
   if (tflops > 0) s.emplace_back("throughput/model_tflops_per_rank", tflops);
