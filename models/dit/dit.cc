@@ -10,6 +10,7 @@
 #include "glog/logging.h"
 #include "absl/strings/str_cat.h"
 #include "hpc/seqpar.h"
+#include "models/dit/cpu_attention.h"
 #include "models/timestep_embedding.h"
 
 namespace dancegrpo::models {
@@ -25,8 +26,11 @@ torch::Tensor LocalAttention::Attend(const torch::Tensor& q, const torch::Tensor
   if (!key_mask.defined()) return at::scaled_dot_product_attention(q, k, v);
   return at::scaled_dot_product_attention(q, k, v, key_mask.to(torch::kBool).unsqueeze(1).unsqueeze(1));
 #else
-  // q is scaled by 1/sqrt(d) before QK^T: L*d elements instead of the L*L scores.
-  auto scores = torch::matmul(q * (1.0 / std::sqrt(static_cast<double>(q.size(-1)))), k.transpose(-2, -1));
+  // fp32 on the CPU: the fused kernel (cpu_attention.h); otherwise libtorch's ops, with q
+  // scaled by 1/sqrt(d) before QK^T (L*d elements instead of the L*L scores).
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  if (CpuAttentionApplies(q, k, v)) return CpuAttention(q, k, v, key_mask, scale);
+  auto scores = torch::matmul(q * scale, k.transpose(-2, -1));
   if (key_mask.defined()) {
     scores = scores.masked_fill(key_mask.to(torch::kBool).logical_not().unsqueeze(1).unsqueeze(1),
                                 -std::numeric_limits<float>::infinity());
