@@ -21,7 +21,7 @@
 #include "absl/strings/str_format.h"
 #include "gflags/gflags.h"
 #include "hpc/atomic_file.h"
-#include "models/dit/cpu_attention.h"
+#include "models/dit/cpu_ops.h"
 #include "models/dit/dit.h"
 #include "models/safetensors.h"
 
@@ -35,8 +35,9 @@ DEFINE_string(latent, "", "C,F,H,W latent (overrides --clip and the preset's cha
 DEFINE_string(precision, "fp32,bf16", "fp32, bf16, or both");
 DEFINE_string(device, "cpu", "cpu | cuda");
 DEFINE_double(peak_tflops, 0, "a published dense peak (H100/H200 SXM bf16: 989) for an MFU column; 0 = none");
-DEFINE_bool(fused_attention, true,
-            "fp32 CPU attention through the fused kernel (models/dit/cpu_attention.h); false: libtorch's ops (the before row)");
+DEFINE_bool(fused_kernels, true,
+            "fp32 CPU attention, GELU and RMSNorm through the fused kernels (models/dit/cpu_ops.h); false: libtorch's ops "
+            "(the before row)");
 DEFINE_bool(activation_checkpointing, false, "recompute blocks in backward (as training at scale does)");
 DEFINE_int32(threads, 0, "intra-op threads for the GEMM peak and the model; 0 = libtorch's default");
 DEFINE_string(dump, "", "write DIR/{config.json, weights.safetensors, io.safetensors} for the first preset in fp32, then exit");
@@ -125,7 +126,7 @@ int main(int argc, char** argv) {
   const torch::Device device = FLAGS_device == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
   // Set (not just read) before the GEMM peak, so the peak and the model run on the same threads.
   at::set_num_threads(FLAGS_threads > 0 ? FLAGS_threads : at::get_num_threads());
-  dancegrpo::models::SetCpuAttentionEnabled(FLAGS_fused_attention);
+  dancegrpo::models::SetFusedCpuKernels(FLAGS_fused_kernels);
   torch::manual_seed(0);
   std::printf("machine: %s, %d intra-op threads\n", device.str().c_str(), at::get_num_threads());
   for (const auto& precision : Split(FLAGS_precision)) {

@@ -1,5 +1,8 @@
 #include "models/dit/cpu_attention.h"
 
+#include "models/dit/cpu_ops.h"
+#include "models/dit/simd.h"
+
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
 #include <torch/torch.h>
@@ -7,13 +10,14 @@
 #include <cmath>
 #include <cstdint>
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <limits>
 #include <vector>
 
 namespace dancegrpo::models {
 namespace {
+
+using namespace simd;  // NOLINT: the vector helpers
 
 // ----------------------------------------------------------------------------- BLAS
 
@@ -35,70 +39,7 @@ void Gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const fl
   Sgemm()(&tb, &ta, &n, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);
 }
 
-// ----------------------------------------------------------------------------- vector kernels
-
-// 16 floats; GCC lowers it to one AVX-512 register, two AVX2 ones or four SSE ones, per clone.
-typedef float V16 __attribute__((vector_size(64)));
-typedef int32_t I16 __attribute__((vector_size(64)));
-constexpr int kLanes = 16;
-
-#define DGRPO_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-// The helpers are inlined into each clone, so they take its instruction set (a call across
-// clones would pass the vectors under two different ABIs).
-#define DGRPO_INLINE inline __attribute__((always_inline))
-
-DGRPO_INLINE V16 Load(const float* p) {
-  V16 v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-DGRPO_INLINE void Store(float* p, V16 v) { std::memcpy(p, &v, sizeof(v)); }
-DGRPO_INLINE V16 Splat(float x) { return V16{} + x; }
-// The first n lanes of p, the rest `fill`.
-DGRPO_INLINE V16 LoadPartial(const float* p, int n, float fill) {
-  alignas(64) float buf[kLanes];
-  for (int i = 0; i < kLanes; ++i) buf[i] = i < n ? p[i] : fill;
-  return Load(buf);
-}
-DGRPO_INLINE void StorePartial(float* p, V16 v, int n) {
-  alignas(64) float buf[kLanes];
-  Store(buf, v);
-  for (int i = 0; i < n; ++i) p[i] = buf[i];
-}
-DGRPO_INLINE float Sum(V16 v) {
-  float s = 0;
-  for (int i = 0; i < kLanes; ++i) s += v[i];
-  return s;
-}
-DGRPO_INLINE float Max(V16 v) {
-  float m = v[0];
-  for (int i = 1; i < kLanes; ++i) m = v[i] > m ? v[i] : m;
-  return m;
-}
-
-// Cephes' expf: x = n ln2 + r with |r| <= ln2 / 2 (n rounded to nearest by the 1.5 * 2^23
-// trick), a degree-5 polynomial for e^r, and 2^n built in the exponent bits. 0 below -87.
-DGRPO_INLINE V16 ExpNonPositive(V16 x) {
-  const V16 lo = Splat(-87.0f);
-  const auto tiny = x < lo;
-  x = tiny ? lo : x;
-  const V16 magic = Splat(12582912.0f);
-  V16 n = (x * Splat(1.44269504088896341f) + magic) - magic;
-  V16 r = x - n * Splat(0.693359375f) - n * Splat(-2.12194440e-4f);
-  V16 r2 = r * r;
-  V16 y = Splat(1.9875691500e-4f);
-  y = y * r + Splat(1.3981999507e-3f);
-  y = y * r + Splat(8.3334519073e-3f);
-  y = y * r + Splat(4.1665795894e-2f);
-  y = y * r + Splat(1.6666665459e-1f);
-  y = y * r + Splat(5.0000001201e-1f);
-  y = y * r2 + r + Splat(1.0f);
-  const I16 bits = (__builtin_convertvector(n, I16) + 127) << 23;
-  V16 scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  y = y * scale;
-  return tiny ? Splat(0.0f) : y;
-}
+// ----------------------------------------------------------------------------- softmax rows
 
 // One row of scores in place: masked keys (keep[j] == 0) to -inf, then softmax.
 DGRPO_CLONES void SoftmaxRow(float* s, int n, const uint8_t* keep) {
@@ -250,17 +191,12 @@ class CpuAttentionFunction : public torch::autograd::Function<CpuAttentionFuncti
   }
 };
 
-std::atomic<bool> g_enabled{true};
-
 }  // namespace
-
-void SetCpuAttentionEnabled(bool enabled) { g_enabled = enabled; }
-bool CpuAttentionEnabled() { return g_enabled; }
 
 void FastExpNonPositive(const float* x, float* out, int64_t n) { ExpRun(x, out, n); }
 
 bool CpuAttentionApplies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
-  if (!g_enabled || Sgemm() == nullptr) return false;
+  if (!FusedCpuKernels() || Sgemm() == nullptr) return false;
   for (const auto* t : {&q, &k, &v})
     if (!t->device().is_cpu() || t->scalar_type() != torch::kFloat32 || t->dim() != 4) return false;
   // Sizes that fit the BLAS's int arguments.

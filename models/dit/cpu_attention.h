@@ -22,7 +22,7 @@
 namespace dancegrpo::models {
 
 // Whether CpuAttention can take these inputs: fp32 CPU tensors [B, H, L, d], a BLAS sgemm_
-// in the process, and the kernel enabled.
+// in the process, and the fused kernels on (SetFusedCpuKernels, cpu_ops.h).
 bool CpuAttentionApplies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
 
 // softmax(q k^T * scale, masked) v, differentiable in q, k and v. key_mask: [B, Lk] (true =
@@ -30,11 +30,6 @@ bool CpuAttentionApplies(const torch::Tensor& q, const torch::Tensor& k, const t
 // a token-major [B, Lq, H, d] tensor).
 torch::Tensor CpuAttention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                            const torch::Tensor& key_mask, double scale);
-
-// On by default; off, LocalAttention takes libtorch's unfused ops (for benchmarks' before
-// rows and the equivalence tests). Process-wide.
-void SetCpuAttentionEnabled(bool enabled);
-bool CpuAttentionEnabled();
 
 // exp(x) for x <= 0 (the softmax's shifted scores), within 2 ulp of std::exp; 0 below -87.
 // Exposed for the test.

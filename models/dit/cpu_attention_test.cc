@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "models/dit/cpu_ops.h"
 #include "models/dit/dit.h"
 
 namespace dancegrpo::models {
@@ -148,13 +149,13 @@ TEST(CpuAttention, WholeDitMatchesTheUnfusedOpsInForwardAndBackward) {
   text.token_mask = torch::tensor({1, 1, 1, 0, 0, 1, 1, 1, 1, 1}, torch::kBool).view({2, 5});
   text.pooled = torch::randn({2, config.pooled_dim});
   auto run = [&](bool fused, std::vector<torch::Tensor>* grads) {
-    SetCpuAttentionEnabled(fused);
+    SetFusedCpuKernels(fused);
     m.zero_grad();
     auto v = m.Velocity(x, sigma, text);
     v.pow(2).mean().backward();
     grads->clear();
     for (const auto& p : m.parameters()) grads->push_back(p.grad().clone());
-    SetCpuAttentionEnabled(true);
+    SetFusedCpuKernels(true);
     return v.detach();
   };
   std::vector<torch::Tensor> g_fused, g_unfused;
@@ -170,9 +171,9 @@ TEST(CpuAttention, StepsAsideForWhatItDoesNotTake) {
   EXPECT_TRUE(CpuAttentionApplies(q, q, q));
   EXPECT_FALSE(CpuAttentionApplies(q.to(torch::kBFloat16), q, q));
   EXPECT_FALSE(CpuAttentionApplies(q.view({2, 4, 8}), q.view({2, 4, 8}), q.view({2, 4, 8})));
-  SetCpuAttentionEnabled(false);
+  SetFusedCpuKernels(false);
   EXPECT_FALSE(CpuAttentionApplies(q, q, q));
-  SetCpuAttentionEnabled(true);
+  SetFusedCpuKernels(true);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "hpc/seqpar.h"
 #include "models/dit/cpu_attention.h"
+#include "models/dit/cpu_ops.h"
 #include "models/timestep_embedding.h"
 
 namespace dancegrpo::models {
@@ -54,6 +55,7 @@ RmsNormImpl::RmsNormImpl(int64_t dim, double eps) : eps_(eps) {
 }
 
 torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
+  if (CpuOpsApply(x) && CpuOpsApply(weight)) return CpuRmsNorm(x, weight, eps_);  // one fused pass (cpu_ops.h)
   auto xf = x.to(torch::kFloat32);
   return (xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps_)).to(x.dtype()) * weight;
 }
@@ -123,10 +125,16 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
 // ----------------------------------------------------------------------------- block
 
 namespace {
+// GELU with the tanh approximation (Wan's FFN): the fused kernel for fp32 on the CPU.
+class GeluTanhImpl : public torch::nn::Cloneable<GeluTanhImpl> {
+ public:
+  void reset() override {}
+  torch::Tensor forward(const torch::Tensor& x) { return CpuOpsApply(x) ? CpuGeluTanh(x) : torch::gelu(x, "tanh"); }
+};
+TORCH_MODULE(GeluTanh);
+
 torch::nn::Sequential Mlp(int64_t in, int64_t hidden, int64_t out) {
-  return torch::nn::Sequential(LoraLinear(in, hidden),
-                               torch::nn::GELU(torch::nn::GELUOptions().approximate("tanh")),
-                               LoraLinear(hidden, out));
+  return torch::nn::Sequential(LoraLinear(in, hidden), GeluTanh(), LoraLinear(hidden, out));
 }
 
 torch::nn::LayerNorm PlainLayerNorm(int64_t dim, double eps, bool affine) {

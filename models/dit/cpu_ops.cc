@@ -1,0 +1,238 @@
+#include "models/dit/cpu_ops.h"
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+
+#include "models/dit/simd.h"
+
+namespace dancegrpo::models {
+namespace {
+
+using namespace simd;  // NOLINT: the vector helpers
+
+std::atomic<bool> g_fused{true};
+
+// ----------------------------------------------------------------------------- GELU (tanh)
+
+constexpr float kBeta = 0.7978845608028654f;  // sqrt(2 / pi)
+constexpr float kKappa = 0.044715f;
+
+// From e = exp(-2|u|) (never overflows): 1 + tanh(u) = 2e / (1 + e) for u < 0, 2 / (1 + e)
+// otherwise, and 1 - tanh(u)^2 = 4e / (1 + e)^2. Written so, 1 + tanh keeps its precision in
+// the negative tail where tanh is near -1 (libtorch's 1 + tanh(u) cancels there).
+DGRPO_INLINE void OnePlusTanh(V16 u, V16* one_plus_t, V16* one_minus_t2) {
+  const auto negative = u < 0;
+  const V16 e = ExpNonPositive(Splat(-2.0f) * (negative ? -u : u));
+  const V16 inv = Splat(1.0f) / (Splat(1.0f) + e);
+  *one_plus_t = Splat(2.0f) * (negative ? e * inv : inv);
+  *one_minus_t2 = Splat(4.0f) * e * inv * inv;
+}
+
+DGRPO_INLINE V16 GeluOf(V16 x) {
+  V16 p, d;
+  OnePlusTanh(Splat(kBeta) * (x + Splat(kKappa) * x * x * x), &p, &d);
+  return Splat(0.5f) * x * p;
+}
+
+// d/dx: 0.5 (1 + t) + 0.5 x (1 - t^2) beta (1 + 3 kappa x^2).
+DGRPO_INLINE V16 GeluGradOf(V16 x, V16 g) {
+  V16 p, d;
+  OnePlusTanh(Splat(kBeta) * (x + Splat(kKappa) * x * x * x), &p, &d);
+  const V16 du = Splat(kBeta) * (Splat(1.0f) + Splat(3.0f * kKappa) * x * x);
+  return g * (Splat(0.5f) * p + Splat(0.5f) * x * d * du);
+}
+
+DGRPO_CLONES void GeluForwardRun(const float* x, float* y, int64_t n) {
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) Store(y + j, GeluOf(Load(x + j)));
+  if (j < n) {
+    const int tail = static_cast<int>(n - j);
+    StorePartial(y + j, GeluOf(LoadPartial(x + j, tail, 0.0f)), tail);
+  }
+}
+
+DGRPO_CLONES void GeluBackwardRun(const float* x, const float* g, float* dx, int64_t n) {
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) Store(dx + j, GeluGradOf(Load(x + j), Load(g + j)));
+  if (j < n) {
+    const int tail = static_cast<int>(n - j);
+    StorePartial(dx + j, GeluGradOf(LoadPartial(x + j, tail, 0.0f), LoadPartial(g + j, tail, 0.0f)), tail);
+  }
+}
+
+constexpr int64_t kGrain = 16384;  // elements a task
+
+torch::Tensor GeluForward(const torch::Tensor& x) {
+  auto y = torch::empty_like(x);
+  const float* xp = x.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  at::parallel_for(0, x.numel(), kGrain, [&](int64_t b, int64_t e) { GeluForwardRun(xp + b, yp + b, e - b); });
+  return y;
+}
+
+class GeluTanhFunction : public torch::autograd::Function<GeluTanhFunction> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in) {
+    const auto x = x_in.contiguous();
+    ctx->save_for_backward({x});
+    return GeluForward(x);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto x = ctx->get_saved_variables()[0];
+    const auto g = grads[0].to(torch::kFloat32).contiguous();
+    auto dx = torch::empty_like(x);
+    const float *xp = x.data_ptr<float>(), *gp = g.data_ptr<float>();
+    float* dp = dx.data_ptr<float>();
+    at::parallel_for(0, x.numel(), kGrain,
+                     [&](int64_t b, int64_t e) { GeluBackwardRun(xp + b, gp + b, dp + b, e - b); });
+    return {dx};
+  }
+};
+
+// ----------------------------------------------------------------------------- RMSNorm
+
+DGRPO_INLINE float SumSquares(const float* x, int64_t d) {
+  V16 acc = Splat(0.0f);
+  int64_t j = 0;
+  for (; j + kLanes <= d; j += kLanes) {
+    const V16 v = Load(x + j);
+    acc += v * v;
+  }
+  if (j < d) {
+    const V16 v = LoadPartial(x + j, static_cast<int>(d - j), 0.0f);
+    acc += v * v;
+  }
+  return Sum(acc);
+}
+
+// y = x * rstd * w a row; rstd[r] = 1 / sqrt(mean(x^2) + eps) kept for backward.
+DGRPO_CLONES void RmsNormRows(const float* x, const float* w, float* y, float* rstd, int64_t rows, int64_t d,
+                              float eps) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * d;
+    float* yr = y + r * d;
+    const float rs = 1.0f / std::sqrt(SumSquares(xr, d) / static_cast<float>(d) + eps);
+    rstd[r] = rs;
+    const V16 s = Splat(rs);
+    int64_t j = 0;
+    for (; j + kLanes <= d; j += kLanes) Store(yr + j, Load(xr + j) * s * Load(w + j));
+    if (j < d) {
+      const int tail = static_cast<int>(d - j);
+      StorePartial(yr + j, LoadPartial(xr + j, tail, 0.0f) * s * LoadPartial(w + j, tail, 0.0f), tail);
+    }
+  }
+}
+
+// dx = rstd g w - x rstd^3 <g w, x> / d a row.
+DGRPO_CLONES void RmsNormBackwardRows(const float* x, const float* w, const float* rstd, const float* g, float* dx,
+                                      int64_t rows, int64_t d) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *xr = x + r * d, *gr = g + r * d;
+    float* dr = dx + r * d;
+    V16 acc = Splat(0.0f);
+    int64_t j = 0;
+    for (; j + kLanes <= d; j += kLanes) acc += Load(gr + j) * Load(w + j) * Load(xr + j);
+    const int tail = static_cast<int>(d - j);
+    if (tail)
+      acc += LoadPartial(gr + j, tail, 0.0f) * LoadPartial(w + j, tail, 0.0f) * LoadPartial(xr + j, tail, 0.0f);
+    const float rs = rstd[r];
+    const V16 a = Splat(rs), c = Splat(rs * rs * rs * Sum(acc) / static_cast<float>(d));
+    for (j = 0; j + kLanes <= d; j += kLanes) Store(dr + j, a * Load(gr + j) * Load(w + j) - c * Load(xr + j));
+    if (tail)
+      StorePartial(dr + j,
+                   a * LoadPartial(gr + j, tail, 0.0f) * LoadPartial(w + j, tail, 0.0f) - c * LoadPartial(xr + j, tail, 0.0f),
+                   tail);
+  }
+}
+
+// dw = sum over rows of g x rstd, in row order (one thread: the same bits at any thread count).
+DGRPO_CLONES void RmsNormWeightGrad(const float* x, const float* rstd, const float* g, float* dw, int64_t rows,
+                                    int64_t d) {
+  for (int64_t j = 0; j < d; ++j) dw[j] = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *xr = x + r * d, *gr = g + r * d;
+    const V16 s = Splat(rstd[r]);
+    int64_t j = 0;
+    for (; j + kLanes <= d; j += kLanes) Store(dw + j, Load(dw + j) + Load(gr + j) * Load(xr + j) * s);
+    if (j < d) {
+      const int tail = static_cast<int>(d - j);
+      StorePartial(dw + j, LoadPartial(dw + j, tail, 0.0f) + LoadPartial(gr + j, tail, 0.0f) * LoadPartial(xr + j, tail, 0.0f) * s,
+                   tail);
+    }
+  }
+}
+
+constexpr int64_t kRowGrain = 64;
+
+// y and rstd [rows] for contiguous x [..., d].
+std::pair<torch::Tensor, torch::Tensor> RmsNormForward(const torch::Tensor& x, const torch::Tensor& w, double eps) {
+  const int64_t d = x.size(-1), rows = x.numel() / d;
+  auto y = torch::empty_like(x);
+  auto rstd = torch::empty({rows}, x.options());
+  const float *xp = x.data_ptr<float>(), *wp = w.data_ptr<float>();
+  float *yp = y.data_ptr<float>(), *rp = rstd.data_ptr<float>();
+  at::parallel_for(0, rows, kRowGrain, [&](int64_t b, int64_t e) {
+    RmsNormRows(xp + b * d, wp, yp + b * d, rp + b, e - b, d, static_cast<float>(eps));
+  });
+  return {y, rstd};
+}
+
+class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in,
+                               const torch::Tensor& w_in, double eps) {
+    const auto x = x_in.contiguous(), w = w_in.contiguous();
+    auto [y, rstd] = RmsNormForward(x, w, eps);
+    ctx->save_for_backward({x, w, rstd});
+    return y;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &w = saved[1], &rstd = saved[2];
+    const auto g = grads[0].to(torch::kFloat32).contiguous();
+    const int64_t d = x.size(-1), rows = x.numel() / d;
+    auto dx = torch::empty_like(x);
+    auto dw = torch::empty_like(w);
+    const float *xp = x.data_ptr<float>(), *wp = w.data_ptr<float>(), *rp = rstd.data_ptr<float>(),
+                *gp = g.data_ptr<float>();
+    float* dxp = dx.data_ptr<float>();
+    at::parallel_for(0, rows, kRowGrain, [&](int64_t b, int64_t e) {
+      RmsNormBackwardRows(xp + b * d, wp, rp + b, gp + b * d, dxp + b * d, e - b, d);
+    });
+    RmsNormWeightGrad(xp, rp, gp, dw.data_ptr<float>(), rows, d);
+    return {dx, dw, torch::Tensor()};
+  }
+};
+
+bool Differentiated(const torch::Tensor& t) { return t.requires_grad(); }
+
+}  // namespace
+
+void SetFusedCpuKernels(bool on) { g_fused = on; }
+bool FusedCpuKernels() { return g_fused; }
+
+bool CpuOpsApply(const torch::Tensor& x) {
+  return g_fused && x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.numel() > 0;
+}
+
+torch::Tensor CpuGeluTanh(const torch::Tensor& x) {
+  if (torch::GradMode::is_enabled() && Differentiated(x)) return GeluTanhFunction::apply(x);
+  return GeluForward(x.contiguous());
+}
+
+torch::Tensor CpuRmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  TORCH_CHECK(weight.dim() == 1 && weight.size(0) == x.size(-1) && weight.scalar_type() == torch::kFloat32 &&
+                  weight.device().is_cpu(),
+              "CpuRmsNorm: the weight must be fp32 [", x.size(-1), "] on the CPU");
+  if (torch::GradMode::is_enabled() && (Differentiated(x) || Differentiated(weight)))
+    return RmsNormFunction::apply(x, weight, eps);
+  return RmsNormForward(x.contiguous(), weight.contiguous(), eps).first;
+}
+
+}  // namespace dancegrpo::models

@@ -1,0 +1,33 @@
+// Fused fp32 CPU kernels for the DiT's pointwise and row operations, with their backward:
+//   CpuGeluTanh: GELU with the tanh approximation (the FFN's), one pass instead of libtorch
+//     1.13's Sleef-tanh kernel (~1.8 ns an element here);
+//   CpuRmsNorm: x * rsqrt(mean(x^2) + eps) * weight over the last dimension, one pass a row
+//     instead of six kernels (and eleven in backward).
+// Both are vectorised with the helpers of simd.h and equal libtorch's ops to fp32 rounding
+// (models/dit:cpu_ops_test). The DiT uses them when CpuOpsApply(x) holds, else libtorch's
+// ops (bf16, CUDA, or the kernels switched off).
+#ifndef DANCEGRPO_MODELS_DIT_CPU_OPS_H_
+#define DANCEGRPO_MODELS_DIT_CPU_OPS_H_
+
+#include <torch/types.h>
+
+namespace dancegrpo::models {
+
+// The fused CPU kernels (these and CpuAttention) are on by default; off, the DiT runs
+// libtorch's unfused ops: the before rows of bench/dit_bench (--fused_kernels=false) and the
+// equivalence tests. Process-wide.
+void SetFusedCpuKernels(bool on);
+bool FusedCpuKernels();
+
+// x is an fp32 CPU tensor and the fused kernels are on.
+bool CpuOpsApply(const torch::Tensor& x);
+
+// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), differentiable.
+torch::Tensor CpuGeluTanh(const torch::Tensor& x);
+
+// x * rsqrt(mean(x^2, -1) + eps) * weight, differentiable in x and weight ([D]).
+torch::Tensor CpuRmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+
+}  // namespace dancegrpo::models
+
+#endif  // DANCEGRPO_MODELS_DIT_CPU_OPS_H_

@@ -1,0 +1,111 @@
+#include "models/dit/cpu_ops.h"
+
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace dancegrpo::models {
+namespace {
+
+double MaxRelErr(const torch::Tensor& got, const torch::Tensor& want) {
+  return ((got.to(torch::kFloat64) - want.to(torch::kFloat64)).abs().max() / want.abs().max().clamp_min(1e-30))
+      .item<double>();
+}
+
+// Elementwise: |got - want| <= rel |want| + abs.
+bool Close(const torch::Tensor& got, const torch::Tensor& want, double rel, double abs) {
+  auto g = got.to(torch::kFloat64), w = want.to(torch::kFloat64);
+  return ((g - w).abs() <= w.abs() * rel + abs).all().item<bool>();
+}
+
+// Values over GELU's whole range: the tails (tanh saturates), around 0, and an odd length.
+torch::Tensor GeluInputs() {
+  torch::manual_seed(1);
+  auto x = torch::cat({torch::randn({4097}) * 3, torch::linspace(-12, 12, 2001), torch::tensor({0.0f, -0.0f, 1e-6f, -1e-6f, 50.0f, -50.0f})});
+  return x;
+}
+
+TEST(CpuGeluTanh, EqualsTheFormulaInFloat64ToFp32Rounding) {
+  auto x = GeluInputs();
+  auto x64 = x.to(torch::kFloat64);
+  // 0.5 x (1 + tanh(u)) = x sigmoid(2u): the same function, without float64's own cancellation
+  // of 1 + tanh(u) in the negative tail.
+  auto want = x64 * torch::sigmoid(2 * 0.7978845608028654 * (x64 + 0.044715 * x64.pow(3)));
+  auto got = CpuGeluTanh(x);
+  // Within a few ulp where activations live; in the far negative tail the fp32 rounding of
+  // u = sqrt(2/pi)(x + 0.044715 x^3) itself is amplified by exp(-2|u|) (|x| = 9: ~7e-6), as
+  // in any fp32 evaluation of the formula. Below 1e-30 the kernel may flush to 0.
+  const auto body = x.abs() <= 4;
+  EXPECT_TRUE(Close(got.masked_select(body), want.masked_select(body), 1e-6, 0)) << MaxRelErr(got, want);
+  EXPECT_TRUE(Close(got, want, 2e-5, 1e-30)) << MaxRelErr(got, want);
+  // And libtorch's own op, to its fp32 rounding: its 1 + tanh(u) cancels in the negative tail
+  // (an absolute error up to |x| * 2^-24 there; the fused kernel stays within 1e-6 relative).
+  EXPECT_TRUE(Close(got, torch::gelu(x, "tanh"), 1e-6, 1e-6));
+}
+
+TEST(CpuGeluTanh, GradientEqualsAutogradInFloat64) {
+  auto x = GeluInputs().requires_grad_();
+  auto g = torch::randn(x.sizes());
+  auto got = torch::autograd::grad({CpuGeluTanh(x)}, {x}, {g})[0];
+  auto x64 = x.detach().to(torch::kFloat64).requires_grad_();
+  auto want = torch::autograd::grad({x64 * torch::sigmoid(2 * 0.7978845608028654 * (x64 + 0.044715 * x64.pow(3)))},
+                                    {x64}, {g.to(torch::kFloat64)})[0];
+  EXPECT_TRUE(Close(got, want, 2e-6, 1e-7)) << MaxRelErr(got, want);
+}
+
+TEST(CpuGeluTanh, KeepsShapeAndReadsNonContiguousInput) {
+  auto x = torch::randn({6, 5, 7}).transpose(0, 2);
+  auto got = CpuGeluTanh(x);
+  EXPECT_EQ(got.sizes(), x.sizes());
+  EXPECT_TRUE(Close(got, torch::gelu(x, "tanh"), 1e-6, 1e-6));
+}
+
+TEST(CpuRmsNorm, EqualsTheFormulaAndItsGradients) {
+  torch::manual_seed(2);
+  for (int64_t d : {64, 16, 37, 5}) {
+    auto x = (torch::randn({3, 11, d}) * 2 + 0.5).requires_grad_();
+    auto w = (torch::rand({d}) + 0.5).requires_grad_();
+    auto g = torch::randn({3, 11, d});
+    auto y = CpuRmsNorm(x, w, 1e-6);
+    auto got = torch::autograd::grad({y}, {x, w}, {g});
+    auto x64 = x.detach().to(torch::kFloat64).requires_grad_(), w64 = w.detach().to(torch::kFloat64).requires_grad_();
+    auto y64 = x64 * torch::rsqrt(x64.pow(2).mean(-1, true) + 1e-6) * w64;
+    auto want = torch::autograd::grad({y64}, {x64, w64}, {g.to(torch::kFloat64)});
+    EXPECT_LT(MaxRelErr(y, y64), 1e-6) << "d = " << d;
+    EXPECT_LT(MaxRelErr(got[0], want[0]), 1e-5) << "dx, d = " << d;
+    EXPECT_LT(MaxRelErr(got[1], want[1]), 1e-5) << "dw, d = " << d;
+  }
+}
+
+TEST(CpuRmsNorm, WithoutAGraphGivesTheSameBitsAndAFrozenWeightStillTrainsX) {
+  torch::manual_seed(3);
+  auto x = torch::randn({4, 9, 64}), w = torch::rand({64});
+  torch::Tensor plain;
+  {
+    torch::NoGradGuard no_grad;
+    plain = CpuRmsNorm(x, w, 1e-6);
+  }
+  auto xg = x.clone().requires_grad_();
+  auto y = CpuRmsNorm(xg, w, 1e-6);  // w frozen (as under LoRA)
+  EXPECT_TRUE(torch::equal(y.detach(), plain));
+  y.sum().backward();
+  ASSERT_TRUE(xg.grad().defined());
+  EXPECT_FALSE(w.grad().defined());
+  EXPECT_THROW(CpuRmsNorm(x, torch::rand({63}), 1e-6), c10::Error);
+}
+
+TEST(FusedCpuKernels, ApplyOnlyToFp32CpuTensorsAndCanBeSwitchedOff) {
+  auto x = torch::randn({3, 4});
+  EXPECT_TRUE(CpuOpsApply(x));
+  EXPECT_FALSE(CpuOpsApply(x.to(torch::kBFloat16)));
+  EXPECT_FALSE(CpuOpsApply(torch::empty({0, 4})));
+  SetFusedCpuKernels(false);
+  EXPECT_FALSE(CpuOpsApply(x));
+  SetFusedCpuKernels(true);
+  EXPECT_TRUE(FusedCpuKernels());
+}
+
+}  // namespace
+}  // namespace dancegrpo::models
