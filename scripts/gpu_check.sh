@@ -117,7 +117,7 @@ GTEST=$(ls "$DEPS_PREFIX"/lib/libgtest.a "$DEPS_PREFIX"/lib/x86_64-linux-gnu/lib
 LDFLAGS=(-L"$TORCH_DIR/lib" -L"$NCCL_LIB" -L"$CUDA_LIB" -L"$ABSL_DIR" -L"$MPI_LIBDIR"
   -Wl,-rpath,"$TORCH_DIR/lib:$NCCL_LIB:$CUDA_LIB:$ABSL_DIR:$MPI_LIBDIR"
   -Wl,--no-as-needed -ltorch -ltorch_cuda -ltorch_cpu -lc10_cuda -lc10 -Wl,--as-needed
-  -l:libnccl.so.2 -lcudart $ABSL -lmpi -lpthread)
+  -l:libnccl.so.2 -lcudart $ABSL -lmpi -lpthread -ldl)
 COMMON=$(o hpc/mpi_error.cc hpc/nccl_bootstrap.cc hpc/comm/communicator.cc hpc/comm/mpi_communicator.cc \
   hpc/comm/nccl_communicator.cc)
 TESTLIBS=("$GTEST" -lglog -lgflags)
@@ -171,7 +171,11 @@ if ((nfail == 0)); then echo "PASS compile_all_${#ALL[@]}_files_with_this_libtor
   grep SYNTAX-FAIL "$BUILD/syntax.txt" | while read -r _ f; do
     echo "  [$f]"; grep -m5 "error" "$BUILD/syntax_$(echo "$f" | tr / _).log" | sed 's/^/    /'; done
 fi
-DIT=(models/dit/dit.cc models/dit/dit_config.cc hpc/seqpar.cc models/timestep_embedding.cc models/velocity_model.cc)
+# The DiT and what it links: its fused CPU kernels, LoRA (every linear is a LoraLinear; the
+# adapter files need safetensors, atomic writes and CRC-32C).
+DIT=(models/dit/dit.cc models/dit/dit_config.cc models/dit/cpu_attention.cc models/dit/cpu_ops.cc models/lora.cc
+  models/safetensors.cc hpc/atomic_file.cc hpc/crc32c.cc hpc/seqpar.cc models/timestep_embedding.cc
+  models/velocity_model.cc)
 pids=()
 for src in "${DIT[@]}" models/dit/dit_test.cc models/dit/dit_seqpar_test.cc tests/smoke/torch_autograd_test.cc; do
   "$CXX" "${CXXFLAGS[@]}" -c "$src" -o "$BUILD/$(echo "$src" | tr / _).o" 2>"$BUILD/$(echo "$src" | tr / _).o.log" &
@@ -199,10 +203,10 @@ if [[ "${SKIP_TRAIN:-0}" == 1 ]]; then echo "SKIP train_cuda_bf16 (SKIP_TRAIN=1)
 TRAIN_SRC=(dancegrpo/advantage.cc dancegrpo/checkpoint.cc dancegrpo/images.cc dancegrpo/inputs.cc dancegrpo/rng.cc
   dancegrpo/rollout.cc dancegrpo/schedule.cc dancegrpo/sde.cc dancegrpo/trainer.cc dancegrpo/trajectory_store.cc
   dancegrpo/update.cc dancegrpo/trainable.cc dancegrpo/memory_plan.cc dancegrpo/tools/model_flags.cc
-  dancegrpo/tools/run_flags.cc hpc/atomic_file.cc hpc/fault_injection.cc hpc/topology.cc hpc/memory.cc
-  hpc/sharding.cc hpc/zero3.cc hpc/h5/h5.cc hpc/h5/sharded_vector.cc models/mlp_velocity.cc models/safetensors.cc
+  dancegrpo/tools/run_flags.cc hpc/fault_injection.cc hpc/topology.cc hpc/memory.cc
+  hpc/sharding.cc hpc/zero3.cc hpc/h5/h5.cc hpc/h5/sharded_vector.cc models/mlp_velocity.cc
   models/torchscript_decoder.cc models/text/precomputed_text_encoder.cc rewards/reward.cc rewards/video_rewards.cc
-  world/toy_world.cc dancegrpo/tensorboard.cc "$GEN/dancegrpo/tensorboard.pb.cc")
+  world/toy_world.cc world/shapes_world.cc dancegrpo/tensorboard.cc "$GEN/dancegrpo/tensorboard.pb.cc")
 pids=()
 for src in "${TRAIN_SRC[@]}" dancegrpo/tools/train.cc tests/fixtures/make_fixtures.cc bench/dit_bench.cc; do
   "$CXX" "${ALLFLAGS[@]}" -O2 -c "$src" -o "$BUILD/$(echo "$src" | tr / _).o" 2>"$BUILD/$(echo "$src" | tr / _).o.log" &
@@ -216,7 +220,7 @@ EXTRA=(-L"$(dirname "${HDF5_LIB:-/usr/lib/libhdf5_openmpi.so}")" "-l:$(basename 
 if ((ok)) &&
   "$CXX" -o "$BUILD/train" $COMMON $(o "${TRAIN_SRC[@]}" "${DIT[@]}" dancegrpo/tools/train.cc) "${EXTRA[@]}" \
     "${LDFLAGS[@]}" 2>"$BUILD/link_train.log" &&
-  "$CXX" -o "$BUILD/make_fixtures" $(o "${DIT[@]}" hpc/comm/communicator.cc models/safetensors.cc hpc/atomic_file.cc \
+  "$CXX" -o "$BUILD/make_fixtures" $(o "${DIT[@]}" hpc/comm/communicator.cc \
     models/text/precomputed_text_encoder.cc hpc/h5/h5.cc tests/fixtures/make_fixtures.cc) "${EXTRA[@]}" \
     "${LDFLAGS[@]}" 2>"$BUILD/link_fixtures.log" &&
   "$CXX" -o "$BUILD/dit_bench" $(o "${DIT[@]}" hpc/comm/communicator.cc bench/dit_bench.cc) "${EXTRA[@]}" \
