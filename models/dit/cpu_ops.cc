@@ -5,7 +5,9 @@
 
 #include <atomic>
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "models/dit/simd.h"
 
@@ -210,6 +212,153 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
   }
 };
 
+// ----------------------------------------------------------------------------- adaLN
+
+DGRPO_INLINE float SumOf(const float* x, int64_t d) {
+  V16 acc = Splat(0.0f);
+  int64_t j = 0;
+  for (; j + kLanes <= d; j += kLanes) acc += Load(x + j);
+  if (j < d) acc += LoadPartial(x + j, static_cast<int>(d - j), 0.0f);
+  return Sum(acc);
+}
+
+DGRPO_INLINE float SumSquaredDeviations(const float* x, float mean, int64_t d) {
+  const V16 m = Splat(mean);
+  V16 acc = Splat(0.0f);
+  int64_t j = 0;
+  for (; j + kLanes <= d; j += kLanes) {
+    const V16 v = Load(x + j) - m;
+    acc += v * v;
+  }
+  if (j < d) {
+    const V16 v = LoadPartial(x + j, static_cast<int>(d - j), mean) - m;
+    acc += v * v;
+  }
+  return Sum(acc);
+}
+
+// y = (x - mean) rstd (1 + scale) + shift for the rows of one sample (scale and shift [d]);
+// mean and rstd (two passes: the variance of the deviations) kept for backward.
+DGRPO_CLONES void LayerNormModulateRows(const float* x, const float* shift, const float* scale, float* y,
+                                        float* mean, float* rstd, int64_t rows, int64_t d, float eps) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * d;
+    float* yr = y + r * d;
+    const float mu = SumOf(xr, d) / static_cast<float>(d);
+    const float rs = 1.0f / std::sqrt(SumSquaredDeviations(xr, mu, d) / static_cast<float>(d) + eps);
+    mean[r] = mu;
+    rstd[r] = rs;
+    const V16 m = Splat(mu), s = Splat(rs), one = Splat(1.0f);
+    int64_t j = 0;
+    for (; j + kLanes <= d; j += kLanes)
+      Store(yr + j, (Load(xr + j) - m) * s * (one + Load(scale + j)) + Load(shift + j));
+    if (j < d) {
+      const int tail = static_cast<int>(d - j);
+      StorePartial(yr + j,
+                   (LoadPartial(xr + j, tail, 0.0f) - m) * s * (one + LoadPartial(scale + j, tail, 0.0f)) +
+                       LoadPartial(shift + j, tail, 0.0f),
+                   tail);
+    }
+  }
+}
+
+// One sample's rows: dx = rstd (h - mean(h) - xhat mean(h xhat)) with h = g (1 + scale) and
+// xhat = (x - mean) rstd; dshift = sum of g, dscale = sum of g xhat over the rows, in row order.
+DGRPO_CLONES void LayerNormModulateBackwardRows(const float* x, const float* scale, const float* mean,
+                                                const float* rstd, const float* g, float* dx, float* dshift,
+                                                float* dscale, int64_t rows, int64_t d) {
+  for (int64_t j = 0; j < d; ++j) dshift[j] = dscale[j] = 0;
+  const V16 one = Splat(1.0f);
+  const int64_t full = d - d % kLanes;
+  const int tail = static_cast<int>(d - full);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *xr = x + r * d, *gr = g + r * d;
+    float* dr = dx + r * d;
+    const V16 m = Splat(mean[r]), s = Splat(rstd[r]);
+    V16 sum_h = Splat(0.0f), sum_hx = Splat(0.0f);
+    for (int64_t j = 0; j < full; j += kLanes) {
+      const V16 gv = Load(gr + j), xhat = (Load(xr + j) - m) * s, h = gv * (one + Load(scale + j));
+      sum_h += h;
+      sum_hx += h * xhat;
+      Store(dshift + j, Load(dshift + j) + gv);
+      Store(dscale + j, Load(dscale + j) + gv * xhat);
+    }
+    if (tail) {
+      const V16 gv = LoadPartial(gr + full, tail, 0.0f), xhat = (LoadPartial(xr + full, tail, 0.0f) - m) * s,
+                h = gv * (one + LoadPartial(scale + full, tail, 0.0f));
+      sum_h += h;
+      sum_hx += h * xhat;
+      StorePartial(dshift + full, LoadPartial(dshift + full, tail, 0.0f) + gv, tail);
+      StorePartial(dscale + full, LoadPartial(dscale + full, tail, 0.0f) + gv * xhat, tail);
+    }
+    const V16 a = Splat(Sum(sum_h) / static_cast<float>(d)), c = Splat(Sum(sum_hx) / static_cast<float>(d));
+    for (int64_t j = 0; j < full; j += kLanes) {
+      const V16 xhat = (Load(xr + j) - m) * s, h = Load(gr + j) * (one + Load(scale + j));
+      Store(dr + j, s * (h - a - xhat * c));
+    }
+    if (tail) {
+      const V16 xhat = (LoadPartial(xr + full, tail, 0.0f) - m) * s,
+                h = LoadPartial(gr + full, tail, 0.0f) * (one + LoadPartial(scale + full, tail, 0.0f));
+      StorePartial(dr + full, s * (h - a - xhat * c), tail);
+    }
+  }
+}
+
+struct LayerNormModulateOut {
+  torch::Tensor y, mean, rstd;
+};
+
+// x [B, L, d] contiguous, shift and scale [B, d] contiguous; one sample a task.
+LayerNormModulateOut LayerNormModulateForward(const torch::Tensor& x, const torch::Tensor& shift,
+                                              const torch::Tensor& scale, double eps) {
+  const int64_t batch = x.size(0), rows = x.size(1), d = x.size(2);
+  LayerNormModulateOut out{torch::empty_like(x), torch::empty({batch, rows}, x.options()),
+                           torch::empty({batch, rows}, x.options())};
+  const float *xp = x.data_ptr<float>(), *sh = shift.data_ptr<float>(), *sc = scale.data_ptr<float>();
+  float *yp = out.y.data_ptr<float>(), *mp = out.mean.data_ptr<float>(), *rp = out.rstd.data_ptr<float>();
+  at::parallel_for(0, batch * rows, kRowGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end;) {  // a run of rows within one sample
+      const int64_t b = r / rows, stop = std::min(end, (b + 1) * rows);
+      LayerNormModulateRows(xp + r * d, sh + b * d, sc + b * d, yp + r * d, mp + r, rp + r, stop - r, d,
+                            static_cast<float>(eps));
+      r = stop;
+    }
+  });
+  return out;
+}
+
+// [B, 1, d] (a chunk of the modulation) as contiguous [B, d].
+torch::Tensor PerSample(const torch::Tensor& t) { return t.reshape({t.size(0), t.size(-1)}).contiguous(); }
+
+class LayerNormModulateFunction : public torch::autograd::Function<LayerNormModulateFunction> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in,
+                               const torch::Tensor& shift_in, const torch::Tensor& scale_in, double eps) {
+    const auto x = x_in.contiguous(), shift = PerSample(shift_in), scale = PerSample(scale_in);
+    auto out = LayerNormModulateForward(x, shift, scale, eps);
+    ctx->save_for_backward({x, scale, out.mean, out.rstd});
+    return out.y;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &scale = saved[1], &mean = saved[2], &rstd = saved[3];
+    const auto g = grads[0].to(torch::kFloat32).contiguous();
+    const int64_t batch = x.size(0), rows = x.size(1), d = x.size(2);
+    auto dx = torch::empty_like(x);
+    auto dshift = torch::empty({batch, 1, d}, x.options()), dscale = torch::empty({batch, 1, d}, x.options());
+    const float *xp = x.data_ptr<float>(), *sc = scale.data_ptr<float>(), *mp = mean.data_ptr<float>(),
+                *rp = rstd.data_ptr<float>(), *gp = g.data_ptr<float>();
+    float *dxp = dx.data_ptr<float>(), *dsh = dshift.data_ptr<float>(), *dsc = dscale.data_ptr<float>();
+    at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b)
+        LayerNormModulateBackwardRows(xp + b * rows * d, sc + b * d, mp + b * rows, rp + b * rows,
+                                      gp + b * rows * d, dxp + b * rows * d, dsh + b * d, dsc + b * d, rows, d);
+    });
+    return {dx, dshift, dscale, torch::Tensor()};
+  }
+};
+
 bool Differentiated(const torch::Tensor& t) { return t.requires_grad(); }
 
 }  // namespace
@@ -233,6 +382,18 @@ torch::Tensor CpuRmsNorm(const torch::Tensor& x, const torch::Tensor& weight, do
   if (torch::GradMode::is_enabled() && (Differentiated(x) || Differentiated(weight)))
     return RmsNormFunction::apply(x, weight, eps);
   return RmsNormForward(x.contiguous(), weight.contiguous(), eps).first;
+}
+
+torch::Tensor CpuLayerNormModulate(const torch::Tensor& x, const torch::Tensor& shift, const torch::Tensor& scale,
+                                  double eps) {
+  TORCH_CHECK(x.dim() == 3, "CpuLayerNormModulate: x must be [B, L, D], got ", x.sizes());
+  const std::vector<int64_t> per_sample = {x.size(0), 1, x.size(2)};
+  for (const auto* t : {&shift, &scale})
+    TORCH_CHECK(t->sizes() == per_sample && t->scalar_type() == torch::kFloat32 && t->device().is_cpu(),
+                "CpuLayerNormModulate: shift and scale must be fp32 ", per_sample, " on the CPU, got ", t->sizes());
+  if (torch::GradMode::is_enabled() && (Differentiated(x) || Differentiated(shift) || Differentiated(scale)))
+    return LayerNormModulateFunction::apply(x, shift, scale, eps);
+  return LayerNormModulateForward(x.contiguous(), PerSample(shift), PerSample(scale), eps).y;
 }
 
 }  // namespace dancegrpo::models

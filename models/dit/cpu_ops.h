@@ -2,8 +2,10 @@
 //   CpuGeluTanh: GELU with the tanh approximation (the FFN's), one pass instead of libtorch
 //     1.13's Sleef-tanh kernel (~1.8 ns an element here);
 //   CpuRmsNorm: x * rsqrt(mean(x^2) + eps) * weight over the last dimension, one pass a row
-//     instead of six kernels (and eleven in backward).
-// Both are vectorised with the helpers of simd.h and equal libtorch's ops to fp32 rounding
+//     instead of six kernels (and eleven in backward);
+//   CpuLayerNormModulate: adaLN's layer_norm(x) * (1 + scale) + shift, one kernel instead of
+//     LayerNorm, an add and an addcmul (forward) and their backward in one pass a row.
+// All are vectorised with the helpers of simd.h and equal libtorch's ops to fp32 rounding
 // (models/dit:cpu_ops_test). The DiT uses them when CpuOpsApply(x) holds, else libtorch's
 // ops (bf16, CUDA, or the kernels switched off).
 #ifndef DANCEGRPO_MODELS_DIT_CPU_OPS_H_
@@ -27,6 +29,11 @@ torch::Tensor CpuGeluTanh(const torch::Tensor& x);
 
 // x * rsqrt(mean(x^2, -1) + eps) * weight, differentiable in x and weight ([D]).
 torch::Tensor CpuRmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+
+// layer_norm(x, no affine) * (1 + scale) + shift for x [B, L, D] and per-sample shift and scale
+// [B, 1, D] (chunks of the adaLN modulation), differentiable in all three.
+torch::Tensor CpuLayerNormModulate(const torch::Tensor& x, const torch::Tensor& shift, const torch::Tensor& scale,
+                                  double eps);
 
 }  // namespace dancegrpo::models
 

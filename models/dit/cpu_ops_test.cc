@@ -96,6 +96,51 @@ TEST(CpuRmsNorm, WithoutAGraphGivesTheSameBitsAndAFrozenWeightStillTrainsX) {
   EXPECT_THROW(CpuRmsNorm(x, torch::rand({63}), 1e-6), c10::Error);
 }
 
+TEST(CpuLayerNormModulate, EqualsTheFormulaAndItsGradients) {
+  torch::manual_seed(4);
+  for (int64_t d : {64, 16, 37, 5}) {
+    // Rows far from zero mean (as residual streams drift) and the modulation as a chunk view.
+    auto x = (torch::randn({3, 11, d}) * 2 + 3).requires_grad_();
+    auto mod = (torch::randn({3, 2, d}) * 0.5).requires_grad_();
+    auto e = mod.chunk(2, 1);
+    auto g = torch::randn({3, 11, d});
+    auto y = CpuLayerNormModulate(x, e[0], e[1], 1e-6);
+    auto got = torch::autograd::grad({y}, {x, mod}, {g});
+    auto x64 = x.detach().to(torch::kFloat64).requires_grad_(), m64 = mod.detach().to(torch::kFloat64).requires_grad_();
+    auto e64 = m64.chunk(2, 1);
+    auto mean = x64.mean(-1, true), var = (x64 - mean).pow(2).mean(-1, true);
+    auto y64 = (x64 - mean) * torch::rsqrt(var + 1e-6) * (1 + e64[1]) + e64[0];
+    auto want = torch::autograd::grad({y64}, {x64, m64}, {g.to(torch::kFloat64)});
+    EXPECT_LT(MaxRelErr(y, y64), 1e-5) << "d = " << d;
+    EXPECT_LT(MaxRelErr(got[0], want[0]), 1e-4) << "dx, d = " << d;
+    EXPECT_LT(MaxRelErr(got[1], want[1]), 1e-5) << "dshift, dscale, d = " << d;
+  }
+}
+
+TEST(CpuLayerNormModulate, EqualsLibtorchsLayerNormAndAddcmulToFp32Rounding) {
+  torch::manual_seed(5);
+  auto x = torch::randn({2, 300, 64}) + 1, shift = torch::randn({2, 1, 64}), scale = torch::randn({2, 1, 64}) * 0.3;
+  auto want = torch::addcmul(shift, torch::layer_norm(x, {64}, {}, {}, 1e-6), 1 + scale);
+  EXPECT_TRUE(Close(CpuLayerNormModulate(x, shift, scale, 1e-6), want, 1e-5, 1e-5));
+}
+
+TEST(CpuLayerNormModulate, WithoutAGraphGivesTheSameBitsAndRefusesOtherShapes) {
+  torch::manual_seed(6);
+  auto x = torch::randn({4, 9, 64}), shift = torch::randn({4, 1, 64}), scale = torch::randn({4, 1, 64});
+  torch::Tensor plain;
+  {
+    torch::NoGradGuard no_grad;
+    plain = CpuLayerNormModulate(x, shift, scale, 1e-6);
+  }
+  auto xg = x.clone().requires_grad_();
+  auto y = CpuLayerNormModulate(xg, shift, scale, 1e-6);  // shift and scale frozen
+  EXPECT_TRUE(torch::equal(y.detach(), plain));
+  y.sum().backward();
+  ASSERT_TRUE(xg.grad().defined());
+  EXPECT_THROW(CpuLayerNormModulate(x, torch::randn({4, 9, 64}), scale, 1e-6), c10::Error);  // per token
+  EXPECT_THROW(CpuLayerNormModulate(x[0], shift[0], scale[0], 1e-6), c10::Error);             // not [B, L, D]
+}
+
 TEST(FusedCpuKernels, ApplyOnlyToFp32CpuTensorsAndCanBeSwitchedOff) {
   auto x = torch::randn({3, 4});
   EXPECT_TRUE(CpuOpsApply(x));

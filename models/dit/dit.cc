@@ -140,6 +140,17 @@ torch::nn::Sequential Mlp(int64_t in, int64_t hidden, int64_t out) {
 torch::nn::LayerNorm PlainLayerNorm(int64_t dim, double eps, bool affine) {
   return torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(eps).elementwise_affine(affine));
 }
+
+// adaLN: norm(x) * (1 + scale) + shift, with per-sample shift and scale [B, 1, D]. One fused
+// pass on fp32 CPU tensors (cpu_ops.h), else LayerNorm and one addcmul.
+torch::Tensor NormModulate(torch::nn::LayerNorm& norm, const torch::Tensor& x, const torch::Tensor& shift,
+                           const torch::Tensor& scale) {
+  const std::vector<int64_t> per_sample = {x.size(0), 1, x.size(-1)};
+  if (x.dim() == 3 && CpuOpsApply(x) && CpuOpsApply(shift) && CpuOpsApply(scale) && shift.sizes() == per_sample &&
+      scale.sizes() == per_sample && !norm->options.elementwise_affine())
+    return CpuLayerNormModulate(x, shift, scale, norm->options.eps());
+  return torch::addcmul(shift, norm(x), 1 + scale);
+}
 }  // namespace
 
 DitBlockImpl::DitBlockImpl(const DitConfig& c) {
@@ -158,11 +169,11 @@ torch::Tensor DitBlockImpl::forward(const torch::Tensor& x_in, const torch::Tens
   static LocalAttention cross_kernel;
   auto e = (modulation + e0).chunk(6, 1);  // each [B, 1, dim]
   auto x = x_in;
-  // adaLN: shift + norm(x) * (1 + scale) and x + y * gate, one fused kernel each (addcmul).
-  auto y = self_attn(torch::addcmul(e[0], norm1(x), 1 + e[1]), torch::Tensor(), torch::Tensor(), &rope, kernel);
+  // adaLN: shift + norm(x) * (1 + scale) (NormModulate) and x + y * gate (addcmul).
+  auto y = self_attn(NormModulate(norm1, x, e[0], e[1]), torch::Tensor(), torch::Tensor(), &rope, kernel);
   x = torch::addcmul(x, y, e[2]);
   x = x + cross_attn(norm3(x), context, context_mask, nullptr, cross_kernel);
-  y = ffn->forward(torch::addcmul(e[3], norm2(x), 1 + e[4]));
+  y = ffn->forward(NormModulate(norm2, x, e[3], e[4]));
   return torch::addcmul(x, y, e[5]);
 }
 
@@ -388,7 +399,7 @@ torch::Tensor VideoDit::Velocity(const torch::Tensor& x, const torch::Tensor& si
     if (gatherer_) gatherer_->Release(static_cast<int>(i));
   }
   auto mod = (head->modulation + e.unsqueeze(1)).chunk(2, 1);
-  auto out = head->head(head->norm(tokens) * (1 + mod[1]) + mod[0]);
+  auto out = head->head(NormModulate(head->norm, tokens, mod[0], mod[1]));
   if (sp_) out = hpc::GatherSequence(out, *sp_, 1);
   return Unpatchify(out, grid, x.size(2), x.size(3), x.size(4));
 }
