@@ -47,8 +47,22 @@ std::vector<std::pair<std::string, LoraLinearImpl*>> LinearLayers(const torch::n
 
 }  // namespace
 
+namespace {
+
+// x W^T + b. libtorch 1.13 runs a linear on a 3-D input as a GEMM and a separate pass that adds
+// the bias (and a sum for its gradient); a contiguous input folds to 2-D rows, so the bias goes
+// into the GEMM (addmm), as libtorch 2.x does itself.
+torch::Tensor Affine(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  if (!b.defined() || x.dim() < 3 || !x.is_contiguous()) return F::linear(x, w, b);
+  auto sizes = x.sizes().vec();
+  sizes.back() = w.size(0);
+  return torch::addmm(b, x.view({-1, x.size(-1)}), w.t()).view(sizes);
+}
+
+}  // namespace
+
 torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
-  auto y = F::linear(x, weight, bias);
+  auto y = Affine(x, weight, bias);
   if (!has_adapter() || !lora_enabled) return y;
   return torch::add(y, F::linear(F::linear(x, lora_A->weight), lora_B->weight), lora_scale);
 }
