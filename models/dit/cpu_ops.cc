@@ -359,6 +359,63 @@ class LayerNormModulateFunction : public torch::autograd::Function<LayerNormModu
   }
 };
 
+// ----------------------------------------------------------------------------- RoPE
+
+// One (b, h, l) row of d: rotate the pairs (x[2j], x[2j+1]) by the angle whose cos and sin are
+// c[j] and s[j]; inverse = rotate the other way (backward).
+template <bool kInverse>
+void RotatePairs(const float* x, const float* c, const float* s, float* y, int64_t pairs) {
+  for (int64_t j = 0; j < pairs; ++j) {
+    const float a = x[2 * j], b = x[2 * j + 1], cj = c[j], sj = kInverse ? -s[j] : s[j];
+    y[2 * j] = a * cj - b * sj;
+    y[2 * j + 1] = a * sj + b * cj;
+  }
+}
+
+// token-major [B, L, H, d] <-> head-major [B, H, L, d], rotating each row on the way.
+template <bool kInverse>
+void RopeRows(const float* in, const float* cos, const float* sin, float* out, int64_t batch, int64_t len,
+              int64_t heads, int64_t d) {
+  const int64_t pairs = d / 2;
+  at::parallel_for(0, batch * heads * len, kRowGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {  // r indexes head-major rows (b, h, l)
+      const int64_t l = r % len, h = (r / len) % heads, b = r / (len * heads);
+      const int64_t token_major = ((b * len + l) * heads + h) * d, head_major = r * d;
+      if (kInverse)
+        RotatePairs<true>(in + head_major, cos + l * pairs, sin + l * pairs, out + token_major, pairs);
+      else
+        RotatePairs<false>(in + token_major, cos + l * pairs, sin + l * pairs, out + head_major, pairs);
+    }
+  });
+}
+
+torch::Tensor RopeForward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  const int64_t b = x.size(0), l = x.size(1), h = x.size(2), d = x.size(3);
+  auto y = torch::empty({b, h, l, d}, x.options());
+  RopeRows<false>(x.data_ptr<float>(), cos.data_ptr<float>(), sin.data_ptr<float>(), y.data_ptr<float>(), b, l, h, d);
+  return y;
+}
+
+class RopeFunction : public torch::autograd::Function<RopeFunction> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in,
+                               const torch::Tensor& cos, const torch::Tensor& sin) {
+    ctx->save_for_backward({cos, sin});
+    return RopeForward(x_in.contiguous(), cos, sin);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &cos = saved[0], &sin = saved[1];
+    const auto g = grads[0].to(torch::kFloat32).contiguous();
+    const int64_t b = g.size(0), h = g.size(1), l = g.size(2), d = g.size(3);
+    auto dx = torch::empty({b, l, h, d}, g.options());
+    RopeRows<true>(g.data_ptr<float>(), cos.data_ptr<float>(), sin.data_ptr<float>(), dx.data_ptr<float>(), b, l, h,
+                   d);
+    return {dx, torch::Tensor(), torch::Tensor()};
+  }
+};
+
 bool Differentiated(const torch::Tensor& t) { return t.requires_grad(); }
 
 }  // namespace
@@ -394,6 +451,18 @@ torch::Tensor CpuLayerNormModulate(const torch::Tensor& x, const torch::Tensor& 
   if (torch::GradMode::is_enabled() && (Differentiated(x) || Differentiated(shift) || Differentiated(scale)))
     return LayerNormModulateFunction::apply(x, shift, scale, eps);
   return LayerNormModulateForward(x.contiguous(), PerSample(shift), PerSample(scale), eps).y;
+}
+
+torch::Tensor CpuRopeHeadMajor(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  TORCH_CHECK(x.dim() == 4 && x.size(3) % 2 == 0, "CpuRopeHeadMajor: x must be [B, L, H, d] with d even, got ",
+              x.sizes());
+  const std::vector<int64_t> table = {x.size(1), x.size(3) / 2};
+  for (const auto* t : {&cos, &sin})
+    TORCH_CHECK(t->sizes() == table && t->scalar_type() == torch::kFloat32 && t->device().is_cpu() &&
+                    t->is_contiguous(),
+                "CpuRopeHeadMajor: cos and sin must be contiguous fp32 ", table, " on the CPU, got ", t->sizes());
+  if (torch::GradMode::is_enabled() && Differentiated(x)) return RopeFunction::apply(x, cos, sin);
+  return RopeForward(x.contiguous(), cos, sin);
 }
 
 }  // namespace dancegrpo::models

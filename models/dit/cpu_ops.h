@@ -4,7 +4,9 @@
 //   CpuRmsNorm: x * rsqrt(mean(x^2) + eps) * weight over the last dimension, one pass a row
 //     instead of six kernels (and eleven in backward);
 //   CpuLayerNormModulate: adaLN's layer_norm(x) * (1 + scale) + shift, one kernel instead of
-//     LayerNorm, an add and an addcmul (forward) and their backward in one pass a row.
+//     LayerNorm, an add and an addcmul (forward) and their backward in one pass a row;
+//   CpuRopeHeadMajor: Wan's rotary embedding, read token-major and written head-major in one
+//     pass (libtorch: a transposed copy, six pointwise kernels and a stack).
 // All are vectorised with the helpers of simd.h and equal libtorch's ops to fp32 rounding
 // (models/dit:cpu_ops_test). The DiT uses them when CpuOpsApply(x) holds, else libtorch's
 // ops (bf16, CUDA, or the kernels switched off).
@@ -34,6 +36,11 @@ torch::Tensor CpuRmsNorm(const torch::Tensor& x, const torch::Tensor& weight, do
 // [B, 1, D] (chunks of the adaLN modulation), differentiable in all three.
 torch::Tensor CpuLayerNormModulate(const torch::Tensor& x, const torch::Tensor& shift, const torch::Tensor& scale,
                                   double eps);
+
+// Rotates the pairs (x[..., 2j], x[..., 2j+1]) of x [B, L, H, d] by the angles whose cos and sin
+// are [L, d/2] (RopeTables) and returns them head-major, [B, H, L, d] contiguous;
+// differentiable in x.
+torch::Tensor CpuRopeHeadMajor(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
 
 }  // namespace dancegrpo::models
 

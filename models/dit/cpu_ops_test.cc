@@ -141,6 +141,45 @@ TEST(CpuLayerNormModulate, WithoutAGraphGivesTheSameBitsAndRefusesOtherShapes) {
   EXPECT_THROW(CpuLayerNormModulate(x[0], shift[0], scale[0], 1e-6), c10::Error);             // not [B, L, D]
 }
 
+TEST(CpuRopeHeadMajor, EqualsTheRotationInFloat64AndItsGradient) {
+  torch::manual_seed(7);
+  const int64_t B = 2, L = 13, H = 3;
+  for (int64_t d : {16, 6, 64}) {
+    auto theta = torch::rand({L, d / 2}) * 6;
+    auto cos = torch::cos(theta), sin = torch::sin(theta);
+    // q as the attention module makes it: a [B, L, H, d] view of the projection's [B, L, H d].
+    auto x = torch::randn({B, L, H * d}).requires_grad_();
+    auto g = torch::randn({B, H, L, d});
+    auto y = CpuRopeHeadMajor(x.view({B, L, H, d}), cos, sin);
+    ASSERT_EQ(y.sizes(), (std::vector<int64_t>{B, H, L, d}));
+    EXPECT_TRUE(y.is_contiguous());
+    auto dx = torch::autograd::grad({y}, {x}, {g})[0];
+    auto x64 = x.detach().to(torch::kFloat64).requires_grad_();
+    auto pairs = x64.view({B, L, H, d / 2, 2});
+    auto x0 = pairs.select(-1, 0), x1 = pairs.select(-1, 1);
+    auto c = cos.to(torch::kFloat64).view({1, L, 1, d / 2}), s = sin.to(torch::kFloat64).view({1, L, 1, d / 2});
+    auto y64 = torch::stack({x0 * c - x1 * s, x0 * s + x1 * c}, -1).view({B, L, H, d}).transpose(1, 2);
+    auto dx64 = torch::autograd::grad({y64}, {x64}, {g.to(torch::kFloat64)})[0];
+    EXPECT_LT(MaxRelErr(y, y64), 1e-6) << "d = " << d;
+    EXPECT_LT(MaxRelErr(dx, dx64), 1e-6) << "dx, d = " << d;
+  }
+}
+
+TEST(CpuRopeHeadMajor, WithoutAGraphGivesTheSameBitsAndRefusesBadTables) {
+  torch::manual_seed(8);
+  auto x = torch::randn({2, 5, 4, 8});
+  auto theta = torch::rand({5, 4});
+  auto cos = torch::cos(theta), sin = torch::sin(theta);
+  torch::Tensor plain;
+  {
+    torch::NoGradGuard no_grad;
+    plain = CpuRopeHeadMajor(x, cos, sin);
+  }
+  EXPECT_TRUE(torch::equal(CpuRopeHeadMajor(x.clone().requires_grad_(), cos, sin).detach(), plain));
+  EXPECT_THROW(CpuRopeHeadMajor(x, torch::cos(torch::rand({4, 4})), sin), c10::Error);  // other length
+  EXPECT_THROW(CpuRopeHeadMajor(torch::randn({2, 5, 4, 7}), cos, sin), c10::Error);     // odd d
+}
+
 TEST(FusedCpuKernels, ApplyOnlyToFp32CpuTensorsAndCanBeSwitchedOff) {
   auto x = torch::randn({3, 4});
   EXPECT_TRUE(CpuOpsApply(x));

@@ -83,6 +83,8 @@ RopeTables MakeRopeTables(int64_t head_dim, const std::array<int64_t, 3>& grid) 
 }
 
 torch::Tensor ApplyRopeHeadMajor(const torch::Tensor& x, const RopeTables& rope) {
+  if (x.dim() == 4 && CpuOpsApply(x) && CpuOpsApply(rope.cos) && rope.cos.is_contiguous() && rope.sin.is_contiguous())
+    return CpuRopeHeadMajor(x, rope.cos, rope.sin);  // one pass (cpu_ops.h)
   const auto s = x.sizes().vec();  // [B, L, H, d]
   // Read through the [B, H, L, d] view; the stack writes a fresh contiguous tensor, so the
   // result is head-major at no cost, and attention's GEMMs read it without a copy.
