@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Our DiT against its plain-PyTorch twin (bench/twin/dit_twin.py), side by side on this
 # machine: the same model and weights (dit_bench --dump), batch, clip and threads, ROUNDS
-# alternating rounds; prints each round's times and the C++/Python time ratio (mean, min, max).
+# alternating rounds, the same malloc on both sides (MALLOC=tcmalloc, the default when
+# installed, preloaded as scripts/demo.sh does; MALLOC=glibc for glibc's); prints each round's
+# times and the C++/Python time ratio (mean, min, max).
 # Needs Debian's python3-torch (PyTorch 1.13: the same kernels as our libtorch). Prints
 # numbers; never fails on time.
 #   bench/twin/compare.sh                        # small preset, batch 4, clip 4x16x16, 1 thread
@@ -13,12 +15,15 @@ SECS=${SECS:-2} PYTHON=${PYTHON:-/usr/bin/python3}
 "${PYTHON}" -c 'import torch' 2>/dev/null || { echo "compare.sh: ${PYTHON} has no torch; apt-get install python3-torch" >&2; exit 2; }
 bazel build --config=quiet //bench:dit_bench
 bench=bazel-bin/bench/dit_bench
+tcmalloc=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
+MALLOC=${MALLOC:-$([ -e "${tcmalloc}" ] && echo tcmalloc || echo glibc)}
+[ "${MALLOC}" = tcmalloc ] && export LD_PRELOAD="${tcmalloc}"
 dump=$(mktemp -d)
 trap 'rm -rf "${dump}"' EXIT
 flags=(--preset="${PRESET}" --batch="${BATCH}" --clip="${CLIP}" --threads="${THREADS}")
 "${bench}" "${flags[@]}" --precision=fp32 --dump="${dump}" >/dev/null
 "${PYTHON}" bench/twin/dit_twin.py numerics --dump="${dump}"
-echo "${PRESET}, batch ${BATCH}, clip ${CLIP}, fp32, ${THREADS} thread(s), ${ROUNDS} rounds of ${SECS} s a pass"
+echo "${PRESET}, batch ${BATCH}, clip ${CLIP}, fp32, ${THREADS} thread(s), ${MALLOC} malloc, ${ROUNDS} rounds of ${SECS} s a pass"
 printf '%-6s %-9s %12s %12s %8s\n' round pass "C++ ms" "Python ms" ratio
 ratios_f=() ratios_b=()
 for r in $(seq "${ROUNDS}"); do
