@@ -36,8 +36,8 @@ DEFINE_string(precision, "fp32,bf16", "fp32, bf16, or both");
 DEFINE_string(device, "cpu", "cpu | cuda");
 DEFINE_double(peak_tflops, 0, "a published dense peak (H100/H200 SXM bf16: 989) for an MFU column; 0 = none");
 DEFINE_bool(fused_kernels, true,
-            "fp32 CPU attention, GELU and RMSNorm through the fused kernels (models/dit/cpu_ops.h); false: libtorch's ops "
-            "(the before row)");
+            "fp32 CPU attention, GELU, RMSNorm, RoPE and adaLN through the fused kernels (models/dit/cpu_ops.h); "
+            "false: libtorch's ops (the before row)");
 DEFINE_bool(activation_checkpointing, false, "recompute blocks in backward (as training at scale does)");
 DEFINE_int32(threads, 0, "intra-op threads for the GEMM peak and the model; 0 = libtorch's default");
 DEFINE_string(dump, "", "write DIR/{config.json, weights.safetensors, io.safetensors} for the first preset in fp32, then exit");

@@ -45,10 +45,6 @@ std::vector<std::pair<std::string, LoraLinearImpl*>> LinearLayers(const torch::n
   return out;
 }
 
-}  // namespace
-
-namespace {
-
 // x W^T + b. libtorch 1.13 runs a linear on a 3-D input as a GEMM and a separate pass that adds
 // the bias (and a sum for its gradient); a contiguous input folds to 2-D rows, so the bias goes
 // into the GEMM (addmm), as libtorch 2.x does itself.

@@ -152,21 +152,38 @@ DGRPO_CLONES void RmsNormBackwardRows(const float* x, const float* w, const floa
   }
 }
 
-// dw = sum over rows of g x rstd, in row order (one thread: the same bits at any thread count).
-DGRPO_CLONES void RmsNormWeightGrad(const float* x, const float* rstd, const float* g, float* dw, int64_t rows,
-                                    int64_t d) {
-  for (int64_t j = 0; j < d; ++j) dw[j] = 0;
+// acc += g x rstd over rows (RMSNorm's weight gradient, one chunk of rows).
+DGRPO_CLONES void AddRmsNormWeightTerms(const float* x, const float* rstd, const float* g, float* acc, int64_t rows,
+                                        int64_t d) {
   for (int64_t r = 0; r < rows; ++r) {
     const float *xr = x + r * d, *gr = g + r * d;
     const V16 s = Splat(rstd[r]);
     int64_t j = 0;
-    for (; j + kLanes <= d; j += kLanes) Store(dw + j, Load(dw + j) + Load(gr + j) * Load(xr + j) * s);
+    for (; j + kLanes <= d; j += kLanes) Store(acc + j, Load(acc + j) + Load(gr + j) * Load(xr + j) * s);
     if (j < d) {
       const int tail = static_cast<int>(d - j);
-      StorePartial(dw + j, LoadPartial(dw + j, tail, 0.0f) + LoadPartial(gr + j, tail, 0.0f) * LoadPartial(xr + j, tail, 0.0f) * s,
+      StorePartial(acc + j,
+                   LoadPartial(acc + j, tail, 0.0f) + LoadPartial(gr + j, tail, 0.0f) * LoadPartial(xr + j, tail, 0.0f) * s,
                    tail);
     }
   }
+}
+
+// out [width] = a sum over rows of per-row terms, which add_rows(begin, end, acc) adds into acc.
+// Rows go in fixed chunks of 64, summed in parallel, then the chunk sums in chunk order: the
+// same bits at any thread count, and shorter fp32 sums than one running total.
+template <typename AddRows>
+void ChunkedRowSum(int64_t rows, int64_t width, float* out, const AddRows& add_rows) {
+  constexpr int64_t kChunk = 64;
+  const int64_t chunks = (rows + kChunk - 1) / kChunk;
+  std::vector<float> partial(static_cast<size_t>(chunks * width), 0.0f);
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c)
+      add_rows(c * kChunk, std::min(rows, (c + 1) * kChunk), partial.data() + c * width);
+  });
+  std::fill(out, out + width, 0.0f);
+  for (int64_t c = 0; c < chunks; ++c)
+    for (int64_t j = 0; j < width; ++j) out[j] += partial[c * width + j];
 }
 
 constexpr int64_t kRowGrain = 64;
@@ -207,7 +224,9 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     at::parallel_for(0, rows, kRowGrain, [&](int64_t b, int64_t e) {
       RmsNormBackwardRows(xp + b * d, wp, rp + b, gp + b * d, dxp + b * d, e - b, d);
     });
-    RmsNormWeightGrad(xp, rp, gp, dw.data_ptr<float>(), rows, d);
+    ChunkedRowSum(rows, d, dw.data_ptr<float>(), [&](int64_t b, int64_t e, float* acc) {
+      AddRmsNormWeightTerms(xp + b * d, rp + b, gp + b * d, acc, e - b, d);
+    });
     return {dx, dw, torch::Tensor()};
   }
 };
@@ -262,12 +281,10 @@ DGRPO_CLONES void LayerNormModulateRows(const float* x, const float* shift, cons
   }
 }
 
-// One sample's rows: dx = rstd (h - mean(h) - xhat mean(h xhat)) with h = g (1 + scale) and
-// xhat = (x - mean) rstd; dshift = sum of g, dscale = sum of g xhat over the rows, in row order.
+// Rows of one sample: dx = rstd (h - mean(h) - xhat mean(h xhat)) with h = g (1 + scale) and
+// xhat = (x - mean) rstd.
 DGRPO_CLONES void LayerNormModulateBackwardRows(const float* x, const float* scale, const float* mean,
-                                                const float* rstd, const float* g, float* dx, float* dshift,
-                                                float* dscale, int64_t rows, int64_t d) {
-  for (int64_t j = 0; j < d; ++j) dshift[j] = dscale[j] = 0;
+                                                const float* rstd, const float* g, float* dx, int64_t rows, int64_t d) {
   const V16 one = Splat(1.0f);
   const int64_t full = d - d % kLanes;
   const int tail = static_cast<int>(d - full);
@@ -277,19 +294,15 @@ DGRPO_CLONES void LayerNormModulateBackwardRows(const float* x, const float* sca
     const V16 m = Splat(mean[r]), s = Splat(rstd[r]);
     V16 sum_h = Splat(0.0f), sum_hx = Splat(0.0f);
     for (int64_t j = 0; j < full; j += kLanes) {
-      const V16 gv = Load(gr + j), xhat = (Load(xr + j) - m) * s, h = gv * (one + Load(scale + j));
+      const V16 xhat = (Load(xr + j) - m) * s, h = Load(gr + j) * (one + Load(scale + j));
       sum_h += h;
       sum_hx += h * xhat;
-      Store(dshift + j, Load(dshift + j) + gv);
-      Store(dscale + j, Load(dscale + j) + gv * xhat);
     }
     if (tail) {
-      const V16 gv = LoadPartial(gr + full, tail, 0.0f), xhat = (LoadPartial(xr + full, tail, 0.0f) - m) * s,
-                h = gv * (one + LoadPartial(scale + full, tail, 0.0f));
+      const V16 xhat = (LoadPartial(xr + full, tail, 0.0f) - m) * s,
+                h = LoadPartial(gr + full, tail, 0.0f) * (one + LoadPartial(scale + full, tail, 0.0f));
       sum_h += h;
       sum_hx += h * xhat;
-      StorePartial(dshift + full, LoadPartial(dshift + full, tail, 0.0f) + gv, tail);
-      StorePartial(dscale + full, LoadPartial(dscale + full, tail, 0.0f) + gv * xhat, tail);
     }
     const V16 a = Splat(Sum(sum_h) / static_cast<float>(d)), c = Splat(Sum(sum_hx) / static_cast<float>(d));
     for (int64_t j = 0; j < full; j += kLanes) {
@@ -300,6 +313,28 @@ DGRPO_CLONES void LayerNormModulateBackwardRows(const float* x, const float* sca
       const V16 xhat = (LoadPartial(xr + full, tail, 0.0f) - m) * s,
                 h = LoadPartial(gr + full, tail, 0.0f) * (one + LoadPartial(scale + full, tail, 0.0f));
       StorePartial(dr + full, s * (h - a - xhat * c), tail);
+    }
+  }
+}
+
+// dshift += g and dscale += g xhat over rows (one chunk of one sample's rows).
+DGRPO_CLONES void AddModulateTerms(const float* x, const float* mean, const float* rstd, const float* g,
+                                   float* dshift, float* dscale, int64_t rows, int64_t d) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *xr = x + r * d, *gr = g + r * d;
+    const V16 m = Splat(mean[r]), s = Splat(rstd[r]);
+    int64_t j = 0;
+    for (; j + kLanes <= d; j += kLanes) {
+      const V16 gv = Load(gr + j);
+      Store(dshift + j, Load(dshift + j) + gv);
+      Store(dscale + j, Load(dscale + j) + gv * (Load(xr + j) - m) * s);
+    }
+    if (j < d) {
+      const int tail = static_cast<int>(d - j);
+      const V16 gv = LoadPartial(gr + j, tail, 0.0f);
+      StorePartial(dshift + j, LoadPartial(dshift + j, tail, 0.0f) + gv, tail);
+      StorePartial(dscale + j, LoadPartial(dscale + j, tail, 0.0f) + gv * (LoadPartial(xr + j, tail, 0.0f) - m) * s,
+                   tail);
     }
   }
 }
@@ -350,11 +385,23 @@ class LayerNormModulateFunction : public torch::autograd::Function<LayerNormModu
     const float *xp = x.data_ptr<float>(), *sc = scale.data_ptr<float>(), *mp = mean.data_ptr<float>(),
                 *rp = rstd.data_ptr<float>(), *gp = g.data_ptr<float>();
     float *dxp = dx.data_ptr<float>(), *dsh = dshift.data_ptr<float>(), *dsc = dscale.data_ptr<float>();
-    at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t b = begin; b < end; ++b)
-        LayerNormModulateBackwardRows(xp + b * rows * d, sc + b * d, mp + b * rows, rp + b * rows,
-                                      gp + b * rows * d, dxp + b * rows * d, dsh + b * d, dsc + b * d, rows, d);
+    at::parallel_for(0, batch * rows, kRowGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end;) {  // a run of rows within one sample
+        const int64_t b = r / rows, stop = std::min(end, (b + 1) * rows);
+        LayerNormModulateBackwardRows(xp + r * d, sc + b * d, mp + r, rp + r, gp + r * d, dxp + r * d, stop - r, d);
+        r = stop;
+      }
     });
+    std::vector<float> sums(static_cast<size_t>(2 * d));  // dshift, dscale of one sample
+    for (int64_t b = 0; b < batch; ++b) {
+      const int64_t first = b * rows;
+      ChunkedRowSum(rows, 2 * d, sums.data(), [&](int64_t begin, int64_t end, float* acc) {
+        AddModulateTerms(xp + (first + begin) * d, mp + first + begin, rp + first + begin, gp + (first + begin) * d,
+                         acc, acc + d, end - begin, d);
+      });
+      std::copy(sums.begin(), sums.begin() + d, dsh + b * d);
+      std::copy(sums.begin() + d, sums.end(), dsc + b * d);
+    }
     return {dx, dshift, dscale, torch::Tensor()};
   }
 };

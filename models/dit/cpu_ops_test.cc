@@ -180,6 +180,33 @@ TEST(CpuRopeHeadMajor, WithoutAGraphGivesTheSameBitsAndRefusesBadTables) {
   EXPECT_THROW(CpuRopeHeadMajor(torch::randn({2, 5, 4, 7}), cos, sin), c10::Error);     // odd d
 }
 
+TEST(FusedCpuKernels, ColumnSumsOverManyRowsAreExactEnoughAndTheSameBitsAtAnyThreadCount) {
+  torch::manual_seed(9);
+  // 2 x 700 rows: the weight, shift and scale gradients sum over many 64-row chunks.
+  auto x = (torch::randn({2, 700, 40}) + 2).requires_grad_(), w = torch::rand({40}).requires_grad_();
+  auto mod = (torch::randn({2, 2, 40}) * 0.3).requires_grad_();
+  auto g = torch::randn({2, 700, 40});
+  auto grads = [&] {
+    auto e = mod.chunk(2, 1);
+    auto y = CpuRmsNorm(x, w, 1e-6) + CpuLayerNormModulate(x, e[0], e[1], 1e-6);
+    return torch::autograd::grad({y}, {w, mod}, {g});
+  };
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  const auto one = grads();
+  at::set_num_threads(2);
+  const auto two = grads();
+  at::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(one[0], two[0]));
+  EXPECT_TRUE(torch::equal(one[1], two[1]));
+  auto x64 = x.detach().to(torch::kFloat64), g64 = g.to(torch::kFloat64);
+  auto mean = x64.mean(-1, true), xhat = (x64 - mean) * torch::rsqrt((x64 - mean).pow(2).mean(-1, true) + 1e-6);
+  auto dw = (g64 * x64 * torch::rsqrt(x64.pow(2).mean(-1, true) + 1e-6)).sum(std::vector<int64_t>{0, 1});
+  auto dmod = torch::stack({g64.sum(1), (g64 * xhat).sum(1)}, 1);  // [2, 2, 40]
+  EXPECT_LT(MaxRelErr(one[0], dw), 1e-5);
+  EXPECT_LT(MaxRelErr(one[1], dmod), 1e-5);
+}
+
 TEST(FusedCpuKernels, ApplyOnlyToFp32CpuTensorsAndCanBeSwitchedOff) {
   auto x = torch::randn({3, 4});
   EXPECT_TRUE(CpuOpsApply(x));

@@ -147,10 +147,12 @@ torch::nn::LayerNorm PlainLayerNorm(int64_t dim, double eps, bool affine) {
 // pass on fp32 CPU tensors (cpu_ops.h), else LayerNorm and one addcmul.
 torch::Tensor NormModulate(torch::nn::LayerNorm& norm, const torch::Tensor& x, const torch::Tensor& shift,
                            const torch::Tensor& scale) {
-  const std::vector<int64_t> per_sample = {x.size(0), 1, x.size(-1)};
-  if (x.dim() == 3 && CpuOpsApply(x) && CpuOpsApply(shift) && CpuOpsApply(scale) && shift.sizes() == per_sample &&
-      scale.sizes() == per_sample && !norm->options.elementwise_affine())
-    return CpuLayerNormModulate(x, shift, scale, norm->options.eps());
+  if (x.dim() == 3 && CpuOpsApply(x) && CpuOpsApply(shift) && CpuOpsApply(scale) &&
+      !norm->options.elementwise_affine()) {
+    const std::vector<int64_t> per_sample = {x.size(0), 1, x.size(2)};
+    if (shift.sizes() == per_sample && scale.sizes() == per_sample)
+      return CpuLayerNormModulate(x, shift, scale, norm->options.eps());
+  }
   return torch::addcmul(shift, norm(x), 1 + scale);
 }
 }  // namespace
