@@ -10,6 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3} ITERS=${ITERS:-30} SKIP=${SKIP:-2} NP=${NP:-2}
+[ -z "${BEFORE:-}" ] || [ -x "${BEFORE}" ] ||
+  { echo "demo_speed.sh: BEFORE=${BEFORE} is not an executable train binary (see the comment at the top)" >&2; exit 2; }
 bazel build --config=quiet //dancegrpo/tools:train //world/tools:shapes_inputs
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
 work=$(mktemp -d)
