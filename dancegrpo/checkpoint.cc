@@ -64,15 +64,6 @@ absl::StatusOr<std::string> GetText(hid_t loc, const std::string& name) {
   return std::string(bytes.begin(), bytes.end());
 }
 
-std::map<std::string, std::string> ParseConfig(const std::string& text) {
-  std::map<std::string, std::string> out;
-  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
-    std::pair<std::string, std::string> kv = absl::StrSplit(line, absl::MaxSplits('=', 1));
-    out[kv.first] = kv.second;
-  }
-  return out;
-}
-
 std::vector<std::pair<int64_t, std::string>> ListCheckpoints(const std::string& dir) {
   std::vector<std::pair<int64_t, std::string>> out;
   if (DIR* d = opendir(dir.c_str())) {
@@ -210,6 +201,13 @@ absl::StatusOr<LoraCheckpointInfo> ReadCheckpointLora(const std::string& path) {
   auto info = ReadLoraInfo(file.id());
   if (!info.ok()) return InFile(path, info.status());
   return info;
+}
+
+absl::StatusOr<std::string> ReadCheckpointConfig(const std::string& path) {
+  DGRPO_ASSIGN_OR_RETURN(auto file, OpenCheckpoint(path));
+  auto text = GetText(file.id(), "config");
+  if (!text.ok()) return InFile(path, text.status());
+  return text;
 }
 
 absl::Status CheckBaseChecksum(const LoraCheckpointInfo& info, const std::string& checksum) {
@@ -431,7 +429,7 @@ absl::StatusOr<ResumeReport> LoadCheckpoint(Trainer& trainer, const std::string&
     }
     opt.set_steps_taken(step);
     DGRPO_ASSIGN_OR_RETURN(const std::string saved_config, GetText(f, "config"));
-    const auto before = ParseConfig(saved_config), now = ParseConfig(DescribeConfig(trainer.config()));
+    const auto before = ParseDescribedConfig(saved_config), now = ParseDescribedConfig(DescribeConfig(trainer.config()));
     for (const auto& [key, value] : now) {
       auto it = before.find(key);
       const std::string old = it == before.end() ? "(unset)" : it->second;

@@ -64,6 +64,10 @@ struct LoraCheckpointInfo {
 };
 absl::StatusOr<LoraCheckpointInfo> ReadCheckpointLora(const std::string& path);
 
+// The training config the checkpoint was written with (DescribeConfig's lines; evaluate
+// samples with its sampler, ApplyDescribedSampler).
+absl::StatusOr<std::string> ReadCheckpointConfig(const std::string& path);
+
 // The stored (trained) parameters by name, in fp32 on the CPU: the model, or with use_ema the
 // EMA weights when the checkpoint has them.
 absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>> ReadCheckpointParameters(const std::string& path,

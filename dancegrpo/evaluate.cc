@@ -2,15 +2,31 @@
 
 #include <torch/torch.h>
 
+#include "absl/strings/str_cat.h"
 #include "dancegrpo/rollout.h"
 #include "dancegrpo/schedule.h"
 #include "hpc/status_macros.h"
 
 namespace dancegrpo {
 
+EvalConfig EvalConfigFor(const TrainerConfig& run) {
+  EvalConfig c;
+  c.steps = run.steps;
+  c.shift = run.shift;
+  c.sde = run.sde;
+  c.micro_batch = run.micro_batch;
+  c.latent_shape = run.latent_shape;
+  return c;
+}
+
 absl::StatusOr<EvalResult> EvaluatePolicy(models::VelocityModel& policy, models::PromptEncoder& encoder,
                                           const std::vector<rewards::Prompt>& prompts,
                                           const std::vector<rewards::WeightedReward>& rewards, const EvalConfig& c) {
+  if (c.steps < 1 || c.micro_batch < 0 || !(c.shift > 0) || c.samples_per_prompt < 1)
+    return absl::InvalidArgumentError(absl::StrCat("evaluation with steps ", c.steps, ", shift ", c.shift,
+                                                   ", micro_batch ", c.micro_batch, ", samples per prompt ",
+                                                   c.samples_per_prompt, ": steps, shift and samples must be positive "
+                                                   "(EvalConfigFor takes a run's)"));
   torch::NoGradGuard no_grad;
   DGRPO_ASSIGN_OR_RETURN(auto sigmas, SigmaSchedule(c.steps, c.shift));
   std::vector<SampleId> samples;

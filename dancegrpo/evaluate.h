@@ -9,21 +9,28 @@
 
 #include "absl/status/statusor.h"
 #include "dancegrpo/sde.h"
+#include "dancegrpo/trainer_config.h"
 #include "models/velocity_model.h"
 #include "rewards/reward.h"
 
 namespace dancegrpo {
 
 struct EvalConfig {
-  uint64_t seed = 12345;
+  uint64_t seed = 12345;  // the noise seed (keep it apart from the training seed)
   int samples_per_prompt = 4;
-  int steps = 10;
-  double shift = 1.0;
+  // The sampler and batch: a training run's (EvalConfigFor), or the caller's. Unset (0)
+  // steps, shift or micro_batch are refused.
+  int steps = 0;
+  double shift = 0;
   SdeConfig sde;
-  int micro_batch = 32;
+  int micro_batch = 0;
   std::vector<int64_t> latent_shape;
   models::LatentDecoder* decoder = nullptr;  // null: the rewards see the latents
 };
+
+// An evaluation that samples as `run` does: its steps, shift, SDE (kind, noise, window),
+// micro-batch and latent shape.
+EvalConfig EvalConfigFor(const TrainerConfig& run);
 
 struct EvalResult {
   std::vector<std::string> reward_names;

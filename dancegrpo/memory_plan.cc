@@ -77,43 +77,42 @@ absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) { return Plan(in, tru
 namespace {
 absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
   const auto& c = in.model;
-  if (in.zero_stage != 2 && in.zero_stage != 3)
-    return absl::InvalidArgumentError(absl::StrCat("--zero_stage=", in.zero_stage, ": use 2 or 3"));
-  if (in.world < 1 || in.sp < 1 || in.world % in.sp != 0)
-    return absl::InvalidArgumentError(absl::StrCat("sp = ", in.sp, " does not divide the ", in.world,
+  if (auto valid = ValidateTrainerConfig(in.run); !valid.ok()) return valid;
+  if (in.world < 1 || in.run.sequence_parallel < 1 || in.world % in.run.sequence_parallel != 0)
+    return absl::InvalidArgumentError(absl::StrCat("sp = ", in.run.sequence_parallel, " does not divide the ", in.world,
                                                    " ranks; use an sp that divides the world (e.g. ",
-                                                   std::gcd(in.world, std::max(1, in.sp)), ")"));
-  if (c.heads % in.sp != 0)
-    return absl::InvalidArgumentError(absl::StrCat("sp = ", in.sp, " does not divide the model's ", c.heads,
+                                                   std::gcd(in.world, std::max(1, in.run.sequence_parallel)), ")"));
+  if (c.heads % in.run.sequence_parallel != 0)
+    return absl::InvalidArgumentError(absl::StrCat("sp = ", in.run.sequence_parallel, " does not divide the model's ", c.heads,
                                                    " heads; Ulysses splits the heads over sp ranks"));
-  if (in.latent_shape.size() != 4) return absl::InvalidArgumentError("latent_shape must be C,F,H,W");
-  const int dp = in.world / in.sp;
-  const int64_t global = static_cast<int64_t>(in.prompts_per_iteration) * in.group_size;
+  if (in.run.latent_shape.size() != 4) return absl::InvalidArgumentError("latent_shape must be C,F,H,W");
+  const int dp = in.world / in.run.sequence_parallel;
+  const int64_t global = static_cast<int64_t>(in.run.prompts_per_iteration) * in.run.group_size;
   if (global % dp != 0)
     return absl::InvalidArgumentError(absl::StrCat("the ", global, " samples of an iteration (prompts x group) do not "
                                                    "split over ", dp, " data-parallel ranks; change "
                                                    "--prompts_per_iteration, --group_size or the ranks"));
   const int64_t local = global / dp;
-  const int64_t mb = in.micro_batch > 0 ? std::min<int64_t>(in.micro_batch, local) : local;
-  const int64_t rows = mb * (in.cfg ? 2 : 1);  // rows of one policy evaluation
-  const int64_t grid = Ceil(in.latent_shape[1], c.patch[0]) * Ceil(in.latent_shape[2], c.patch[1]) *
-                       Ceil(in.latent_shape[3], c.patch[2]);
-  if (grid % in.sp != 0)
-    return absl::InvalidArgumentError(absl::StrCat("sp = ", in.sp, " does not divide the ", grid,
+  const int64_t mb = in.run.micro_batch > 0 ? std::min<int64_t>(in.run.micro_batch, local) : local;
+  const int64_t rows = mb * ((in.run.cfg_scale != 1.0) ? 2 : 1);  // rows of one policy evaluation
+  const int64_t grid = Ceil(in.run.latent_shape[1], c.patch[0]) * Ceil(in.run.latent_shape[2], c.patch[1]) *
+                       Ceil(in.run.latent_shape[3], c.patch[2]);
+  if (grid % in.run.sequence_parallel != 0)
+    return absl::InvalidArgumentError(absl::StrCat("sp = ", in.run.sequence_parallel, " does not divide the ", grid,
                                                    " video tokens; change the clip size or sp"));
-  const int64_t L = grid / in.sp, Lfull = grid;
+  const int64_t L = grid / in.run.sequence_parallel, Lfull = grid;
   const int64_t Lt = in.text_tokens > 0 ? in.text_tokens : std::max<int64_t>(c.text_len, 1);
-  const int64_t N = in.world, s = Bytes(in.dtype), rb = Bytes(in.reduce_dtype);
-  const int64_t d = c.dim, f = c.ffn_dim, h = c.heads / in.sp;
+  const int64_t N = in.world, s = Bytes(in.run.compute_dtype), rb = Bytes(in.run.optimizer.reduce_dtype);
+  const int64_t d = c.dim, f = c.ffn_dim, h = c.heads / in.run.sequence_parallel;
 
   // Which parameters are trained.
   auto modules = DitModuleSizes(c);
   int64_t lora_per_token = 0;  // adapter activations (A x) of one block, per token
-  if (in.lora_rank > 0) {
+  if (in.run.lora.rank > 0) {
     models::LoraConfig lora;
-    lora.rank = in.lora_rank;
-    lora.alpha = in.lora_alpha;
-    if (!in.lora_targets.empty()) lora.targets = in.lora_targets;
+    lora.rank = in.run.lora.rank;
+    lora.alpha = in.run.lora.alpha;
+    if (!in.run.lora.targets.empty()) lora.targets = in.run.lora.targets;
     const auto layers = DitLinearLayers(c);
     auto chosen = models::SelectLoraLayers(layers, lora);
     if (!chosen.ok()) return chosen.status();
@@ -121,14 +120,14 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
       if (!(*chosen)[i]) continue;
       const auto& l = layers[i];
       const int block = absl::StartsWith(l.path, "blocks.") ? std::stoi(l.path.substr(7)) : -1;
-      modules.push_back({l.path + ".lora_A.weight", in.lora_rank * l.in, block});
-      modules.push_back({l.path + ".lora_B.weight", l.out * in.lora_rank, block});
-      if (block == 0) lora_per_token += in.lora_rank;
+      modules.push_back({l.path + ".lora_A.weight", in.run.lora.rank * l.in, block});
+      modules.push_back({l.path + ".lora_B.weight", l.out * in.run.lora.rank, block});
+      if (block == 0) lora_per_token += in.run.lora.rank;
     }
   }
   std::vector<std::string> names;
   for (const auto& m : modules) names.push_back(m.name);
-  auto selected = SelectTrainable(names, in.trainable);
+  auto selected = SelectTrainable(names, in.run.trainable);
   if (!selected.ok()) return selected.status();
   MemoryPlan p;
   std::vector<int64_t> block_total(c.layers, 0), block_trained(c.layers, 0);
@@ -158,18 +157,18 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
   // This rank's optimizer slice (elements): the replicated trained parameters' shard, and
   // under ZeRO-3 one slice per trained block unit.
   int64_t state = 0;
-  if (in.zero_stage == 2) {
+  if (in.run.zero_stage == 2) {
     state = Ceil(p.trained_parameters, N);
   } else {
     state = Ceil(rep_trained, N);
     for (int b = 0; b < c.layers; ++b) state += Ceil(block_trained[b], N);
   }
-  const bool masters = in.dtype != torch::kFloat32 || in.zero_stage == 3;
+  const bool masters = in.run.compute_dtype != torch::kFloat32 || in.run.zero_stage == 3;
   p.masters = masters ? 4 * state : 0;
   p.optimizer = 2 * 4 * state;
-  p.ema = in.ema ? 4 * state : 0;
+  p.ema = in.run.optimizer.ema ? 4 * state : 0;
   p.grad_slice = 4 * state;
-  if (in.zero_stage == 2) {
+  if (in.run.zero_stage == 2) {
     p.params_resident = s * p.parameters;
     p.gradients = s * p.trained_parameters;
   } else {
@@ -177,7 +176,7 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
     for (int b = 0; b < c.layers; ++b) {
       const int64_t frozen = block_total[b] - block_trained[b];
       p.params_resident += s * Ceil(frozen, N);
-      if (in.dtype != torch::kFloat32) p.params_resident += s * Ceil(block_trained[b], N);  // compute beside master
+      if (in.run.compute_dtype != torch::kFloat32) p.params_resident += s * Ceil(block_trained[b], N);  // compute beside master
     }
     p.params_gathered = 2 * s * block_max;  // the block in use and the next one, prefetched
     // The replicated trained parameters' gradients, and one block's full gradient with its
@@ -194,7 +193,7 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
   //  per text token: k, v and normed k of the context (3 x dim);
   //  attention matrices without a fused kernel (libtorch 1.13 on the CPU): scores and softmax
   //  for self [h/sp, L, L] and cross [h/sp, L, Lt] attention.
-  const bool fused = in.cuda;  // scaled_dot_product_attention (libtorch 2.x) keeps no L x L matrix
+  const bool fused = in.run.device.is_cuda();  // scaled_dot_product_attention (libtorch 2.x) keeps no L x L matrix
   const int64_t scores = fused ? 0 : 2 * (h * Lfull * Lfull + c.heads * L * Lt);
   const int64_t per_block = rows * s * (L * (24 * d + 2 * f + lora_per_token) + 3 * Lt * d + scores);
   const int64_t block_input = rows * s * L * d;
@@ -203,14 +202,14 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
   // Checkpointing keeps each block's input, and recomputes one block at a time; its backward
   // holds that block's activations and their gradients (as large again, at most).
   p.activations_ckpt = block_input * blocks_with_grad + 2 * per_block;
-  const bool ckpt = in.checkpointing || in.zero_stage == 3;  // ZeRO-3 trains with recompute
+  const bool ckpt = in.checkpointing || in.run.zero_stage == 3;  // ZeRO-3 trains with recompute
   p.activations = blocks_with_grad > 0 ? (ckpt ? p.activations_ckpt : p.activations_no_ckpt) : 0;
   // A no-grad forward: the context and the widest block temporaries.
   p.rollout_activations = rows * s * (Lt * d * 3 + L * (4 * d + 2 * f) + scores / 2);
 
   // Trajectories: latents of every step, log-probs, final x0, the text rows.
-  const int64_t latent = in.latent_shape[0] * in.latent_shape[1] * in.latent_shape[2] * in.latent_shape[3];
-  p.trajectories = local * (4 * latent * (in.steps + 2) + 4 * in.steps + 4 * Lt * c.text_dim);
+  const int64_t latent = in.run.latent_shape[0] * in.run.latent_shape[1] * in.run.latent_shape[2] * in.run.latent_shape[3];
+  p.trajectories = local * (4 * latent * (in.run.steps + 2) + 4 * in.run.steps + 4 * Lt * c.text_dim);
 
   // Optimizer step buffers. ZeRO-2: the flat fp32 gradient (and its reduce-dtype copy) of
   // every trained parameter; fp32 parameters are flattened again to take the slice. Both
@@ -218,29 +217,29 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
   // The step's temporaries are bucketed (4 Mi elements: fp64 squares, AdamW's denominator).
   const int64_t bucket = std::min<int64_t>(state, int64_t{1} << 22);
   const int64_t step_tmp = 8 * bucket + 8 * bucket;
-  if (in.zero_stage == 2) {
+  if (in.run.zero_stage == 2) {
     const int64_t flat = 4 * N * Ceil(p.trained_parameters, N);
     p.communication = std::max(flat + (rb != 4 ? rb * p.trained_parameters : 0), flat + 4 * state) + step_tmp;
   } else {
     p.communication = 4 * N * Ceil(rep_trained, N) + step_tmp;
   }
-  p.runtime = in.cuda ? kRuntimeCuda : kRuntimeCpu;
+  p.runtime = in.run.device.is_cuda() ? kRuntimeCuda : kRuntimeCpu;
 
   const int64_t steady = p.runtime + p.params_resident + p.masters + p.optimizer + p.ema + p.grad_slice;
   // Load: the whole fp32 model exists (ZeRO-3: on one rank at a time, which then keeps its
   // slices), plus the fp32 copies that seed mixed-precision masters (ZeRO-2).
   int64_t load = p.runtime + 4 * p.parameters;
-  if (in.zero_stage == 3) {
+  if (in.run.zero_stage == 3) {
     load += p.params_resident + p.masters;  // the slices, made while the model is whole
   } else {
     load += p.masters + p.optimizer + p.ema + p.grad_slice;
-    if (in.dtype != torch::kFloat32) load += 4 * p.trained_parameters;  // fp32 copies seeding the masters
+    if (in.run.compute_dtype != torch::kFloat32) load += 4 * p.trained_parameters;  // fp32 copies seeding the masters
   }
   const int64_t rollout = steady + p.params_gathered + p.rollout_activations + p.trajectories;
   // Update: the forward holds the block in use and the prefetched one; the backward one
   // block, its gradient and the reduce bucket (ZeRO-3); then the optimizer step's buffers.
   int64_t update = steady + p.trajectories + std::max(p.activations, p.communication);
-  if (in.zero_stage == 3) {
+  if (in.run.zero_stage == 3) {
     const int64_t replicated_grads = s * rep_trained;
     const int64_t backward = s * block_max + (p.gradients - replicated_grads);
     update = steady + p.trajectories + replicated_grads +
@@ -254,14 +253,14 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
   // all (measured, docs/experiments/2026-11-30-zero3-memory.md). ZeRO-2 fp32 flattens the
   // parameters to take the slice.
   // On a GPU the values are copied to host memory segment by segment: none of it is on the device.
-  const int64_t checkpoint = steady + p.trajectories + (in.cuda ? 0 : 3 * 4 * state) +
-                             (in.zero_stage == 2 && in.dtype == torch::kFloat32 ? 4 * p.trained_parameters : 0);
+  const int64_t checkpoint = steady + p.trajectories + (in.run.device.is_cuda() ? 0 : 3 * 4 * state) +
+                             (in.run.zero_stage == 2 && in.run.compute_dtype == torch::kFloat32 ? 4 * p.trained_parameters : 0);
   p.phases = {{"load", load}, {"rollout", rollout}, {"update", update}, {"checkpoint", checkpoint}};
   for (const auto& ph : p.phases) {  // on a GPU, loading happens in host memory
-    if (ph.bytes > p.peak && !(in.cuda && ph.name == "load")) p.peak = ph.bytes, p.peak_phase = ph.name;
+    if (ph.bytes > p.peak && !(in.run.device.is_cuda() && ph.name == "load")) p.peak = ph.bytes, p.peak_phase = ph.name;
   }
   const int rpn = in.ranks_per_node > 0 ? std::min(in.ranks_per_node, in.world) : in.world;
-  p.after_load = in.zero_stage == 3 ? p.runtime + p.params_resident + p.masters : load;
+  p.after_load = in.run.zero_stage == 3 ? p.runtime + p.params_resident + p.masters : load;
   p.node_load = (rpn - 1) * p.after_load + load;
   int64_t device_peak = 0;  // the phases after loading (loading is checked per node)
   for (const auto& ph : p.phases)
@@ -284,26 +283,26 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
       o.checkpointing = true;
       options.push_back({"--activation_checkpointing", o});
     }
-    if (in.zero_stage == 2) {
+    if (in.run.zero_stage == 2) {
       auto o = in;
-      o.zero_stage = 3;
+      o.run.zero_stage = 3;
       o.checkpointing = true;
       options.push_back({"--zero_stage=3 (with activation checkpointing)", o});
     }
     if (mb > 1) {
       auto o = in;
-      o.micro_batch = 1;
+      o.run.micro_batch = 1;
       options.push_back({"--micro_batch=1", o});
     }
-    if (in.dtype == torch::kFloat32) {
+    if (in.run.compute_dtype == torch::kFloat32) {
       auto o = in;
-      o.dtype = torch::kBFloat16;
+      o.run.compute_dtype = torch::kBFloat16;
       options.push_back({"--precision=bf16 (fp32 masters and moments stay)", o});
     }
-    for (int sp = in.sp * 2; sp <= in.world && c.heads % sp == 0; sp *= 2) {
+    for (int sp = in.run.sequence_parallel * 2; sp <= in.world && c.heads % sp == 0; sp *= 2) {
       if (in.world % sp != 0 || grid % sp != 0) continue;
       auto o = in;
-      o.sp = sp;
+      o.run.sequence_parallel = sp;
       options.push_back({absl::StrCat("--sp=", sp), o});
     }
     for (const auto& o : options) {
@@ -319,20 +318,20 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
       // rank keeps its samples), under ZeRO-3: only it divides the parameters by the ranks.
       auto o = in;
       o.world = in.world * more;
-      o.prompts_per_iteration = in.prompts_per_iteration * more;
-      o.zero_stage = 3;
+      o.run.prompts_per_iteration = in.run.prompts_per_iteration * more;
+      o.run.zero_stage = 3;
       o.checkpointing = true;
       auto q = Plan(o, false);
       if (q.ok() && q->fits)
         p.advice = absl::StrCat(
             "the cheapest change that fits: ", o.world, " ranks",
             rpn < o.world ? absl::StrCat(" (", o.world / rpn, " nodes of ", rpn, ")") : std::string(),
-            in.zero_stage == 2 ? " with --zero_stage=3" : "", ", ", FormatBytes(q->device_peak), " per rank; ",
-            "--prompts_per_iteration=", o.prompts_per_iteration, " keeps each rank's samples");
+            in.run.zero_stage == 2 ? " with --zero_stage=3" : "", ", ", FormatBytes(q->device_peak), " per rank; ",
+            "--prompts_per_iteration=", o.run.prompts_per_iteration, " keeps each rank's samples");
     }
     if (p.advice.empty()) {
       // Nothing above fits: say how many ranks of this memory the state itself needs.
-      const int64_t per_param = (masters ? 4 : 0) + 8 + (in.ema ? 4 : 0) + 4;  // master, moments, EMA, grad slice
+      const int64_t per_param = (masters ? 4 : 0) + 8 + (in.run.optimizer.ema ? 4 : 0) + 4;  // master, moments, EMA, grad slice
       const double total_state = static_cast<double>(per_param) * p.trained_parameters;
       p.advice = absl::StrCat("no layout of these ", in.world, " ranks fits: the trained parameters' fp32 state alone ",
                               "is ", FormatBytes(total_state), " (", per_param, " bytes per trained parameter); ",
@@ -340,17 +339,17 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
     }
     // Full fine-tuning that does not fit these ranks may fit them as LoRA (a different run: it
     // trains adapters, not the model), so say so beside the advice.
-    if (in.lora_rank == 0 && in.trainable.empty()) {
-      for (int stage : {in.zero_stage, 3}) {
+    if (in.run.lora.rank == 0 && in.run.trainable.empty()) {
+      for (int stage : {in.run.zero_stage, 3}) {
         auto o = in;
-        o.lora_rank = 32;
-        o.lora_alpha = 64;
-        o.zero_stage = stage;
+        o.run.lora.rank = 32;
+        o.run.lora.alpha = 64;
+        o.run.zero_stage = stage;
         o.checkpointing = in.checkpointing || stage == 3;
         auto q = Plan(o, false);
         if (q.ok() && q->fits) {
           absl::StrAppend(&p.advice, "; or, on these ", in.world, " ranks, LoRA adapters instead of the whole model: "
-                          "--lora_rank=32", stage != in.zero_stage ? " --zero_stage=3" : "", " (",
+                          "--lora_rank=32", stage != in.run.zero_stage ? " --zero_stage=3" : "", " (",
                           FormatBytes(q->device_peak), " per rank)");
           break;
         }
@@ -372,23 +371,23 @@ std::string FormatPlan(const PlanInput& in, const MemoryPlan& p) {
   const auto& c = in.model;
   absl::StrAppendFormat(&out, "plan: %s (%.2f B parameters, %.4g B trained%s), latents %s, text %d tokens\n",
                         c.name.empty() ? "model" : c.name, p.parameters / 1e9, p.trained_parameters / 1e9,
-                        in.lora_rank > 0 ? absl::StrCat(": LoRA r=", in.lora_rank) : std::string(),
-                        absl::StrJoin(in.latent_shape, "x"), in.text_tokens > 0 ? in.text_tokens : c.text_len);
+                        in.run.lora.rank > 0 ? absl::StrCat(": LoRA r=", in.run.lora.rank) : std::string(),
+                        absl::StrJoin(in.run.latent_shape, "x"), in.text_tokens > 0 ? in.text_tokens : c.text_len);
   absl::StrAppendFormat(&out,
                         "      %d ranks (dp %d x sp %d), ZeRO-%d, %s, checkpointing %s, micro-batch %d, group %d, "
                         "%d steps\n",
-                        in.world, in.world / in.sp, in.sp, in.zero_stage, in.dtype == torch::kFloat32 ? "fp32" : "bf16",
-                        in.checkpointing || in.zero_stage == 3 ? "on" : "off", in.micro_batch, in.group_size, in.steps);
+                        in.world, in.world / in.run.sequence_parallel, in.run.sequence_parallel, in.run.zero_stage, in.run.compute_dtype == torch::kFloat32 ? "fp32" : "bf16",
+                        in.checkpointing || in.run.zero_stage == 3 ? "on" : "off", in.run.micro_batch, in.run.group_size, in.run.steps);
   auto row = [&](const char* name, int64_t bytes, const std::string& note) {
     absl::StrAppendFormat(&out, "  %-28s %10s  %s\n", name, FormatBytes(static_cast<double>(bytes)), note);
   };
   out += "per rank:\n";
-  row("parameters (held)", p.params_resident, in.zero_stage == 3 ? "replicated + 1/N of every block" : "every parameter");
-  if (in.zero_stage == 3) row("parameters (gathered)", p.params_gathered, "the block in use and the next (prefetch)");
+  row("parameters (held)", p.params_resident, in.run.zero_stage == 3 ? "replicated + 1/N of every block" : "every parameter");
+  if (in.run.zero_stage == 3) row("parameters (gathered)", p.params_gathered, "the block in use and the next (prefetch)");
   row("fp32 masters", p.masters, "");
   row("optimizer moments", p.optimizer, "AdamW m and v over this rank's slice");
   if (p.ema) row("EMA", p.ema, "");
-  row("gradients", p.gradients, in.zero_stage == 3 ? "replicated + one block" : "every trained parameter");
+  row("gradients", p.gradients, in.run.zero_stage == 3 ? "replicated + one block" : "every trained parameter");
   row("gradient slice (fp32)", p.grad_slice, "summed over ranks");
   row("activations (micro-batch)", p.activations,
       absl::StrCat("without checkpointing ", FormatBytes(p.activations_no_ckpt), ", with ",
@@ -396,17 +395,17 @@ std::string FormatPlan(const PlanInput& in, const MemoryPlan& p) {
   row("rollout activations", p.rollout_activations, "no-grad forward");
   row("trajectories", p.trajectories, "latents of every step, log-probs, text rows");
   row("communication", p.communication, "optimizer step buffers");
-  row("runtime", p.runtime, in.cuda ? "process + CUDA context" : "process (libtorch, MPI, HDF5)");
+  row("runtime", p.runtime, in.run.device.is_cuda() ? "process + CUDA context" : "process (libtorch, MPI, HDF5)");
   out += "phases:\n";
   for (const auto& ph : p.phases)
     absl::StrAppendFormat(&out, "  %-28s %10s%s\n", ph.name, FormatBytes(static_cast<double>(ph.bytes)),
                           ph.name == p.peak_phase          ? "  <- peak"
-                          : in.cuda && ph.name == "load"   ? "  (host memory)"
+                          : in.run.device.is_cuda() && ph.name == "load"   ? "  (host memory)"
                                                            : "");
   const int rpn = in.ranks_per_node > 0 ? std::min(in.ranks_per_node, in.world) : in.world;
   absl::StrAppendFormat(&out, "  %-28s %10s  %d rank(s) of a node: %s\n", "load, node total",
                         FormatBytes(static_cast<double>(p.node_load)), rpn,
-                        in.zero_stage == 3 ? "one holds the fp32 model while the others hold their slices"
+                        in.run.zero_stage == 3 ? "one holds the fp32 model while the others hold their slices"
                                            : "every rank holds the fp32 model");
   if (in.device_bytes > 0 || in.host_bytes > 0) {
     std::string limits;

@@ -29,6 +29,7 @@
 
 #include "absl/status/statusor.h"
 #include "c10/core/ScalarType.h"
+#include "dancegrpo/trainer_config.h"
 #include "models/dit/dit_config.h"
 #include "models/lora.h"
 
@@ -36,27 +37,16 @@ namespace dancegrpo {
 
 struct PlanInput {
   models::DitConfig model;
-  std::vector<int64_t> latent_shape;  // [C, F, H, W]
-  int64_t text_tokens = 0;            // 0: the model's text_len
-  int micro_batch = 1;                // samples per policy evaluation (0 = all local samples)
-  int group_size = 2;
-  int prompts_per_iteration = 1;
-  int steps = 8;
+  // The run as train would run it: layout (micro_batch, group_size, prompts_per_iteration,
+  // steps, sequence_parallel, zero_stage), precision, trainable patterns (module
+  // granularity), LoRA (adapters on the targeted linears, the only trained parameters; the
+  // base frozen in the compute dtype), EMA, guidance (cfg_scale != 1 doubles the batch of
+  // each evaluation), latent_shape [C, F, H, W] and device (cuda: a CUDA context, no host
+  // check of the device). Its defaults are the run's (trainer_config.h).
+  TrainerConfig run;
+  int64_t text_tokens = 0;  // 0: the model's text_len
   int world = 1;
-  int sp = 1;
-  int zero_stage = 2;
-  c10::ScalarType dtype = c10::kFloat;
-  c10::ScalarType reduce_dtype = c10::kFloat;
-  bool checkpointing = false;
-  bool ema = false;
-  bool cfg = false;        // classifier-free guidance doubles the batch of each evaluation
-  std::string trainable;   // --trainable patterns (module granularity); empty = all
-  // LoRA (models/lora.h): adapters of this rank on the targeted linears, the only trained
-  // parameters; the base is frozen in the compute dtype. rank 0 = none.
-  int64_t lora_rank = 0;
-  double lora_alpha = 1;
-  std::string lora_targets;
-  bool cuda = false;
+  bool checkpointing = false;  // activation checkpointing
   // What to check against (0 = no check): each rank's device memory (on the CPU: its share
   // of the node, host_bytes / ranks_per_node), and the host memory of a node, which its
   // ranks_per_node ranks share; the model is loaded there, one rank at a time under ZeRO-3.

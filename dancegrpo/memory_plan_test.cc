@@ -43,12 +43,12 @@ TEST(MemoryPlan, InventoryMatchesTheModel) {
 PlanInput Wan13(int world) {
   PlanInput in;
   in.model = *models::DitPreset("wan2.1-1.3b");
-  in.latent_shape = {16, 1, 8, 8};
+  in.run.latent_shape = {16, 1, 8, 8};
   in.world = world;
-  in.group_size = 2;
-  in.prompts_per_iteration = world / 2;
-  in.micro_batch = 1;
-  in.steps = 3;
+  in.run.group_size = 2;
+  in.run.prompts_per_iteration = world / 2;
+  in.run.micro_batch = 1;
+  in.run.steps = 3;
   return in;
 }
 
@@ -61,12 +61,12 @@ TEST(MemoryPlan, ClosedFormsOfTheStates) {
   EXPECT_EQ(z2.masters, 0) << "fp32 parameters are their own masters";
   EXPECT_EQ(z2.optimizer, 8 * ((P + 3) / 4));
   EXPECT_EQ(z2.gradients, 4 * P);
-  in.dtype = torch::kBFloat16;
+  in.run.compute_dtype = torch::kBFloat16;
   auto bf = *PlanMemory(in);
   EXPECT_EQ(bf.params_resident, 2 * P);
   EXPECT_EQ(bf.masters, 4 * ((P + 3) / 4));
   // ZeRO-3: the state is the same size; the blocks are held in slices and one at a time.
-  in.zero_stage = 3;
+  in.run.zero_stage = 3;
   auto z3 = *PlanMemory(in);
   const int64_t block = (P - (P - z3.block_parameters)) / in.model.layers;
   EXPECT_EQ(z3.params_gathered, 2 * 2 * block) << "bf16: the block in use and the prefetched one";
@@ -79,16 +79,16 @@ TEST(MemoryPlan, ClosedFormsOfTheStates) {
 
 TEST(MemoryPlan, ActivationsFollowTheShapes) {
   auto in = Wan13(2);
-  in.latent_shape = {16, 5, 16, 16};
-  in.prompts_per_iteration = 2;
+  in.run.latent_shape = {16, 5, 16, 16};
+  in.run.prompts_per_iteration = 2;
   auto one = *PlanMemory(in);
-  in.micro_batch = 2;
+  in.run.micro_batch = 2;
   auto two = *PlanMemory(in);
   EXPECT_EQ(two.activations_no_ckpt, 2 * one.activations_no_ckpt);
   EXPECT_LT(one.activations_ckpt, one.activations_no_ckpt / 4);
   // Freezing the first 20 of 30 blocks (and the embeddings) leaves 10 blocks to back-propagate.
-  in.micro_batch = 1;
-  in.trainable = "blocks.20-29";
+  in.run.micro_batch = 1;
+  in.run.trainable = "blocks.20-29";
   auto frozen = *PlanMemory(in);
   EXPECT_EQ(frozen.activations_no_ckpt * 3, one.activations_no_ckpt);
   EXPECT_LT(frozen.trained_parameters, frozen.parameters / 2);
@@ -101,7 +101,7 @@ TEST(MemoryPlan, RefusesWhatCannotFitAndNamesTheCheapestFix) {
   in.host_bytes = 24e9;
   in.ranks_per_node = 4;
   // Full fine-tuning of 1.3B: 22.7 GB of state; no layout of one such machine fits, two do.
-  in.zero_stage = 3;
+  in.run.zero_stage = 3;
   auto full = *PlanMemory(in);
   EXPECT_FALSE(full.fits);
   EXPECT_NE(full.advice.find("8 ranks"), std::string::npos) << full.advice;
@@ -110,34 +110,34 @@ TEST(MemoryPlan, RefusesWhatCannotFitAndNamesTheCheapestFix) {
   alone.model = *models::DitPreset("wan2.1-14b");
   alone.world = 1;
   alone.ranks_per_node = 1;
-  alone.prompts_per_iteration = 1;
+  alone.run.prompts_per_iteration = 1;
   alone.host_bytes = 6e9;
   auto one = *PlanMemory(alone);
   EXPECT_FALSE(one.fits);
   EXPECT_NE(one.advice.find("16 bytes per trained parameter"), std::string::npos) << one.advice;
   // The last ten blocks under ZeRO-2: every rank holds the whole model: stage 3 is the fix.
-  in.zero_stage = 2;
-  in.trainable = "blocks.20-29";
+  in.run.zero_stage = 2;
+  in.run.trainable = "blocks.20-29";
   auto z2 = *PlanMemory(in);
   EXPECT_FALSE(z2.fits);
   EXPECT_NE(z2.advice.find("--zero_stage=3"), std::string::npos) << z2.advice;
-  in.zero_stage = 3;
+  in.run.zero_stage = 3;
   auto z3 = *PlanMemory(in);
   EXPECT_TRUE(z3.fits) << FormatPlan(in, z3);
 }
 
 TEST(MemoryPlan, BadLayoutsNameTheNumbers) {
   auto in = Wan13(4);
-  in.sp = 3;
+  in.run.sequence_parallel = 3;
   auto s = PlanMemory(in);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(std::string(s.status().message()).find("sp = 3 does not divide the 4 ranks"), std::string::npos)
       << s.status();
-  in.sp = 1;
-  in.zero_stage = 1;
+  in.run.sequence_parallel = 1;
+  in.run.zero_stage = 1;
   EXPECT_FALSE(PlanMemory(in).ok());
-  in.zero_stage = 3;
-  in.trainable = "nonexistent";
+  in.run.zero_stage = 3;
+  in.run.trainable = "nonexistent";
   EXPECT_FALSE(PlanMemory(in).ok());
 }
 
@@ -168,17 +168,17 @@ TEST(MemoryPlanLora, LinearLayersMatchTheModel) {
 TEST(MemoryPlanLora, AdaptersAreTheOnlyTrainedState) {
   PlanInput in;
   in.model = *models::DitPreset("wan2.1-1.3b");
-  in.latent_shape = {16, 1, 8, 8};
+  in.run.latent_shape = {16, 1, 8, 8};
   in.world = 4;
-  in.group_size = 2;
-  in.prompts_per_iteration = 2;
-  in.micro_batch = 1;
-  in.steps = 3;
-  in.dtype = torch::kBFloat16;
+  in.run.group_size = 2;
+  in.run.prompts_per_iteration = 2;
+  in.run.micro_batch = 1;
+  in.run.steps = 3;
+  in.run.compute_dtype = torch::kBFloat16;
   const int64_t P = models::DitParameterCount(in.model);
   const int64_t d = in.model.dim, f = in.model.ffn_dim, r = 32;
-  in.lora_rank = r;
-  in.lora_alpha = 64;
+  in.run.lora.rank = r;
+  in.run.lora.alpha = 64;
   auto p = PlanMemory(in);
   ASSERT_TRUE(p.ok()) << p.status();
   // Default targets: 8 attention linears d x d and the FFN's d x f and f x d, every block.
@@ -191,18 +191,18 @@ TEST(MemoryPlanLora, AdaptersAreTheOnlyTrainedState) {
   EXPECT_EQ(p->gradients, 2 * T);
   // Full fine-tuning of the same run holds 16 bytes per parameter of state on top.
   auto full = in;
-  full.lora_rank = 0;
+  full.run.lora.rank = 0;
   auto q = PlanMemory(full);
   ASSERT_TRUE(q.ok());
   EXPECT_GT(q->optimizer + q->masters, 20 * (p->optimizer + p->masters)) << "r = 32 adapters are 3% of the model";
   // Bad LoRA configs are the trainer's errors.
-  in.lora_rank = 2000;
+  in.run.lora.rank = 2000;
   EXPECT_NE(std::string(PlanMemory(in).status().message()).find("above the width"), std::string::npos);
-  in.lora_rank = 8;
-  in.lora_targets = "nope";
+  in.run.lora.rank = 8;
+  in.run.lora.targets = "nope";
   EXPECT_NE(std::string(PlanMemory(in).status().message()).find("'nope' matches no linear layer"), std::string::npos);
-  in.lora_targets = "";
-  in.trainable = "head";
+  in.run.lora.targets = "";
+  in.run.trainable = "head";
   EXPECT_NE(std::string(PlanMemory(in).status().message()).find("drop --trainable"), std::string::npos);
 }
 

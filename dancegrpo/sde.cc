@@ -17,6 +17,8 @@ absl::StatusOr<SdeKind> ParseSdeKind(const std::string& name) {
       absl::StrCat("unknown SDE '", name, "'; use 'dancegrpo' or 'flowgrpo'"));
 }
 
+std::string SdeKindName(SdeKind kind) { return kind == SdeKind::kDanceGrpo ? "dancegrpo" : "flowgrpo"; }
+
 SdeConfig WithSchedule(SdeConfig config, const std::vector<double>& sigmas) {
   if (sigmas.size() > 1) config.sigma_1 = sigmas[1];
   return config;

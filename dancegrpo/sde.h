@@ -26,6 +26,7 @@ namespace dancegrpo {
 enum class SdeKind { kDanceGrpo, kFlowGrpo };
 
 absl::StatusOr<SdeKind> ParseSdeKind(const std::string& name);  // "dancegrpo" | "flowgrpo"
+std::string SdeKindName(SdeKind kind);
 
 // The steps that are stochastic (and trained), as in MixGRPO: steps begin..begin+size-1 take
 // the SDE, every other step the deterministic ODE. size = 0 means every step is an SDE step.

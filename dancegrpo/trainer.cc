@@ -12,6 +12,7 @@
 #include "dancegrpo/rng.h"
 #include "dancegrpo/schedule.h"
 #include "dancegrpo/trainable.h"
+#include "dancegrpo/trajectory_store.h"
 #include "hpc/fault_injection.h"
 #include "hpc/status_macros.h"
 
@@ -40,46 +41,6 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-absl::Status ValidateConfig(const TrainerConfig& c, size_t num_prompts) {
-  if (num_prompts == 0) return absl::InvalidArgumentError("the prompt set is empty; give at least one prompt");
-  if (c.iterations < 0) return absl::InvalidArgumentError("iterations must be >= 0");
-  if (c.prompts_per_iteration < 1)
-    return absl::InvalidArgumentError(absl::StrCat("prompts_per_iteration = ", c.prompts_per_iteration, "; it must be >= 1"));
-  if (c.group_size < 1)
-    return absl::InvalidArgumentError(absl::StrCat("group_size = ", c.group_size, "; it must be >= 1"));
-  if (c.group_size < 2 && !c.global_normalization)
-    return absl::InvalidArgumentError(
-        "group_size = 1 cannot be normalised per group; use group_size >= 2 or global normalisation");
-  if (c.latent_shape.size() != 4)
-    return absl::InvalidArgumentError("latent_shape must be [C, F, H, W]");
-  if (c.micro_batch < 0 || c.grad_accum_samples < 0)
-    return absl::InvalidArgumentError("micro_batch and grad_accum_samples must be >= 0");
-  if (c.best_of_n != 0 && (c.best_of_n < 2 || c.best_of_n % 2 || c.best_of_n > c.group_size))
-    return absl::InvalidArgumentError(absl::StrCat("best_of_n = ", c.best_of_n,
-                                                   "; use 0 (off) or an even n with 2 <= n <= group_size"));
-  if (c.kl_beta < 0) return absl::InvalidArgumentError("kl_beta must be >= 0");
-  if (c.zero_stage != 2 && c.zero_stage != 3)
-    return absl::InvalidArgumentError(absl::StrCat("zero_stage = ", c.zero_stage, ": use 2 (sharded optimizer state) "
-                                                   "or 3 (parameters sharded too)"));
-  if (c.zero_stage == 3 && c.kl_beta > 0 && !c.lora.enabled())
-    return absl::UnimplementedError("kl_beta > 0 keeps a whole reference model on every rank, which ZeRO-3 does not "
-                                    "shard yet; use --zero_stage=2, kl_beta = 0, or LoRA (--lora_rank: its reference "
-                                    "is the base, free)");
-  // A zero noise scale makes the SDE deterministic: every log-prob would divide by std = 0.
-  if (c.sde.kind == SdeKind::kDanceGrpo && !(c.sde.eta > 0))
-    return absl::InvalidArgumentError(absl::StrCat("eta = ", c.sde.eta, "; the DanceGRPO SDE needs eta > 0 (e.g. 0.3)"));
-  if (c.sde.kind == SdeKind::kFlowGrpo && !(c.sde.noise_level > 0))
-    return absl::InvalidArgumentError(
-        absl::StrCat("noise_level = ", c.sde.noise_level, "; the Flow-GRPO SDE needs noise_level > 0 (e.g. 0.7)"));
-  if (!(c.shift > 0)) return absl::InvalidArgumentError(absl::StrCat("shift = ", c.shift, "; it must be > 0"));
-  if (!(c.clip_range > 0))
-    return absl::InvalidArgumentError(absl::StrCat("clip_range = ", c.clip_range, "; it must be > 0 (e.g. 1e-4)"));
-  DGRPO_RETURN_IF_ERROR(hpc::ValidateAdamWConfig(c.optimizer));
-  if (c.compute_dtype != torch::kFloat32 && c.compute_dtype != torch::kBFloat16)
-    return absl::InvalidArgumentError("the compute precision is fp32 or bf16");
-  return TrainedStepCount(c.steps, c.timestep_fraction, c.sde.window).status();
-}
-
 // Gathers this rank's scores [K][n] over `comm` into [K][comm.size * n], in rank order.
 absl::StatusOr<std::vector<std::vector<double>>> GatherScores(const std::vector<std::vector<double>>& local,
                                                               hpc::Communicator& comm) {
@@ -100,16 +61,6 @@ absl::StatusOr<std::vector<std::vector<double>>> GatherScores(const std::vector<
 
 }  // namespace
 
-absl::StatusOr<torch::ScalarType> ParsePrecision(const std::string& name) {
-  if (name == "fp32") return torch::kFloat32;
-  if (name == "bf16") return torch::kBFloat16;
-  return absl::InvalidArgumentError(absl::StrCat("precision '", name, "' is unknown; use fp32 or bf16"));
-}
-
-std::string PrecisionName(torch::ScalarType dtype) {
-  return dtype == torch::kBFloat16 ? "bf16" : dtype == torch::kFloat32 ? "fp32" : c10::toString(dtype);
-}
-
 std::string FormatProgress(const IterationMetrics& m, int64_t total, double eta_seconds) {
   std::string rewards;
   for (size_t k = 0; k < m.reward_names.size(); ++k) {
@@ -124,65 +75,15 @@ std::string FormatProgress(const IterationMetrics& m, int64_t total, double eta_
       m.update.grad_norm, skipped, m.samples_per_second, eta / 3600, (eta / 60) % 60, eta % 60);
 }
 
-std::string DescribeConfig(const TrainerConfig& c) {
-  std::string out;
-  auto add = [&](const char* key, const auto& value) { absl::StrAppend(&out, key, "=", value, "\n"); };
-  add("seed", c.seed);
-  add("iterations", c.iterations);
-  add("prompts_per_iteration", c.prompts_per_iteration);
-  add("group_size", c.group_size);
-  add("steps", c.steps);
-  add("shift", c.shift);
-  add("sde", c.sde.kind == SdeKind::kDanceGrpo ? "dancegrpo" : "flowgrpo");
-  add("eta", c.sde.eta);
-  add("noise_level", c.sde.noise_level);
-  add("sde_window_begin", c.sde.window.begin);
-  add("sde_window_size", c.sde.window.size);
-  add("sde_window_random", c.sde.window.random);
-  add("shared_noise", c.shared_noise);
-  add("micro_batch", c.micro_batch);
-  add("grad_accum_samples", c.grad_accum_samples);
-  add("timestep_fraction", c.timestep_fraction);
-  add("clip_range", c.clip_range);
-  add("adv_clip_max", c.adv_clip_max);
-  add("global_normalization", c.global_normalization);
-  add("pooled_std", c.pooled_std);
-  add("best_of_n", c.best_of_n);
-  add("sequence_parallel", c.sequence_parallel);
-  add("cfg_scale", c.cfg_scale);
-  add("kl_beta", c.kl_beta);
-  add("lr", c.optimizer.lr);
-  add("beta1", c.optimizer.beta1);
-  add("beta2", c.optimizer.beta2);
-  add("adam_eps", c.optimizer.eps);
-  add("weight_decay", c.optimizer.weight_decay);
-  add("max_grad_norm", c.optimizer.max_grad_norm);
-  add("ema", c.optimizer.ema);
-  add("ema_decay", c.optimizer.ema_decay);
-  add("precision", PrecisionName(c.compute_dtype));
-  add("trainable", c.trainable.empty() ? "all" : c.trainable);
-  add("reduce_dtype", PrecisionName(c.optimizer.reduce_dtype));
-  add("zero_stage", c.zero_stage);
-  if (c.lora.enabled()) {
-    add("lora_rank", c.lora.rank);
-    add("lora_alpha", c.lora.alpha);
-    add("lora_targets", c.lora.targets);
-  }
-  if (!c.base_weights.empty()) add("base_weights", c.base_weights);
-  if (!c.base_checksum.empty()) add("base_checksum", c.base_checksum);
-  std::string shape;
-  for (size_t i = 0; i < c.latent_shape.size(); ++i) absl::StrAppend(&shape, i ? "x" : "", c.latent_shape[i]);
-  add("latent_shape", shape);
-  return out;
-}
-
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
     const TrainerConfig& config, std::shared_ptr<models::VelocityModel> policy,
     std::shared_ptr<models::VelocityModel> reference, std::shared_ptr<models::PromptEncoder> encoder,
     std::shared_ptr<models::LatentDecoder> decoder, std::vector<rewards::WeightedReward> rewards,
     std::vector<rewards::Prompt> prompts, std::shared_ptr<hpc::Communicator> world,
     std::shared_ptr<hpc::Communicator> data_world) {
-  DGRPO_RETURN_IF_ERROR(ValidateConfig(config, prompts.size()));
+  DGRPO_RETURN_IF_ERROR(ValidateTrainerConfig(config));
+  if (prompts.empty()) return absl::InvalidArgumentError("the prompt set is empty; give at least one prompt");
+  if (config.latent_shape.size() != 4) return absl::InvalidArgumentError("latent_shape must be [C, F, H, W]");
   if (!policy || !encoder) return absl::InvalidArgumentError("a policy and a prompt encoder are required");
   if (rewards.empty()) return absl::InvalidArgumentError("no reward configured: add at least one reward");
   if (!world) world = std::make_shared<hpc::LocalCommunicator>();

@@ -30,7 +30,7 @@
 #include "c10/core/ScalarType.h"
 #include "dancegrpo/rollout.h"
 #include "dancegrpo/sde.h"
-#include "dancegrpo/trajectory_store.h"
+#include "dancegrpo/trainer_config.h"
 #include "dancegrpo/update.h"
 #include "hpc/comm/communicator.h"
 #include "hpc/sharding.h"
@@ -41,54 +41,11 @@
 
 namespace dancegrpo {
 
-struct TrainerConfig {
-  uint64_t seed = 0;
-  int64_t iterations = 1;
-  int prompts_per_iteration = 1;
-  int group_size = 12;              // G
-  int steps = 16;                   // T
-  double shift = 1.0;
-  SdeConfig sde;
-  bool shared_noise = true;
-  int micro_batch = 0;              // 0 = all samples of the iteration at once
-  int grad_accum_samples = 0;       // GA over all ranks; 0 = all trained samples (one step per iteration)
-  double timestep_fraction = 0.6;
-  double clip_range = 1e-4;
-  double adv_clip_max = 5.0;
-  bool global_normalization = false;
-  bool pooled_std = false;          // group means, one within-group std over the iteration
-  int best_of_n = 0;                // 0 = off
-  int sequence_parallel = 1;        // sp: ranks that split each sample's sequence
-  double cfg_scale = 1.0;
-  double kl_beta = 0.0;
-  OptimizerConfig optimizer;
-  std::vector<int64_t> latent_shape;  // [C, F, H, W]
-  // Mixed precision: the policy computes in this dtype (fp32 or bf16 weights and
-  // activations); the optimizer keeps fp32 masters and moments in its shards, and the SDE
-  // step, log-probs, advantages and the ratio stay fp32. The policy is moved to `device`.
-  torch::ScalarType compute_dtype = torch::kFloat32;
-  torch::Device device = torch::kCPU;
-  // The trained parameters (dancegrpo/trainable.h); empty = all. Frozen ones get no gradient
-  // and no optimizer state, and checkpoints hold only the trained ones.
-  std::string trainable;
-  // 2: every rank holds every parameter, the optimizer state is sharded (ZeRO-2). 3: the
-  // blocks' parameters are sharded too and gathered one block at a time (hpc/zero3.h); needs
-  // a DiT and, to train, activation checkpointing.
-  int zero_stage = 2;
-  // LoRA: set when the policy carries adapters (models/lora.h; rank 0 = none). The adapters
-  // are then all that trains, and a KL penalty's reference is the policy with its adapters
-  // switched off: no second model, under ZeRO-2 or 3.
-  models::LoraConfig lora;
-  // Where the base weights came from (a file, or a preset and seed) and their checksum
-  // (models::BaseChecksum). A checkpoint that does not hold the whole model (LoRA,
-  // --trainable) records both, and resuming it over other base weights is refused.
-  std::string base_weights;
-  std::string base_checksum;
-};
+// Trajectory shards (dancegrpo/trajectory_store.h, HDF5) are written by an observer; this
+// header stays free of HDF5 and MPI.
+class TrajectoryWriter;
+struct TrajectoryRecord;
 
-// "fp32" / "bf16" <-> dtype.
-absl::StatusOr<torch::ScalarType> ParsePrecision(const std::string& name);
-std::string PrecisionName(torch::ScalarType dtype);
 
 struct IterationMetrics {
   int64_t iteration = 0;
@@ -115,8 +72,6 @@ struct SampleShowcase {
 // One progress line: iteration, rewards, ratio/clip/KL, grad norm, throughput and ETA.
 std::string FormatProgress(const IterationMetrics& m, int64_t total_iterations, double eta_seconds);
 
-// The config as "key=value" lines (stored in checkpoints, compared on resume).
-std::string DescribeConfig(const TrainerConfig& c);
 
 class Trainer {
  public:

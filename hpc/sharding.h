@@ -53,7 +53,7 @@
 namespace dancegrpo::hpc {
 
 struct AdamWConfig {
-  double lr = 1e-5;
+  double lr = 3e-3;  // the trainer's --lr default too (dancegrpo/trainer_config.h)
   double beta1 = 0.9;
   double beta2 = 0.999;
   double eps = 1e-8;

@@ -10,6 +10,11 @@ absl::StatusOr<std::vector<std::vector<double>>> ScoreAll(const std::vector<Weig
                                                          const torch::Tensor& videos,
                                                          const std::vector<Prompt>& prompts) {
   if (rewards.empty()) return absl::InvalidArgumentError("no reward configured: add at least one reward");
+  if (!videos.defined() || videos.dim() != 5 || videos.size(0) != static_cast<int64_t>(prompts.size()))
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the rewards take clips [B, C, F, H, W] with one prompt each; got ",
+        videos.defined() ? absl::StrCat(videos.dim(), "-d clips of ", videos.dim() ? videos.size(0) : 0) : "no clips",
+        " and ", prompts.size(), " prompts"));
   std::vector<std::vector<double>> out;
   for (const auto& wr : rewards) {
     auto scores = wr.reward->Score(videos, prompts);

@@ -34,9 +34,9 @@ struct WeightedReward {
   double weight = 1.0;
 };
 
-// Scores with every reward: result[k][i] is reward k on sample i. Fails, naming the
-// reward, the sample and its prompt, when a reward returns the wrong count or a value
-// that is not finite (NaN rewards would silently poison every advantage of the group).
+// Scores with every reward: result[k][i] is reward k on sample i. Fails for clips that are
+// not [B, C, F, H, W] with B = the prompts, and, naming the reward, the sample and its
+// prompt, when a reward returns the wrong count or a value that is not finite (NaN rewards would silently poison every advantage of the group).
 absl::StatusOr<std::vector<std::vector<double>>> ScoreAll(const std::vector<WeightedReward>& rewards,
                                                          const torch::Tensor& videos,
                                                          const std::vector<Prompt>& prompts);

@@ -8,132 +8,11 @@
 #include <cmath>
 #include <cstdio>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
-#include "world/shapes_world.h"
+#include "rewards/registry.h"
 
 namespace dancegrpo::rewards {
 namespace {
-
-namespace w = world;
-
-struct FrameStats {
-  int objects = 0;
-  double area = 0;
-  double cx = 0, cy = 0;
-};
-
-struct ClipStats {
-  std::vector<FrameStats> frames;
-  double colour_match = 0;  // fraction of foreground pixels of the asked colour
-  int64_t foreground = 0;
-};
-
-ClipStats Analyse(const torch::Tensor& clip, const w::ClipSpec& spec) {
-  auto c = clip.to(torch::kFloat32).contiguous();
-  auto a = c.accessor<float, 4>();  // [3, F, H, W]
-  const int F = static_cast<int>(c.size(1)), H = static_cast<int>(c.size(2)), W = static_cast<int>(c.size(3));
-  const auto& bg = w::Backgrounds()[spec.background];
-  ClipStats s;
-  int64_t matched = 0;
-  for (int f = 0; f < F; ++f) {
-    std::vector<char> fg(H * W, 0);
-    FrameStats fs;
-    for (int y = 0; y < H; ++y)
-      for (int x = 0; x < W; ++x) {
-        double d = 0;
-        for (int ch = 0; ch < 3; ++ch) d += (a[ch][f][y][x] - bg[ch]) * (a[ch][f][y][x] - bg[ch]);
-        if (d <= 1.0) continue;
-        fg[y * W + x] = 1;
-        fs.area += 1;
-        fs.cx += x;
-        fs.cy += y;
-        int best = 0;
-        double best_d = 1e9;
-        for (int p = 0; p < w::kColours; ++p) {
-          double dp = 0;
-          for (int ch = 0; ch < 3; ++ch) dp += (a[ch][f][y][x] - w::Palette()[p][ch]) * (a[ch][f][y][x] - w::Palette()[p][ch]);
-          if (dp < best_d) best_d = dp, best = p;
-        }
-        matched += best == spec.colour;
-        ++s.foreground;
-      }
-    if (fs.area > 0) fs.cx /= fs.area, fs.cy /= fs.area;
-    // 4-connected components of at least 2 pixels.
-    std::vector<char> seen(H * W, 0);
-    for (int i = 0; i < H * W; ++i) {
-      if (!fg[i] || seen[i]) continue;
-      int size = 0;
-      std::vector<int> stack = {i};
-      seen[i] = 1;
-      while (!stack.empty()) {
-        const int p = stack.back();
-        stack.pop_back();
-        ++size;
-        const int y = p / W, x = p % W;
-        const int nb[4][2] = {{x - 1, y}, {x + 1, y}, {x, y - 1}, {x, y + 1}};
-        for (const auto& n : nb) {
-          if (n[0] < 0 || n[0] >= W || n[1] < 0 || n[1] >= H) continue;
-          const int q = n[1] * W + n[0];
-          if (fg[q] && !seen[q]) seen[q] = 1, stack.push_back(q);
-        }
-      }
-      if (size >= 2) ++fs.objects;
-    }
-    s.frames.push_back(fs);
-  }
-  s.colour_match = s.foreground > 0 ? static_cast<double>(matched) / s.foreground : 0.0;
-  return s;
-}
-
-double ColourScore(const ClipStats& s, const w::ClipSpec&) { return s.colour_match; }
-
-// GenEval's counting check, per frame: the fraction of frames that show exactly the asked
-// number of objects.
-double CountScore(const ClipStats& s, const w::ClipSpec& spec) {
-  double right = 0;
-  for (const auto& f : s.frames) right += f.objects == spec.count;
-  return right / s.frames.size();
-}
-
-double MotionScore(const ClipStats& s, const w::ClipSpec& spec) {
-  const auto& first = s.frames.front();
-  const auto& last = s.frames.back();
-  if (first.area == 0 || last.area == 0) return 0;
-  const auto dir = w::Direction(spec.motion);
-  const double travel = s.frames.size() - 1;
-  const double along = (last.cx - first.cx) * dir[0] + (last.cy - first.cy) * dir[1];
-  // The fraction of the asked travel covered in the asked direction: a still clip, or one moving
-  // the wrong way, scores 0 (no credit for chance), partial progress earns partial credit so
-  // the group advantages carry signal.
-  return std::clamp(along / travel, 0.0, 1.0);
-}
-
-using RuleFn = double (*)(const ClipStats&, const w::ClipSpec&);
-
-double AlignmentScore(const ClipStats& s, const w::ClipSpec& spec) {
-  return (ColourScore(s, spec) + CountScore(s, spec) + MotionScore(s, spec)) / 3.0;
-}
-
-class RuleReward : public Reward {
- public:
-  RuleReward(std::string name, RuleFn fn) : name_(std::move(name)), fn_(fn) {}
-  std::string name() const override { return name_; }
-  absl::StatusOr<std::vector<double>> Score(const torch::Tensor& videos, const std::vector<Prompt>& prompts) override {
-    std::vector<double> out;
-    for (size_t i = 0; i < prompts.size(); ++i) {
-      auto spec = w::ParsePrompt(prompts[i].text);
-      if (!spec.ok()) return spec.status();
-      out.push_back(fn_(Analyse(videos[i], *spec), *spec));
-    }
-    return out;
-  }
-
- private:
-  std::string name_;
-  RuleFn fn_;
-};
 
 class MotionQualityReward : public Reward {
  public:
@@ -209,6 +88,7 @@ class JpegReward : public Reward {
   }
 };
 
+
 }  // namespace
 
 struct TorchScriptReward::Impl {
@@ -262,39 +142,26 @@ absl::StatusOr<std::vector<double>> TorchScriptReward::Score(const torch::Tensor
   return std::vector<double>(out.data_ptr<double>(), out.data_ptr<double>() + out.numel());
 }
 
-absl::StatusOr<std::shared_ptr<Reward>> MakeReward(const std::string& name, const torch::Device& device) {
-  if (name == "colour") return std::shared_ptr<Reward>(std::make_shared<RuleReward>("colour", ColourScore));
-  if (name == "count") return std::shared_ptr<Reward>(std::make_shared<RuleReward>("count", CountScore));
-  if (name == "motion") return std::shared_ptr<Reward>(std::make_shared<RuleReward>("motion", MotionScore));
-  if (name == "alignment") return std::shared_ptr<Reward>(std::make_shared<RuleReward>("alignment", AlignmentScore));
-  if (name == "motion_quality") return std::shared_ptr<Reward>(std::make_shared<MotionQualityReward>());
-  if (name == "jpeg") return std::shared_ptr<Reward>(std::make_shared<JpegReward>());
-  if (name.rfind("torchscript=", 0) == 0) {
-    auto r = TorchScriptReward::Load(name.substr(12), device);
-    if (!r.ok()) return r.status();
-    return std::shared_ptr<Reward>(*r);
-  }
-  return absl::InvalidArgumentError(absl::StrCat("unknown reward '", name, "'; use colour, count, motion, alignment, ",
-                                                 "motion_quality, jpeg or torchscript=<path>"));
-}
+namespace {
 
-absl::StatusOr<std::vector<WeightedReward>> ParseRewardSpec(const std::string& spec, const torch::Device& device) {
-  std::vector<WeightedReward> out;
-  for (absl::string_view item : absl::StrSplit(spec, ',', absl::SkipEmpty())) {
-    std::string name(item);
-    double weight = 1.0;
-    const auto colon = name.rfind(':');
-    if (colon != std::string::npos) {
-      if (!absl::SimpleAtod(name.substr(colon + 1), &weight) || !std::isfinite(weight))
-        return absl::InvalidArgumentError(absl::StrCat("reward weight in '", item, "' is not a number"));
-      name = name.substr(0, colon);
-    }
-    auto r = MakeReward(name, device);
-    if (!r.ok()) return r.status();
-    out.push_back({*r, weight});
-  }
-  if (out.empty()) return absl::InvalidArgumentError("no rewards given; e.g. --rewards=alignment:1,motion_quality:0.3");
-  return out;
-}
+// The generic rewards; linking this library registers them.
+const RewardRegistration kMotionQuality(
+    {"motion_quality", "temporal smoothness and a steady foreground area", false},
+    [](const RewardArgs&) -> absl::StatusOr<std::shared_ptr<Reward>> {
+      return std::shared_ptr<Reward>(std::make_shared<MotionQualityReward>());
+    });
+const RewardRegistration kJpeg({"jpeg", "JPEG compressibility of each frame (DDPO)", false},
+                               [](const RewardArgs&) -> absl::StatusOr<std::shared_ptr<Reward>> {
+                                 return std::shared_ptr<Reward>(std::make_shared<JpegReward>());
+                               });
+const RewardRegistration kTorchScript(
+    {"torchscript", "a saved TorchScript module: forward(videos) or forward(videos, prompts) -> [B]", true},
+    [](const RewardArgs& args) -> absl::StatusOr<std::shared_ptr<Reward>> {
+      auto r = TorchScriptReward::Load(args.argument, args.device);
+      if (!r.ok()) return r.status();
+      return std::shared_ptr<Reward>(*r);
+    });
+
+}  // namespace
 
 }  // namespace dancegrpo::rewards

@@ -11,7 +11,7 @@
 #include "dancegrpo/evaluate.h"
 #include "dancegrpo/rng.h"
 #include "hpc/status_macros.h"
-#include "rewards/video_rewards.h"
+#include "rewards/registry.h"
 
 namespace dancegrpo {
 namespace {
@@ -204,6 +204,7 @@ absl::StatusOr<PromptProbe> ProbePromptFollowing(models::VelocityModel& model, m
   ec.seed = c.seed;
   ec.samples_per_prompt = 1;
   ec.steps = c.steps;
+  ec.shift = 1.0;
   ec.sde.eta = c.eta;
   ec.micro_batch = c.micro_batch;
   ec.latent_shape = w::ClipShape();

@@ -1,6 +1,8 @@
 // evaluate: scores a base model and (optionally) a trained checkpoint on a prompt file, per
-// reward, with the same noise for both, and writes preview grids. It takes the same model
-// flags as train (dancegrpo/tools/model_flags.h):
+// reward, with the same noise for both, and writes preview grids. It takes the same flags as
+// train (dancegrpo/tools/model_flags.h and run_flags.h). With --checkpoint it samples with the
+// sampler the run was trained with (steps, shift, SDE kind, noise and window, as recorded in
+// the checkpoint), except the settings given on the command line; it prints the sampler used.
 //   bazel-bin/dancegrpo/tools/evaluate --model=config.json --weights=dit.safetensors
 //       --embeddings=embeddings.h5 --prompts=heldout.txt --latent_shape=16,1,8,8
 //       --decoder=decoder.pt --rewards=torchscript=reward.pt
@@ -19,20 +21,19 @@
 #include "dancegrpo/images.h"
 #include "dancegrpo/inputs.h"
 #include "dancegrpo/tools/model_flags.h"
+#include "dancegrpo/tools/run_flags.h"
 #include "dancegrpo/trainer.h"
 #include "gflags/gflags.h"
 #include "hpc/topology.h"
 #include "hpc/atomic_file.h"
 
 DEFINE_string(prompts, "", "the evaluation prompts (one a line, or .jsonl), e.g. a held-out set");
-DEFINE_string(checkpoint, "", "a training checkpoint (ckpt-*.h5) to compare with the base");
-DEFINE_bool(ema, false, "evaluate the checkpoint's EMA weights");
-DEFINE_int32(samples_per_prompt, 4, "samples per prompt (independent noise, the same for base and trained)");
-DEFINE_int32(steps, 10, "sampling steps");
-DEFINE_double(shift, 1.0, "time shift of the sigma schedule");
-DEFINE_double(eta, 0.3, "SDE noise scale");
-DEFINE_int32(micro_batch, 32, "samples per policy evaluation");
-DEFINE_uint64(seed, 12345, "noise seed");
+DEFINE_string(checkpoint, "",
+              "a training checkpoint (ckpt-*.h5) to compare with the base; its sampler is used unless a sampler flag "
+              "(--steps, --shift, --sde, --eta, --noise_level, --sde_window_*) is given");
+DEFINE_int32(samples_per_prompt, dancegrpo::EvalConfig().samples_per_prompt,
+             "samples per prompt (independent noise, the same for base and trained)");
+DEFINE_uint64(eval_seed, dancegrpo::EvalConfig().seed, "the evaluation's noise seed (apart from the training --seed)");
 DEFINE_string(out, "", "directory for eval_base.png / eval_trained.png (none if empty)");
 
 namespace {
@@ -47,33 +48,47 @@ int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   at::set_num_threads(dancegrpo::hpc::IntraOpThreadsForThisProcess(1));  // one process: every core
   try {
+    auto run = dancegrpo::tools::RunConfigFromFlags();
+    if (!run.ok()) return Fail(std::string(run.status().message()));
+    if (FLAGS_print_config) {
+      std::fputs(dancegrpo::tools::DescribeRunConfig(*run).c_str(), stdout);
+      return 0;
+    }
     if (FLAGS_model == "toy") return Fail("--model: give the DiT's preset or config.json (the toy world has no evaluation)");
     if (FLAGS_prompts.empty()) return Fail("--prompts is required: the prompts to evaluate on");
-    if (FLAGS_samples_per_prompt < 1 || FLAGS_steps < 1 || FLAGS_micro_batch < 1)
-      return Fail("--samples_per_prompt, --steps and --micro_batch must be >= 1");
+    if (FLAGS_samples_per_prompt < 1) return Fail("--samples_per_prompt must be >= 1");
+    // The sampler: the checkpoint's, except what the command line sets.
+    std::string sampler_source = "from the flags";
+    if (!FLAGS_checkpoint.empty()) {
+      auto saved = dancegrpo::ReadCheckpointConfig(FLAGS_checkpoint);
+      if (!saved.ok()) return Fail(std::string(saved.status().message()));
+      const auto given = dancegrpo::tools::ExplicitFlags(dancegrpo::SamplerKeys());
+      if (auto s = dancegrpo::ApplyDescribedSampler(*saved, given, run->trainer); !s.ok())
+        return Fail(absl::StrCat("checkpoint ", FLAGS_checkpoint, ": ", s.message()));
+      sampler_source = given.empty() ? "the checkpoint's" : "the checkpoint's, with the flags given";
+      if (auto s = dancegrpo::ValidateTrainerConfig(run->trainer); !s.ok())
+        return Fail(absl::StrCat("the sampler (", sampler_source, "): ", s.message()));
+    }
     auto device = dancegrpo::tools::DeviceFromFlag(0);
     if (!device.ok()) return Fail(std::string(device.status().message()));
-    auto precision = dancegrpo::ParsePrecision(FLAGS_precision);
-    if (!precision.ok()) return Fail(std::string(precision.status().message()));
-    auto user = dancegrpo::LoadUserModel(dancegrpo::tools::ModelOptionsFromFlags(1, *device));
+    run->model.device = *device;
+    run->model.lora = {};  // a checkpoint's adapters are attached from the checkpoint, below
+    const auto precision = run->trainer.compute_dtype;
+    auto user = dancegrpo::LoadUserModel(run->model);
     if (!user.ok()) return Fail(std::string(user.status().message()));
     auto prompts = dancegrpo::ReadPromptFile(FLAGS_prompts);
     if (!prompts.ok()) return Fail(std::string(prompts.status().message()));
     if (auto s = dancegrpo::CheckPromptsHaveEmbeddings(*user->encoder, *prompts, FLAGS_prompts); !s.ok())
       return Fail(std::string(s.message()));
-    auto shape = dancegrpo::ResolveLatentShape(FLAGS_latent_shape, FLAGS_video_size, FLAGS_vae_stride,
-                                               user->config.in_channels);
+    auto shape = dancegrpo::tools::LatentShapeFromFlags(user->config.in_channels);
     if (!shape.ok()) return Fail(std::string(shape.status().message()));
+    run->trainer.latent_shape = *shape;
 
-    dancegrpo::EvalConfig c;
-    c.seed = FLAGS_seed;
+    dancegrpo::EvalConfig c = dancegrpo::EvalConfigFor(run->trainer);
+    c.seed = FLAGS_eval_seed;
     c.samples_per_prompt = FLAGS_samples_per_prompt;
-    c.steps = FLAGS_steps;
-    c.shift = FLAGS_shift;
-    c.sde.eta = FLAGS_eta;
-    c.micro_batch = FLAGS_micro_batch;
-    c.latent_shape = *shape;
     c.decoder = user->decoder.get();
+    std::printf("sampler (%s): %s\n", sampler_source.c_str(), dancegrpo::DescribeSampler(run->trainer).c_str());
     auto& dit = *user->dit;
     // A checkpoint of part of a model (LoRA adapters, --trainable) must meet its own base.
     dancegrpo::LoraCheckpointInfo info;
@@ -86,7 +101,7 @@ int main(int argc, char** argv) {
           return Fail(absl::StrCat("checkpoint ", FLAGS_checkpoint, ": ", s.message()));
       }
     }
-    dit.to(*device, *precision);
+    dit.to(*device, precision);
     auto base = dancegrpo::EvaluatePolicy(dit, *user->encoder, *prompts, user->rewards, c);
     if (!base.ok()) return Fail(std::string(base.status().message()));
     absl::StatusOr<dancegrpo::EvalResult> trained = absl::NotFoundError("no checkpoint");
@@ -94,15 +109,15 @@ int main(int argc, char** argv) {
       if (info.lora.enabled()) {  // the run's adapters, then their trained values
         auto layers = dancegrpo::models::AttachLora(dit, info.lora, 1);
         if (!layers.ok()) return Fail(absl::StrCat("--checkpoint ", FLAGS_checkpoint, ": ", layers.status().message()));
-        dit.to(*device, *precision);
+        dit.to(*device, precision);
       }
       if (auto s = dancegrpo::LoadModelWeights(FLAGS_checkpoint, dit, FLAGS_ema); !s.ok())
         return Fail(std::string(s.message()));
       trained = dancegrpo::EvaluatePolicy(dit, *user->encoder, *prompts, user->rewards, c);
       if (!trained.ok()) return Fail(std::string(trained.status().message()));
     }
-    std::printf("%s: %zu prompts x %d samples (seed %lu, %s)\n", FLAGS_prompts.c_str(), prompts->size(),
-                FLAGS_samples_per_prompt, static_cast<unsigned long>(FLAGS_seed), FLAGS_precision.c_str());
+    std::printf("%s: %zu prompts x %d samples (noise seed %lu, %s)\n", FLAGS_prompts.c_str(), prompts->size(),
+                FLAGS_samples_per_prompt, static_cast<unsigned long>(FLAGS_eval_seed), FLAGS_precision.c_str());
     int width = 15;
     for (const auto& name : base->reward_names) width = std::max<int>(width, static_cast<int>(name.size()));
     std::printf("| %-*s | %8s |%s\n", width, "reward", "base", trained.ok() ? " trained  | change   |" : "");

@@ -3,6 +3,7 @@
 #include <torch/cuda.h>
 
 #include "absl/strings/str_cat.h"
+#include "dancegrpo/trainer_config.h"
 
 DEFINE_string(model, "toy",
               "the policy: a DiT preset (tiny, small, wan2.1-1.3b, wan2.1-14b), a config.json with Wan2.1's fields, "
@@ -17,11 +18,11 @@ DEFINE_string(video_size, "", "video size F,H,W in pixels (e.g. 81,480,832), map
 DEFINE_string(vae_stride, "4,8,8", "the VAE's strides (frames, height, width), with --video_size");
 DEFINE_string(decoder, "none", "a TorchScript decoder from latents to RGB clips [B, 3, F, H, W], or none");
 DEFINE_string(rewards, "", "weighted rewards, e.g. torchscript=hps.pt:0.7,torchscript=clip.pt:1.4 or alignment:1");
-DEFINE_string(device, "cpu", "cpu | cuda (one rank per GPU, the launcher's local rank picks it)");
-DEFINE_string(precision, "fp32",
+DEFINE_string(device, dancegrpo::TrainerConfig().device.is_cuda() ? "cuda" : "cpu", "cpu | cuda (one rank per GPU, the launcher's local rank picks it)");
+DEFINE_string(precision, dancegrpo::PrecisionName(dancegrpo::TrainerConfig().compute_dtype),
               "fp32 | bf16: bf16 compute weights and activations, fp32 master weights and AdamW moments; the SDE "
               "step, log-probs, advantages and ratio stay fp32");
-DEFINE_bool(activation_checkpointing, false, "recompute each DiT block in backward instead of keeping activations");
+DEFINE_bool(activation_checkpointing, dancegrpo::UserModelOptions().activation_checkpointing, "recompute each DiT block in backward instead of keeping activations");
 
 namespace dancegrpo::tools {
 

@@ -20,10 +20,19 @@ DEFINE_int32(ranks, 1, "ranks of the run (the world size: mpirun -np)");
 
 int main(int argc, char** argv) {
   gflags::SetUsageMessage("plan: per-rank memory of a training run (see the header of plan.cc)");
-  // A train command line works as it is: train's other flags (--lr, --prompts, ...) do not
-  // change the memory and are accepted and ignored.
+  // A train command line works as it is: the run's settings are the same flags (run_flags.h),
+  // and train's own (--prompts, --out, ...) do not change the memory and are accepted and ignored.
   gflags::AllowCommandLineReparsing();
   gflags::ParseCommandLineFlags(&argc, &argv, true);
+  auto run = dancegrpo::tools::RunConfigFromFlags();
+  if (!run.ok()) {
+    std::fprintf(stderr, "plan: %s\n", std::string(run.status().message()).c_str());
+    return 2;
+  }
+  if (FLAGS_print_config) {
+    std::fputs(dancegrpo::tools::DescribeRunConfig(*run).c_str(), stdout);
+    return 0;
+  }
   if (FLAGS_model == "toy") {
     std::fprintf(stderr, "plan: give --model (a DiT preset or a Wan config.json); the toy model needs no plan\n");
     return 2;
@@ -32,7 +41,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "plan: --ranks=%d; it must be >= 1\n", FLAGS_ranks);
     return 2;
   }
-  auto input = dancegrpo::tools::PlanInputFromFlags(FLAGS_ranks);
+  auto input = dancegrpo::tools::PlanInputFor(*run, FLAGS_ranks);
   if (!input.ok()) {
     std::fprintf(stderr, "plan: %s\n", std::string(input.status().message()).c_str());
     return 2;

@@ -3,41 +3,92 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
-#include "dancegrpo/inputs.h"
-#include "dancegrpo/trainer.h"
 #include "dancegrpo/tools/model_flags.h"
 #include "hpc/memory.h"
+#include "hpc/status_macros.h"
 #include "models/dit/dit_config.h"
 
-DEFINE_string(reduce_dtype, "fp32", "fp32 | bf16: the dtype gradients are reduce-scattered in");
-DEFINE_int32(sp, 1, "sequence-parallel ranks per sample (Ulysses); must divide the ranks and the heads");
-DEFINE_int32(prompts_per_iteration, 4, "prompts per iteration (global)");
-DEFINE_int32(group_size, 8, "samples per prompt (G)");
-DEFINE_int32(steps, 8, "sampling steps (T)");
-DEFINE_int32(micro_batch, 4, "samples per policy evaluation; 0 = all of a rank's samples at once");
-DEFINE_double(timestep_fraction, 0.6, "fraction of the trainable steps trained per sample");
-DEFINE_double(cfg_scale, 1.0, "classifier-free guidance in rollout and training; 1 = off (needs the empty prompt's embedding)");
-DEFINE_string(trainable, "",
-              "the parameters to train, e.g. blocks.24-29,head (name prefixes; A-B ranges of block numbers); "
-              "empty = all. Frozen ones get no gradient and no optimizer state");
-DEFINE_bool(ema, false, "keep an EMA of the weights");
-DEFINE_int32(zero_stage, 2,
+namespace {
+// The defaults of every flag below: default-constructed structs, so each is written once.
+const dancegrpo::TrainerConfig& D() {
+  static const auto* d = new dancegrpo::TrainerConfig();
+  return *d;
+}
+const dancegrpo::models::LoraConfig& L() {
+  static const auto* l = new dancegrpo::models::LoraConfig();
+  return *l;
+}
+}  // namespace
+
+// The sampler.
+DEFINE_uint64(seed, D().seed, "random seed: initial noise, timesteps, prompt order, random weights, LoRA's A");
+DEFINE_int32(steps, D().steps, "sampling steps (T)");
+DEFINE_double(shift, D().shift, "time shift of the sigma schedule");
+DEFINE_string(sde, dancegrpo::SdeKindName(D().sde.kind), "dancegrpo | flowgrpo");
+DEFINE_double(eta, D().sde.eta, "DanceGRPO SDE noise scale");
+DEFINE_double(noise_level, D().sde.noise_level, "Flow-GRPO SDE noise level a (with --sde=flowgrpo)");
+DEFINE_int32(sde_window_begin, D().sde.window.begin, "first SDE step of the window (with --sde_window_size)");
+DEFINE_int32(sde_window_size, D().sde.window.size,
+             "SDE steps in the window (MixGRPO): only they are stochastic and trained, the rest take the ODE; "
+             "0 = every step");
+DEFINE_bool(sde_window_random, D().sde.window.random,
+            "draw the window's first step anew each iteration (keyed by seed and iteration) instead of "
+            "--sde_window_begin");
+DEFINE_bool(shared_noise, D().shared_noise,
+            "the G samples of a prompt start from the same initial noise (DanceGRPO); false: each its own");
+// The algorithm.
+DEFINE_int64(iterations, D().iterations, "GRPO iterations");
+DEFINE_int32(prompts_per_iteration, D().prompts_per_iteration, "prompts per iteration (global)");
+DEFINE_int32(group_size, D().group_size, "samples per prompt (G)");
+DEFINE_double(timestep_fraction, D().timestep_fraction, "fraction of the trainable steps trained per sample");
+DEFINE_double(clip_range, D().clip_range, "ratio clip range");
+DEFINE_bool(pooled_std, D().pooled_std,
+            "advantages: group means, but one within-group std pooled over the iteration (groups whose samples "
+            "barely differ get small advantages instead of unit-scale noise)");
+DEFINE_int32(best_of_n, D().best_of_n, "best-of-n selection: train the top and bottom n/2 of each group; 0 = off");
+DEFINE_double(kl_beta, D().kl_beta, "KL penalty to the initial policy; 0 = off");
+DEFINE_double(cfg_scale, D().cfg_scale,
+              "classifier-free guidance in rollout and training; 1 = off (needs the empty prompt's embedding)");
+// The optimizer.
+DEFINE_double(lr, D().optimizer.lr, "AdamW learning rate (finite, > 0)");
+DEFINE_double(max_grad_norm, D().optimizer.max_grad_norm, "gradient-norm clipping; 0 = off");
+DEFINE_bool(ema, D().optimizer.ema, "train: keep an EMA of the weights; evaluate: score the checkpoint's EMA weights");
+DEFINE_int32(grad_accum_samples, D().grad_accum_samples,
+             "samples per optimizer step over all ranks; 0 = one step per iteration");
+DEFINE_string(reduce_dtype, dancegrpo::PrecisionName(D().optimizer.reduce_dtype),
+              "fp32 | bf16: the dtype gradients are reduce-scattered in");
+// Layout and what trains.
+DEFINE_int32(micro_batch, D().micro_batch, "samples per policy evaluation; 0 = all of a rank's samples at once");
+DEFINE_int32(sp, D().sequence_parallel,
+             "sequence-parallel ranks per sample (Ulysses); must divide the ranks and the heads");
+DEFINE_int32(zero_stage, D().zero_stage,
              "2: the optimizer state is sharded; 3: the DiT blocks' parameters too, gathered one block at a time "
              "(turns activation checkpointing on)");
+DEFINE_string(trainable, D().trainable,
+              "the parameters to train, e.g. blocks.24-29,head (name prefixes; A-B ranges of block numbers); "
+              "empty = all. Frozen ones get no gradient and no optimizer state");
+DEFINE_int32(lora_rank, static_cast<int32_t>(L().rank),
+             "LoRA: train rank-r adapters on --lora_targets instead of the whole model (the base stays frozen in the "
+             "compute dtype); 0 = full fine-tuning. Flow-GRPO uses 32 for Wan2.1");
+DEFINE_double(lora_alpha, L().alpha,
+              "LoRA scale numerator (the scale is alpha / rank); 0 = 2 x rank (Flow-GRPO: r 32, alpha 64)");
+DEFINE_string(lora_targets, L().targets,
+              "the linear layers that get adapters: comma-separated names, each matching layers whose name equals it "
+              "or ends with '.' + it (e.g. q matches every self_attn.q and cross_attn.q)");
+DEFINE_double(lora_dropout, L().dropout, "LoRA dropout; only 0 (dropout would break the on-policy ratio of 1)");
+// Memory.
 DEFINE_double(memory_gb, 0,
               "memory per rank (GB) the run must fit, checked up front by train and plan; 0 = this machine's "
               "memory over --ranks_per_node on the CPU, no check on a GPU");
 DEFINE_int32(ranks_per_node, 0, "ranks sharing one node's memory (for the memory check); 0 = all of them");
-DEFINE_int32(lora_rank, 0,
-             "LoRA: train rank-r adapters on --lora_targets instead of the whole model (the base stays frozen in the "
-             "compute dtype); 0 = full fine-tuning. Flow-GRPO uses 32 for Wan2.1");
-DEFINE_double(lora_alpha, 0, "LoRA scale numerator (the scale is alpha / rank); 0 = 2 x rank (Flow-GRPO: r 32, alpha 64)");
-DEFINE_string(lora_targets, dancegrpo::models::kDefaultLoraTargets,
-              "the linear layers that get adapters: comma-separated names, each matching layers whose name equals it "
-              "or ends with '.' + it (e.g. q matches every self_attn.q and cross_attn.q)");
-DEFINE_double(lora_dropout, 0, "LoRA dropout; only 0 (dropout would break the on-policy ratio of 1)");
+DEFINE_bool(print_config, false, "print the run's settings as key=value lines and exit (train, plan and evaluate)");
 
 namespace dancegrpo::tools {
+namespace {
+
+absl::Status InFlag(const char* flag, const absl::Status& s) {
+  return absl::Status(s.code(), absl::StrCat("--", flag, ": ", s.message()));
+}
 
 absl::StatusOr<models::LoraConfig> LoraConfigFromFlags() {
   models::LoraConfig c;
@@ -45,11 +96,9 @@ absl::StatusOr<models::LoraConfig> LoraConfigFromFlags() {
     return absl::InvalidArgumentError(absl::StrCat("--lora_rank=", FLAGS_lora_rank,
                                                    " is negative; use 0 (full fine-tuning) or a rank such as 32"));
   if (FLAGS_lora_rank == 0) {
-    for (const char* name : {"lora_alpha", "lora_targets", "lora_dropout"}) {
-      if (!gflags::GetCommandLineFlagInfoOrDie(name).is_default)
-        return absl::InvalidArgumentError(absl::StrCat("--", name, " is given but --lora_rank is 0 (full fine-tuning); "
-                                                       "set --lora_rank (e.g. 32) to train LoRA adapters"));
-    }
+    for (const auto& name : ExplicitFlags({"lora_alpha", "lora_targets", "lora_dropout"}))
+      return absl::InvalidArgumentError(absl::StrCat("--", name, " is given but --lora_rank is 0 (full fine-tuning); "
+                                                     "set --lora_rank (e.g. 32) to train LoRA adapters"));
     return c;
   }
   c.rank = FLAGS_lora_rank;
@@ -59,51 +108,111 @@ absl::StatusOr<models::LoraConfig> LoraConfigFromFlags() {
   return c;
 }
 
-absl::StatusOr<PlanInput> PlanInputFromFlags(int world) {
+}  // namespace
+
+std::set<std::string> ExplicitFlags(const std::vector<std::string>& names) {
+  std::set<std::string> given;
+  for (const auto& name : names) {
+    gflags::CommandLineFlagInfo info;
+    if (gflags::GetCommandLineFlagInfo(name.c_str(), &info) && !info.is_default) given.insert(name);
+  }
+  return given;
+}
+
+absl::StatusOr<RunConfig> RunConfigFromFlags() {
+  RunConfig run;
+  TrainerConfig& c = run.trainer;
+  c.seed = FLAGS_seed;
+  c.iterations = FLAGS_iterations;
+  c.prompts_per_iteration = FLAGS_prompts_per_iteration;
+  c.group_size = FLAGS_group_size;
+  c.steps = FLAGS_steps;
+  c.shift = FLAGS_shift;
+  auto kind = ParseSdeKind(FLAGS_sde);
+  if (!kind.ok()) return InFlag("sde", kind.status());
+  c.sde.kind = *kind;
+  c.sde.eta = FLAGS_eta;
+  c.sde.noise_level = FLAGS_noise_level;
+  c.sde.window = {FLAGS_sde_window_begin, FLAGS_sde_window_size, FLAGS_sde_window_random};
+  c.shared_noise = FLAGS_shared_noise;
+  c.micro_batch = FLAGS_micro_batch;
+  c.grad_accum_samples = FLAGS_grad_accum_samples;
+  c.timestep_fraction = FLAGS_timestep_fraction;
+  c.clip_range = FLAGS_clip_range;
+  c.pooled_std = FLAGS_pooled_std;
+  c.best_of_n = FLAGS_best_of_n;
+  c.sequence_parallel = FLAGS_sp;
+  c.cfg_scale = FLAGS_cfg_scale;
+  c.kl_beta = FLAGS_kl_beta;
+  c.optimizer.lr = FLAGS_lr;
+  c.optimizer.max_grad_norm = FLAGS_max_grad_norm;
+  c.optimizer.ema = FLAGS_ema;
+  auto reduce = ParsePrecision(FLAGS_reduce_dtype);
+  if (!reduce.ok()) return InFlag("reduce_dtype", reduce.status());
+  c.optimizer.reduce_dtype = *reduce;
+  auto precision = ParsePrecision(FLAGS_precision);
+  if (!precision.ok()) return InFlag("precision", precision.status());
+  c.compute_dtype = *precision;
+  if (FLAGS_device != "cpu" && FLAGS_device != "cuda")
+    return absl::InvalidArgumentError(absl::StrCat("--device=", FLAGS_device, " is unknown; use cpu or cuda"));
+  c.device = FLAGS_device == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  c.trainable = FLAGS_trainable;
+  c.zero_stage = FLAGS_zero_stage;
+  DGRPO_ASSIGN_OR_RETURN(c.lora, LoraConfigFromFlags());
+  // The learning rate names its flag: it is the one users get wrong most.
+  if (auto s = hpc::ValidateAdamWConfig(c.optimizer); !s.ok()) return InFlag("lr", s);
+  DGRPO_RETURN_IF_ERROR(ValidateTrainerConfig(c));
+
+  run.model = ModelOptionsFromFlags(c.seed, c.device);
+  run.model.compute_dtype = c.compute_dtype;
+  run.model.lora = c.lora;
   if (!std::isfinite(FLAGS_memory_gb) || FLAGS_memory_gb < 0)
     return absl::InvalidArgumentError(absl::StrCat("--memory_gb=", FLAGS_memory_gb,
                                                    "; give the memory of one rank in GB (e.g. 80), or 0 for automatic"));
   if (FLAGS_ranks_per_node < 0)
     return absl::InvalidArgumentError(absl::StrCat("--ranks_per_node=", FLAGS_ranks_per_node, " is negative"));
+  run.memory_gb = FLAGS_memory_gb;
+  run.ranks_per_node = FLAGS_ranks_per_node;
+  return run;
+}
+
+absl::StatusOr<std::vector<int64_t>> LatentShapeFromFlags(int64_t in_channels) {
+  return ResolveLatentShape(FLAGS_latent_shape, FLAGS_video_size, FLAGS_vae_stride, in_channels);
+}
+
+absl::StatusOr<PlanInput> PlanInputFor(const RunConfig& run, int world) {
   PlanInput in;
-  auto config = models::DitConfigFromPresetOrFile(FLAGS_model);
-  if (!config.ok()) return absl::Status(config.status().code(), absl::StrCat("--model: ", config.status().message()));
+  auto config = models::DitConfigFromPresetOrFile(run.model.model);
+  if (!config.ok()) return InFlag("model", config.status());
   in.model = *config;
-  auto shape = ResolveLatentShape(FLAGS_latent_shape, FLAGS_video_size, FLAGS_vae_stride, in.model.in_channels);
-  if (!shape.ok()) return shape.status();
-  in.latent_shape = *shape;
-  auto dtype = ParsePrecision(FLAGS_precision);
-  if (!dtype.ok()) return absl::Status(dtype.status().code(), absl::StrCat("--precision: ", dtype.status().message()));
-  auto reduce = ParsePrecision(FLAGS_reduce_dtype);
-  if (!reduce.ok())
-    return absl::Status(reduce.status().code(), absl::StrCat("--reduce_dtype: ", reduce.status().message()));
-  in.dtype = *dtype;
-  in.reduce_dtype = *reduce;
-  in.micro_batch = FLAGS_micro_batch;
-  in.group_size = FLAGS_group_size;
-  in.prompts_per_iteration = FLAGS_prompts_per_iteration;
-  in.steps = FLAGS_steps;
+  in.run = run.trainer;
+  DGRPO_ASSIGN_OR_RETURN(in.run.latent_shape, LatentShapeFromFlags(in.model.in_channels));
   in.world = world;
-  in.sp = FLAGS_sp;
-  in.zero_stage = FLAGS_zero_stage;
-  in.checkpointing = FLAGS_activation_checkpointing;
-  in.ema = FLAGS_ema;
-  in.cfg = FLAGS_cfg_scale != 1.0;
-  in.trainable = FLAGS_trainable;
-  auto lora = LoraConfigFromFlags();
-  if (!lora.ok()) return lora.status();
-  in.lora_rank = lora->rank;
-  in.lora_alpha = lora->alpha;
-  in.lora_targets = lora->targets;
-  in.cuda = FLAGS_device == "cuda";
-  in.ranks_per_node = FLAGS_ranks_per_node > 0 ? FLAGS_ranks_per_node : world;
-  if (FLAGS_memory_gb > 0) {
-    in.device_bytes = FLAGS_memory_gb * 1e9;
-  } else if (!in.cuda) {
+  in.checkpointing = run.model.activation_checkpointing;
+  in.ranks_per_node = run.ranks_per_node > 0 ? run.ranks_per_node : world;
+  if (run.memory_gb > 0) {
+    in.device_bytes = run.memory_gb * 1e9;
+  } else if (!in.run.device.is_cuda()) {
     in.host_bytes = static_cast<double>(hpc::MachineMemoryBytes());
     in.device_bytes = in.host_bytes / std::min(in.ranks_per_node, world);
   }
   return in;
+}
+
+std::string DescribeRunConfig(const RunConfig& run) {
+  std::string out = DescribeConfig(run.trainer);
+  auto add = [&](const char* key, const auto& value) { absl::StrAppend(&out, key, "=", value, "\n"); };
+  add("device", run.trainer.device.is_cuda() ? "cuda" : "cpu");
+  add("model", run.model.model);
+  add("weights", run.model.weights);
+  add("weights_prefix", run.model.weights_prefix);
+  add("embeddings", run.model.embeddings);
+  add("decoder", run.model.decoder);
+  add("rewards", run.model.rewards);
+  add("activation_checkpointing", run.model.activation_checkpointing);
+  add("memory_gb", run.memory_gb);
+  add("ranks_per_node", run.ranks_per_node);
+  return out;
 }
 
 }  // namespace dancegrpo::tools

@@ -1,47 +1,68 @@
-// The flags that shape a training run's layout and memory, shared by train and plan (so that
-// `plan` takes a train command line as it is): --sp, --zero_stage, --micro_batch,
-// --group_size, --prompts_per_iteration, --steps, --timestep_fraction, --trainable,
-// --reduce_dtype, --ema, --cfg_scale, --memory_gb, --ranks_per_node, and LoRA's --lora_rank,
-// --lora_alpha, --lora_targets, --lora_dropout.
+// The settings of a run as flags: one RunConfig, built from the flags in one place and used
+// by train, plan and evaluate, so that a train command line means the same to all three.
+// Every flag's default is read from a default-constructed TrainerConfig (trainer_config.h),
+// LoraConfig or UserModelOptions: each default is written once, in its struct. The model
+// flags (--model, --weights, ...) are in model_flags.h.
 #ifndef DANCEGRPO_DANCEGRPO_TOOLS_RUN_FLAGS_H_
 #define DANCEGRPO_DANCEGRPO_TOOLS_RUN_FLAGS_H_
 
+#include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "dancegrpo/inputs.h"
 #include "dancegrpo/memory_plan.h"
-#include "models/lora.h"
+#include "dancegrpo/trainer_config.h"
 #include "gflags/gflags.h"
 
-DECLARE_string(reduce_dtype);
-DECLARE_int32(sp);
-DECLARE_int32(zero_stage);
+DECLARE_uint64(seed);
+DECLARE_int64(iterations);
 DECLARE_int32(prompts_per_iteration);
 DECLARE_int32(group_size);
 DECLARE_int32(steps);
 DECLARE_int32(micro_batch);
-DECLARE_double(timestep_fraction);
+DECLARE_int32(sp);
+DECLARE_int32(zero_stage);
 DECLARE_double(cfg_scale);
-DECLARE_string(trainable);
 DECLARE_bool(ema);
 DECLARE_double(memory_gb);
 DECLARE_int32(ranks_per_node);
-DECLARE_int32(lora_rank);
-DECLARE_double(lora_alpha);
-DECLARE_string(lora_targets);
-DECLARE_double(lora_dropout);
+DECLARE_bool(print_config);
 
 namespace dancegrpo::tools {
 
-// The plan of a run of `world` ranks as the flags (these and model_flags.h's) describe it,
-// with the memory to check against: --memory_gb per rank if given; otherwise on the CPU this
-// machine's memory shared by --ranks_per_node ranks (default: all ranks on this node), and
-// on a GPU no check (pass --memory_gb, e.g. 80). Fails for a model that is not a DiT.
-absl::StatusOr<PlanInput> PlanInputFromFlags(int world);
+struct RunConfig {
+  // The algorithm, layout, sampler and optimizer. latent_shape is resolved once the model's
+  // channels are known (LatentShapeFromFlags); device is CPU or CUDA without an index (train
+  // takes the GPU of its launcher-local rank, DeviceFromFlag).
+  TrainerConfig trainer;
+  // The model flags (seed: trainer.seed; device and compute dtype: the trainer's).
+  UserModelOptions model;
+  // The memory to check the plan against: --memory_gb per rank, else on the CPU this
+  // machine's memory shared by --ranks_per_node ranks (0: all ranks on this node).
+  double memory_gb = 0;
+  int ranks_per_node = 0;
+};
 
-// The LoRA flags as a config (rank 0: no LoRA). Fails for a LoRA option given while
-// --lora_rank is 0, or a negative rank; AttachLora checks the rest.
-absl::StatusOr<models::LoraConfig> LoraConfigFromFlags();
+// The run the flags describe, validated (ValidateTrainerConfig, the LoRA flags, --device,
+// --precision, --reduce_dtype, --sde, --memory_gb): a bad setting fails here, naming the
+// flag and the fix, before anything is loaded.
+absl::StatusOr<RunConfig> RunConfigFromFlags();
+
+// --latent_shape, or --video_size over --vae_stride, for a model of `in_channels` channels.
+absl::StatusOr<std::vector<int64_t>> LatentShapeFromFlags(int64_t in_channels);
+
+// The memory plan's input for `run` on `world` ranks: the DiT's config (fails for a model
+// that is not a DiT) and the latent shape from the flags, and the memory to check against.
+absl::StatusOr<PlanInput> PlanInputFor(const RunConfig& run, int world);
+
+// The run's settings as "key=value" lines (DescribeConfig, then the model flags); what
+// --print_config prints in train, plan and evaluate.
+std::string DescribeRunConfig(const RunConfig& run);
+
+// The flags among `names` that were given on the command line (or a flag file).
+std::set<std::string> ExplicitFlags(const std::vector<std::string>& names);
 
 }  // namespace dancegrpo::tools
 

@@ -14,6 +14,8 @@
 
 #include <torch/types.h>
 
+#include <deque>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -24,7 +26,7 @@ namespace dancegrpo::hpc {
 
 enum class ReduceOp { kSum, kMax, kMin };
 
-// A collective that was started and not yet waited for.
+// A collective or point-to-point transfer that was started and not yet waited for.
 class PendingCollective {
  public:
   virtual ~PendingCollective() = default;
@@ -60,6 +62,33 @@ class Communicator {
   virtual absl::Status Broadcast(const torch::Tensor& tensor, int root) = 0;
   virtual absl::Status Barrier() = 0;
 
+  // Started without waiting, like StartAllGather (ZeRO overlaps its gradient reduction with
+  // the next block's backward this way). The default completes it before returning.
+  virtual absl::StatusOr<std::unique_ptr<PendingCollective>> StartAllReduce(const torch::Tensor& tensor,
+                                                                          ReduceOp op = ReduceOp::kSum);
+  virtual absl::StatusOr<std::unique_ptr<PendingCollective>> StartReduceScatter(const torch::Tensor& input,
+                                                                              const torch::Tensor& output,
+                                                                              ReduceOp op = ReduceOp::kSum);
+
+  // Point-to-point (ring attention passes key/value blocks to its neighbour this way). Not
+  // collective: only the two ranks take part. A send to `peer` matches the receive posted on
+  // `peer` from this rank with the same tag, in posting order; both tensors are contiguous
+  // with the same dtype and element count. A rank may send to itself (the receive must be
+  // started first or the send started without waiting). Tags are >= 0; NCCL has none, so its
+  // backend takes tag 0 only and matches in posting order. The tensor of a started transfer
+  // stays untouched until Wait. A transfer whose peer never posts its match is reported by
+  // the watchdog, naming the peer, and the job is aborted.
+  virtual absl::StatusOr<std::unique_ptr<PendingCollective>> StartSend(const torch::Tensor& tensor, int peer,
+                                                                     int tag = 0) = 0;
+  virtual absl::StatusOr<std::unique_ptr<PendingCollective>> StartRecv(const torch::Tensor& tensor, int peer,
+                                                                     int tag = 0) = 0;
+  absl::Status Send(const torch::Tensor& tensor, int peer, int tag = 0);
+  absl::Status Recv(const torch::Tensor& tensor, int peer, int tag = 0);
+  // Sends `send` to `to` and receives `recv` from `from` at once: one step of a ring, where
+  // every rank sends and receives, without the deadlock of blocking sends. NCCL runs it as
+  // one group.
+  virtual absl::Status SendRecv(const torch::Tensor& send, int to, const torch::Tensor& recv, int from, int tag = 0);
+
   // A sub-communicator of the ranks that pass the same `color`, ordered by `key`.
   // Collective over this communicator.
   virtual absl::StatusOr<std::shared_ptr<Communicator>> Split(int color, int key) = 0;
@@ -84,7 +113,22 @@ class LocalCommunicator : public Communicator {
   absl::Status Broadcast(const torch::Tensor& tensor, int root) override;
   absl::Status Barrier() override { return absl::OkStatus(); }
   absl::StatusOr<std::shared_ptr<Communicator>> Split(int color, int key) override;
+  // Sends to itself: a send is copied into a mailbox per tag, a receive takes the oldest.
+  // A receive with nothing sent fails (one rank cannot wait for itself).
+  absl::StatusOr<std::unique_ptr<PendingCollective>> StartSend(const torch::Tensor& tensor, int peer, int tag) override;
+  absl::StatusOr<std::unique_ptr<PendingCollective>> StartRecv(const torch::Tensor& tensor, int peer, int tag) override;
+
+ private:
+  std::map<int, std::deque<torch::Tensor>> mailbox_;
 };
+
+// `text` from `root` to every rank of `comm` (its length, then its bytes, as CPU tensors: a
+// control message, e.g. a checksum only rank 0 computed). Collective over `comm`.
+absl::Status BroadcastString(Communicator& comm, std::string& text, int root);
+
+// Checks a point-to-point transfer's arguments: a defined contiguous tensor, a peer of a
+// `size`-rank communicator, a tag >= 0.
+absl::Status CheckPointToPointArgs(const char* op, const torch::Tensor& tensor, int peer, int tag, int size);
 
 // Checks the shapes of a collective's arguments: contiguous, same dtype, the expected
 // element counts. Shared by the backends so that each reports the same messages.

@@ -131,5 +131,114 @@ TEST_P(CommunicatorConformance, MisshapenArgumentsAreRejectedLocally) {
   EXPECT_NE(bad_root.message().find("root"), std::string::npos);
 }
 
+// Started all-reduce and reduce-scatter complete at Wait, in any order of waiting, with a
+// blocking collective between start and wait.
+TEST_P(CommunicatorConformance, StartedReductionsCompleteAtWait) {
+  const int r = comm_->rank(), n = comm_->size();
+  auto a = (Iota(64, torch::kFloat32, device()) + r).contiguous();
+  auto in = (Iota(n * 8, torch::kFloat64, device()) * (r + 1)).contiguous();
+  auto out = torch::empty({8}, in.options());
+  auto started_a = comm_->StartAllReduce(a, ReduceOp::kSum);
+  ASSERT_TRUE(started_a.ok()) << started_a.status();
+  auto started_rs = comm_->StartReduceScatter(in, out, ReduceOp::kSum);
+  ASSERT_TRUE(started_rs.ok()) << started_rs.status();
+  auto between = torch::ones({3}, torch::TensorOptions().device(device()));
+  ASSERT_TRUE(comm_->AllReduce(between, ReduceOp::kSum).ok());
+  ASSERT_TRUE((*started_rs)->Wait().ok());
+  ASSERT_TRUE((*started_a)->Wait().ok());
+  ASSERT_TRUE((*started_a)->Wait().ok()) << "a second Wait is a no-op";
+  EXPECT_TRUE(torch::equal(a.cpu(), Iota(64, torch::kFloat32, torch::kCPU) * n + n * (n - 1) / 2.0f));
+  EXPECT_TRUE(torch::equal(out.cpu(), (Iota(8, torch::kFloat64, torch::kCPU) + r * 8) * (n * (n + 1) / 2.0)));
+  EXPECT_EQ(between.cpu()[0].item<float>(), n);
+}
+
+// One ring step, as ring attention takes it: every rank sends its block to the next rank
+// and receives the previous rank's, at once (a 1-rank ring sends to itself).
+TEST_P(CommunicatorConformance, SendRecvPassesBlocksAroundARing) {
+  const int r = comm_->rank(), n = comm_->size();
+  for (auto dtype : {torch::kFloat32, torch::kBFloat16, torch::kInt64}) {
+    auto block = (Iota(37, dtype, device()) + 1000 * r).contiguous();
+    auto got = torch::empty_like(block);
+    for (int step = 1; step <= n; ++step) {
+      ASSERT_TRUE(comm_->SendRecv(block, (r + 1) % n, got, (r - 1 + n) % n).ok());
+      const int from = ((r - step) % n + n) % n;  // whose block arrives after `step` steps
+      EXPECT_TRUE(torch::equal(got.cpu(), Iota(37, dtype, torch::kCPU) + 1000 * from))
+          << c10::toString(dtype) << " step " << step;
+      block.copy_(got);
+    }
+  }
+}
+
+// Started sends and receives complete at Wait; with tags, two messages between the same
+// ranks are matched by tag, not by order of arrival (NCCL: tag 0 only).
+TEST_P(CommunicatorConformance, StartedSendsAndReceivesMatchByPeerAndTag) {
+  const int r = comm_->rank(), n = comm_->size();
+  const int to = (r + 1) % n, from = (r - 1 + n) % n;
+  const bool tags = comm_->backend() != "nccl";
+  auto first = (Iota(5, torch::kFloat64, device()) + 10 * r).contiguous();
+  auto second = (Iota(9, torch::kFloat64, device()) - 10 * r).contiguous();
+  auto got_first = torch::empty_like(first), got_second = torch::empty_like(second);
+  if (tags) {
+    // Receives posted in the opposite order of the sends.
+    auto r2 = comm_->StartRecv(got_second, from, 2);
+    auto r1 = comm_->StartRecv(got_first, from, 1);
+    ASSERT_TRUE(r1.ok() && r2.ok()) << r1.status() << r2.status();
+    auto s1 = comm_->StartSend(first, to, 1);
+    auto s2 = comm_->StartSend(second, to, 2);
+    ASSERT_TRUE(s1.ok() && s2.ok()) << s1.status() << s2.status();
+    for (auto* p : {&*s1, &*s2, &*r1, &*r2}) ASSERT_TRUE((*p)->Wait().ok());
+  } else {
+    ASSERT_TRUE(comm_->SendRecv(first, to, got_first, from).ok());
+    ASSERT_TRUE(comm_->SendRecv(second, to, got_second, from).ok());
+  }
+  EXPECT_TRUE(torch::equal(got_first.cpu(), Iota(5, torch::kFloat64, torch::kCPU) + 10 * from));
+  EXPECT_TRUE(torch::equal(got_second.cpu(), Iota(9, torch::kFloat64, torch::kCPU) - 10 * from));
+}
+
+// Blocking pairs: even ranks send then receive, odd ranks receive then send.
+TEST_P(CommunicatorConformance, BlockingSendAndRecvBetweenPairs) {
+  const int r = comm_->rank(), n = comm_->size();
+  if (n % 2 != 0) GTEST_SKIP() << "pairs need an even number of ranks";
+  const int peer = r ^ 1;
+  auto mine = torch::full({11}, static_cast<float>(r), torch::TensorOptions().device(device()));
+  auto theirs = torch::empty_like(mine);
+  if (r % 2 == 0) {
+    ASSERT_TRUE(comm_->Send(mine, peer).ok());
+    ASSERT_TRUE(comm_->Recv(theirs, peer).ok());
+  } else {
+    ASSERT_TRUE(comm_->Recv(theirs, peer).ok());
+    ASSERT_TRUE(comm_->Send(mine, peer).ok());
+  }
+  EXPECT_EQ(theirs.cpu()[10].item<float>(), peer);
+}
+
+TEST_P(CommunicatorConformance, BadPointToPointArgumentsAreRejectedLocally) {
+  const int n = comm_->size();
+  auto x = torch::zeros({4}, torch::TensorOptions().device(device()));
+  auto no_peer = comm_->StartSend(x, n);
+  ASSERT_FALSE(no_peer.ok());
+  EXPECT_NE(no_peer.status().message().find("peer " + std::to_string(n) + " is not a rank"), std::string::npos)
+      << no_peer.status();
+  EXPECT_FALSE(comm_->StartRecv(x, -1).ok());
+  EXPECT_FALSE(comm_->StartSend(x, 0, -3).ok());
+  auto strided = torch::zeros({4, 4}, x.options()).t();
+  EXPECT_FALSE(comm_->StartSend(strided, 0).ok());
+  auto same = comm_->SendRecv(x, 0, x, 0);
+  ASSERT_FALSE(same.ok());
+  EXPECT_NE(same.message().find("share memory"), std::string::npos) << same;
+}
+
+TEST_P(CommunicatorConformance, BroadcastStringReachesEveryRank) {
+  if (comm_->backend() == "nccl") GTEST_SKIP() << "a control message: CPU tensors, MPI or local";
+  const int n = comm_->size();
+  const int root = n - 1;
+  std::string text = comm_->rank() == root ? std::string("crc32c:0a1b2c3d\0after a NUL", 27) : "stale";
+  ASSERT_TRUE(BroadcastString(*comm_, text, root).ok());
+  EXPECT_EQ(text, std::string("crc32c:0a1b2c3d\0after a NUL", 27));
+  std::string empty = comm_->rank() == 0 ? "" : "not empty";
+  ASSERT_TRUE(BroadcastString(*comm_, empty, 0).ok());
+  EXPECT_EQ(empty, "");
+}
+
 }  // namespace
 }  // namespace dancegrpo::hpc

@@ -284,6 +284,106 @@ absl::StatusOr<std::unique_ptr<PendingCollective>> MpiCommunicator::StartAllGath
   return std::unique_ptr<PendingCollective>(std::move(pending));
 }
 
+absl::StatusOr<std::unique_ptr<PendingCollective>> MpiCommunicator::StartAllReduce(const torch::Tensor& t,
+                                                                                  ReduceOp op) {
+  if (auto s = CheckCollectiveArgs("AllReduce", t, t, t.numel(), t.numel()); !s.ok()) return s;
+  if (auto s = CheckCpu(t, "AllReduce"); !s.ok()) return s;
+  auto type = MpiType(t, true);
+  if (!type.ok()) return type.status();
+  Enter();
+  const std::string what = Describe("AllReduce (started)", t);
+  auto pending = std::make_unique<PendingMpi>([this, what](MPI_Request* r) { return Wait(r, MPI_SUCCESS, what); });
+  const int rc = MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), *type, MpiOp(op, t), comm_,
+                                pending->request());
+  if (rc != MPI_SUCCESS) return Wait(pending->request(), rc, what);
+  return std::unique_ptr<PendingCollective>(std::move(pending));
+}
+
+absl::StatusOr<std::unique_ptr<PendingCollective>> MpiCommunicator::StartReduceScatter(const torch::Tensor& in,
+                                                                                      const torch::Tensor& out,
+                                                                                      ReduceOp op) {
+  if (auto s = CheckCollectiveArgs("ReduceScatter", in, out, out.numel() * size_, out.numel()); !s.ok()) return s;
+  if (auto s = CheckCpu(in, "ReduceScatter"); !s.ok()) return s;
+  auto type = MpiType(in, true);
+  if (!type.ok()) return type.status();
+  Enter();
+  const std::string what = Describe("ReduceScatter (started)", in);
+  auto pending = std::make_unique<PendingMpi>([this, what](MPI_Request* r) { return Wait(r, MPI_SUCCESS, what); });
+  const int rc = MPI_Ireduce_scatter_block(in.data_ptr(), out.data_ptr(), static_cast<int>(out.numel()), *type,
+                                           MpiOp(op, in), comm_, pending->request());
+  if (rc != MPI_SUCCESS) return Wait(pending->request(), rc, what);
+  return std::unique_ptr<PendingCollective>(std::move(pending));
+}
+
+absl::Status MpiCommunicator::WaitPeer(MPI_Request* request, const std::string& what) {
+  const auto start = Clock::now();
+  for (int spins = 0;; ++spins) {
+    int done = 0;
+    const int rc = MPI_Test(request, &done, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS) return MpiStatus(rc, what);
+    if (done) break;
+    const double waited = std::chrono::duration<double>(Clock::now() - start).count();
+    if (options_.timeout_seconds > 0 && waited > options_.timeout_seconds) {
+      std::fprintf(stderr,
+                   "DanceGRPO watchdog: %s on rank %d (world rank %d) has waited %d s (timeout %g s): the peer never "
+                   "posted the matching transfer, is stuck before it, or died. Aborting the job.\n",
+                   what.c_str(), rank_, world_ranks_[rank_], static_cast<int>(waited), options_.timeout_seconds);
+      std::fflush(stderr);
+      MPI_Abort(MPI_COMM_WORLD, 3);
+      std::abort();
+    }
+    if (spins > 64) {
+      timespec ts{0, 20000};
+      nanosleep(&ts, nullptr);
+    }
+  }
+  seconds_in_collectives_ += std::chrono::duration<double>(Clock::now() - start).count();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<PendingCollective>> MpiCommunicator::StartSend(const torch::Tensor& t, int peer,
+                                                                             int tag) {
+  if (auto s = CheckPointToPointArgs("Send", t, peer, tag, size_); !s.ok()) return s;
+  if (auto s = CheckCpu(t, "Send"); !s.ok()) return s;
+  auto type = MpiType(t, false);
+  if (!type.ok()) return type.status();
+  const std::string what = absl::StrCat(Describe("Send", t), " to rank ", peer, " (world rank ", world_ranks_[peer],
+                                        "), tag ", tag);
+  auto pending = std::make_unique<PendingMpi>([this, what](MPI_Request* r) { return WaitPeer(r, what); });
+  const int rc = MPI_Isend(t.data_ptr(), static_cast<int>(t.numel()), *type, peer, tag, comm_, pending->request());
+  if (rc != MPI_SUCCESS) return MpiStatus(rc, what);
+  return std::unique_ptr<PendingCollective>(std::move(pending));
+}
+
+absl::StatusOr<std::unique_ptr<PendingCollective>> MpiCommunicator::StartRecv(const torch::Tensor& t, int peer,
+                                                                             int tag) {
+  if (auto s = CheckPointToPointArgs("Recv", t, peer, tag, size_); !s.ok()) return s;
+  if (auto s = CheckCpu(t, "Recv"); !s.ok()) return s;
+  auto type = MpiType(t, false);
+  if (!type.ok()) return type.status();
+  const std::string what = absl::StrCat(Describe("Recv", t), " from rank ", peer, " (world rank ", world_ranks_[peer],
+                                        "), tag ", tag);
+  auto pending = std::make_unique<PendingMpi>([this, what](MPI_Request* r) { return WaitPeer(r, what); });
+  const int rc = MPI_Irecv(t.data_ptr(), static_cast<int>(t.numel()), *type, peer, tag, comm_, pending->request());
+  if (rc != MPI_SUCCESS) return MpiStatus(rc, what);
+  return std::unique_ptr<PendingCollective>(std::move(pending));
+}
+
+absl::StatusOr<int> MpiCommunicator::RanksOnThisNode(MPI_Comm comm) {
+  int rank = 0;
+  if (auto s = MpiCall(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank"); !s.ok()) return s;
+  MPI_Comm node;
+  if (auto s = MpiCall(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node),
+                       "MPI_Comm_split_type(MPI_COMM_TYPE_SHARED)");
+      !s.ok())
+    return s;
+  int size = 1;
+  const int rc = MPI_Comm_size(node, &size);
+  MPI_Comm_free(&node);
+  if (auto s = MpiCall(rc, "MPI_Comm_size"); !s.ok()) return s;
+  return size;
+}
+
 absl::Status MpiCommunicator::AllToAll(const torch::Tensor& in, const torch::Tensor& out) {
   if (in.numel() % size_ != 0)
     return absl::InvalidArgumentError(absl::StrCat("AllToAll: ", in.numel(), " elements do not split into ", size_,

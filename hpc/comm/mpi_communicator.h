@@ -51,6 +51,18 @@ class MpiCommunicator : public Communicator {
   absl::Status Broadcast(const torch::Tensor& tensor, int root) override;
   absl::Status Barrier() override;
   absl::StatusOr<std::shared_ptr<Communicator>> Split(int color, int key) override;
+  absl::StatusOr<std::unique_ptr<PendingCollective>> StartAllReduce(const torch::Tensor& tensor, ReduceOp op) override;
+  absl::StatusOr<std::unique_ptr<PendingCollective>> StartReduceScatter(const torch::Tensor& input,
+                                                                        const torch::Tensor& output,
+                                                                        ReduceOp op) override;
+  // MPI_Isend / MPI_Irecv on the communicator; waited under the watchdog's timeout, which
+  // names the peer (point-to-point transfers are not announced to the monitors).
+  absl::StatusOr<std::unique_ptr<PendingCollective>> StartSend(const torch::Tensor& tensor, int peer, int tag) override;
+  absl::StatusOr<std::unique_ptr<PendingCollective>> StartRecv(const torch::Tensor& tensor, int peer, int tag) override;
+
+  // The ranks of `comm` on this rank's node (MPI_COMM_TYPE_SHARED), e.g. to divide a node's
+  // cores or memory between them. Collective over `comm`.
+  static absl::StatusOr<int> RanksOnThisNode(MPI_Comm comm);
 
  private:
   MpiCommunicator() = default;
@@ -59,6 +71,9 @@ class MpiCommunicator : public Communicator {
   // Polls `request` to completion under the watchdog.
   absl::Status Wait(MPI_Request* request, int rc, const std::string& what);
   void DrainArrivals();
+  // Polls a point-to-point `request` to completion; past the timeout, names the peer and
+  // aborts the job.
+  absl::Status WaitPeer(MPI_Request* request, const std::string& what);
   [[noreturn]] void ReportAndAbort(int64_t seq, const std::string& what, double waited);
   bool is_monitor() const { return rank_ < 2; }
 

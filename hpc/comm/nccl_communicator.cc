@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #endif
 
 namespace dancegrpo::hpc {
@@ -187,6 +188,81 @@ absl::Status NcclCommunicator::Barrier() {
   return AllReduce(one, ReduceOp::kSum);
 }
 
+namespace {
+// A transfer queued on the communicator's stream: Wait waits for the stream.
+class QueuedOnStream : public PendingCollective {
+ public:
+  explicit QueuedOnStream(std::function<absl::Status()> finish) : finish_(std::move(finish)) {}
+  absl::Status Wait() override {
+    if (done_) return absl::OkStatus();
+    done_ = true;
+    return finish_();
+  }
+
+ private:
+  std::function<absl::Status()> finish_;
+  bool done_ = false;
+};
+
+absl::Status CheckNcclTag(int tag, const char* op) {
+  if (tag != 0)
+    return absl::InvalidArgumentError(absl::StrCat(op, ": tag ", tag, "; NCCL has no tags, use 0 (transfers "
+                                                   "between two ranks match in posting order)"));
+  return absl::OkStatus();
+}
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PendingCollective>> NcclCommunicator::StartSend(const torch::Tensor& t, int peer,
+                                                                              int tag) {
+  if (auto s = CheckPointToPointArgs("Send", t, peer, tag, size()); !s.ok()) return s;
+  if (auto s = CheckNcclTag(tag, "Send"); !s.ok()) return s;
+  if (auto s = CheckCuda(t, "Send"); !s.ok()) return s;
+  auto type = NcclType(t);
+  if (!type.ok()) return type.status();
+  if (auto s = Nccl(ncclSend(t.data_ptr(), t.numel(), *type, peer, handle_.comm, static_cast<cudaStream_t>(stream_)),
+                    "ncclSend");
+      !s.ok())
+    return s;
+  const std::string what = absl::StrCat("Send to rank ", peer);
+  return std::unique_ptr<PendingCollective>(new QueuedOnStream([this, what] { return Finish(what); }));
+}
+
+absl::StatusOr<std::unique_ptr<PendingCollective>> NcclCommunicator::StartRecv(const torch::Tensor& t, int peer,
+                                                                              int tag) {
+  if (auto s = CheckPointToPointArgs("Recv", t, peer, tag, size()); !s.ok()) return s;
+  if (auto s = CheckNcclTag(tag, "Recv"); !s.ok()) return s;
+  if (auto s = CheckCuda(t, "Recv"); !s.ok()) return s;
+  auto type = NcclType(t);
+  if (!type.ok()) return type.status();
+  if (auto s = Nccl(ncclRecv(t.data_ptr(), t.numel(), *type, peer, handle_.comm, static_cast<cudaStream_t>(stream_)),
+                    "ncclRecv");
+      !s.ok())
+    return s;
+  const std::string what = absl::StrCat("Recv from rank ", peer);
+  return std::unique_ptr<PendingCollective>(new QueuedOnStream([this, what] { return Finish(what); }));
+}
+
+absl::Status NcclCommunicator::SendRecv(const torch::Tensor& send, int to, const torch::Tensor& recv, int from,
+                                        int tag) {
+  if (auto s = CheckPointToPointArgs("SendRecv (send)", send, to, tag, size()); !s.ok()) return s;
+  if (auto s = CheckPointToPointArgs("SendRecv (receive)", recv, from, tag, size()); !s.ok()) return s;
+  if (auto s = CheckNcclTag(tag, "SendRecv"); !s.ok()) return s;
+  if (auto s = CheckCuda(send, "SendRecv"); !s.ok()) return s;
+  if (auto s = CheckCuda(recv, "SendRecv"); !s.ok()) return s;
+  auto type = NcclType(send);
+  if (!type.ok()) return type.status();
+  if (send.data_ptr() == recv.data_ptr())
+    return absl::InvalidArgumentError("SendRecv: the send and receive tensors share memory; receive into another");
+  if (recv.scalar_type() != send.scalar_type())
+    return absl::InvalidArgumentError("SendRecv: the send and receive tensors differ in dtype");
+  auto stream = static_cast<cudaStream_t>(stream_);
+  ncclGroupStart();
+  ncclSend(send.data_ptr(), send.numel(), *type, to, handle_.comm, stream);
+  ncclRecv(recv.data_ptr(), recv.numel(), *type, from, handle_.comm, stream);
+  auto s = Nccl(ncclGroupEnd(), "ncclGroupEnd(SendRecv)");
+  return s.ok() ? Finish(absl::StrCat("SendRecv to rank ", to, ", from rank ", from)) : s;
+}
+
 absl::StatusOr<std::shared_ptr<Communicator>> NcclCommunicator::Split(int color, int key) {
   auto sub = mpi_->Split(color, key);
   if (!sub.ok()) return sub.status();
@@ -216,6 +292,15 @@ absl::Status NcclCommunicator::AllToAll(const torch::Tensor&, const torch::Tenso
 absl::Status NcclCommunicator::Broadcast(const torch::Tensor&, int) { return NotBuilt(); }
 absl::Status NcclCommunicator::Barrier() { return NotBuilt(); }
 absl::StatusOr<std::shared_ptr<Communicator>> NcclCommunicator::Split(int, int) { return NotBuilt(); }
+absl::StatusOr<std::unique_ptr<PendingCollective>> NcclCommunicator::StartSend(const torch::Tensor&, int, int) {
+  return NotBuilt();
+}
+absl::StatusOr<std::unique_ptr<PendingCollective>> NcclCommunicator::StartRecv(const torch::Tensor&, int, int) {
+  return NotBuilt();
+}
+absl::Status NcclCommunicator::SendRecv(const torch::Tensor&, int, const torch::Tensor&, int, int) {
+  return NotBuilt();
+}
 
 #endif  // DANCEGRPO_WITH_NCCL
 

@@ -40,6 +40,13 @@ class NcclCommunicator : public Communicator {
   absl::Status Broadcast(const torch::Tensor& tensor, int root) override;
   absl::Status Barrier() override;
   absl::StatusOr<std::shared_ptr<Communicator>> Split(int color, int key) override;
+  // ncclSend / ncclRecv, queued on the stream at once and waited for at Wait. Only tag 0
+  // (NCCL has no tags). A send and a receive started apart on two ranks that both send
+  // first deadlock on the GPU (each stream runs its send before its receive): a ring step
+  // must be SendRecv, which groups them.
+  absl::StatusOr<std::unique_ptr<PendingCollective>> StartSend(const torch::Tensor& tensor, int peer, int tag) override;
+  absl::StatusOr<std::unique_ptr<PendingCollective>> StartRecv(const torch::Tensor& tensor, int peer, int tag) override;
+  absl::Status SendRecv(const torch::Tensor& send, int to, const torch::Tensor& recv, int from, int tag) override;
 
  private:
   NcclCommunicator() = default;

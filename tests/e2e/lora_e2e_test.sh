@@ -72,7 +72,8 @@ done
 "${merge_lora}" --model="${fx}/config.json" --lora="${work}/adapter.safetensors" --out="${work}/wrong.safetensors" \
   >"${work}/wrong.log" 2>&1 && fail "merging into another base ran"
 grep -q "the adapters were trained over a base with checksum" "${work}/wrong.log" || fail "no clear refusal: $(cat "${work}/wrong.log")"
-EVAL=("${INPUTS[@]}" --prompts="${fx}/heldout.jsonl" --samples_per_prompt=4 --steps=6 --precision=fp32)
+# The training sampler given explicitly: a merged model has no checkpoint to take it from.
+EVAL=("${INPUTS[@]}" --prompts="${fx}/heldout.jsonl" --samples_per_prompt=4 --steps=6 --eta=0.7 --precision=fp32)
 "${evaluate}" "${BASE[@]}" "${EVAL[@]}" --checkpoint="${work}/ref/${final}" >"${work}/eval_ckpt.txt" 2>&1 ||
   fail "evaluate --checkpoint: $(cat "${work}/eval_ckpt.txt")"
 for m in merged merged_ckpt; do

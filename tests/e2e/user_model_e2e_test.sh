@@ -71,6 +71,9 @@ grep -q "bit-identical" "${work}/compare.txt" || fail "killed + resumed differs 
 "${evaluate}" "${MODEL[@]}" --prompts="${fx}/heldout.jsonl" --checkpoint="${work}/ref/${final}" \
   --samples_per_prompt=4 --steps=6 --out="${work}/ref" >"${work}/eval.txt" 2>&1 || fail "evaluate: $(cat "${work}/eval.txt")"
 cat "${work}/eval.txt"
+# evaluate samples as the run trained (eta 0.7 from the checkpoint; --steps given here).
+grep -qF "sampler (the checkpoint's, with the flags given): dancegrpo SDE (eta 0.7), 6 steps, shift 1" "${work}/eval.txt" ||
+  fail "evaluate did not use the training sampler: $(grep sampler "${work}/eval.txt")"
 read -r b t <<<"$(grep -E '^\| torchscript' "${work}/eval.txt" | awk -F'|' '{print $3, $4}')"
 awk -v b="${b}" -v t="${t}" 'BEGIN { exit !(t > b + 0.1) }' || fail "the reward did not improve held out by 0.1: base ${b}, trained ${t}"
 for f in eval_trained.png eval_base.gif eval_trained.gif base_vs_trained.gif; do

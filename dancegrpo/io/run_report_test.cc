@@ -1,0 +1,97 @@
+#include "dancegrpo/io/run_report.h"
+
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "gtest/gtest.h"
+
+namespace dancegrpo::io {
+namespace {
+
+std::string Dir(const std::string& name) {
+  const std::string d = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+  std::system(("rm -rf " + d + " && mkdir -p " + d).c_str());
+  return d;
+}
+
+std::string Read(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+IterationMetrics Metrics(int64_t iteration, double reward) {
+  IterationMetrics m;
+  m.iteration = iteration;
+  m.samples = 16;
+  m.reward_names = {"alignment"};
+  m.reward_mean = {reward};
+  m.reward_std = {0.25};
+  m.update.trained_pairs = 32;
+  m.update.mean_ratio = 1;
+  m.seconds = 2;
+  return m;
+}
+
+SampleShowcase Samples() {
+  SampleShowcase s;
+  s.clips = torch::zeros({2, 3, 2, 8, 8});
+  s.prompts = {"a", "b"};
+  s.reward_names = {"alignment"};
+  s.rewards = {{0.5}, {0.75}};
+  return s;
+}
+
+TEST(RunReport, WritesMetricsCurvesSamplesAndEvents) {
+  ReportOptions o;
+  o.out = Dir("report");
+  o.iterations = 4;
+  o.sample_every = 2;
+  o.flops_per_forward = 1e12;  // 1 TFLOP a forward: (16 x 3 + 3 x 32) TFLOP in 2 s on 2 ranks
+  o.steps = 3;
+  o.world_size = 2;
+  auto report = RunReport::Create(o);
+  ASSERT_TRUE(report.ok()) << report.status();
+  for (int64_t i = 0; i < 4; ++i) (*report)->OnIteration(Metrics(i, 0.1 * i), Samples(), i + 1);
+  (*report)->Finish(0, 4);
+  std::istringstream lines(Read(o.out + "/metrics.jsonl"));
+  std::string line;
+  int n = 0;
+  while (std::getline(lines, line)) {
+    EXPECT_EQ(line.rfind("{\"iteration\": " + std::to_string(n), 0), 0u) << line;
+    EXPECT_NE(line.find("\"model_tflops_per_rank\": 36}"), std::string::npos) << line;
+    ++n;
+  }
+  EXPECT_EQ(n, 4);
+  for (const char* f : {"reward_curves.png", "samples/iter_000000.png", "samples/iter_000002.gif",
+                        "samples/iter_000003.png"})
+    EXPECT_FALSE(Read(o.out + "/" + f).empty()) << f;
+  EXPECT_TRUE(Read(o.out + "/samples/iter_000001.png").empty()) << "sample_every = 2";
+}
+
+TEST(RunReport, AResumedRunKeepsTheMetricsBeforeItsIteration) {
+  const std::string d = Dir("resume");
+  std::ofstream(d + "/metrics.jsonl") << MetricsJson(Metrics(0, 0.1), 0) << "\n"
+                                      << MetricsJson(Metrics(1, 0.2), 0) << "\n"
+                                      << MetricsJson(Metrics(2, 0.3), 0) << "\n";
+  KeepMetricsBefore(d + "/metrics.jsonl", 2);
+  const std::string kept = Read(d + "/metrics.jsonl");
+  EXPECT_NE(kept.find("\"iteration\": 1,"), std::string::npos);
+  EXPECT_EQ(kept.find("\"iteration\": 2,"), std::string::npos);
+}
+
+TEST(RunReport, MemoryTableSetsEachRankBesideThePlan) {
+  MemoryPlan plan;
+  plan.phases = {{"load", 1000000000}, {"rollout", 2000000000}};
+  const std::string t = FormatMeasuredMemory({"load", "rollout"}, {1.1e9, 2.0e9, 1.0e9, 2.5e9}, 2, plan);
+  EXPECT_NE(t.find("rank 1"), std::string::npos) << t;
+  EXPECT_NE(t.find("25.0%"), std::string::npos) << "rollout: rank 1 at 2.5 GB against 2 GB planned\n" << t;
+  EXPECT_NE(t.find("10.0%"), std::string::npos) << "load: rank 0 at 1.1 GB against 1 GB\n" << t;
+}
+
+}  // namespace
+}  // namespace dancegrpo::io
