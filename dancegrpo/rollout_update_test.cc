@@ -2,6 +2,7 @@
 // timestep subsets, optimizer mechanics (AdamW, EMA), CFG and KL.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <set>
 
 #include "dancegrpo/rollout.h"
@@ -216,9 +217,17 @@ TEST(Rollout, SdeWindowIsTheOnlySourceOfDifferenceWithinAGroup) {
   for (int p = 0; p < 2; ++p) {
     for (int g = 1; g < 3; ++g) {
       const int a = p * 3, b = p * 3 + g;
-      // Shared x_0 and deterministic steps 0, 1: identical up to x_2.
-      for (int i = 0; i <= 2; ++i) EXPECT_TRUE(torch::equal(traj.latents[a][i], traj.latents[b][i])) << i;
-      EXPECT_FALSE(torch::equal(traj.latents[a][3], traj.latents[b][3])) << "the window's noise differs";
+      // Shared x_0 and deterministic steps 0, 1: the same up to x_2, to the rounding of a
+      // batched GEMM (BLAS kernels may round rows at other tile positions differently, e.g.
+      // OpenBLAS's AVX2 kernels); the window's noise then makes them differ by far more.
+      EXPECT_TRUE(torch::equal(traj.latents[a][0], traj.latents[b][0])) << "shared initial noise";
+      double before = 0;
+      for (int i = 1; i <= 2; ++i)
+        before = std::max(before, (traj.latents[a][i] - traj.latents[b][i]).abs().max().item<double>());
+      EXPECT_LE(before, 1e-5 * traj.latents[a][2].abs().max().item<double>()) << "the ODE steps add no difference";
+      const double after = (traj.latents[a][3] - traj.latents[b][3]).abs().max().item<double>();
+      EXPECT_GT(after, 1e-2) << "the window's noise differs";
+      EXPECT_GT(after, 1e3 * before) << "the window is the source of the difference";
     }
   }
   // ODE steps record log-prob 0 and are x + (sigma_next - sigma) v, bit for bit (same batch shape).

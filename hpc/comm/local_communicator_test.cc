@@ -22,7 +22,7 @@ TEST(LocalCommunicator, ReceiveWithNothingSentFails) {
   ASSERT_TRUE(local.Send(torch::ones({5}), 0, 4).ok());
   auto wrong = local.Recv(x, 0, 4);
   ASSERT_FALSE(wrong.ok());
-  EXPECT_NE(wrong.message().find("3 float elements expected, 5 float sent"), std::string::npos) << wrong;
+  EXPECT_NE(wrong.message().find("3 Float elements expected, 5 Float sent"), std::string::npos) << wrong;
 }
 
 }  // namespace

@@ -249,7 +249,7 @@ TEST(Zero3, RefusesAModelWithoutBlocksAndKlWithAClearMessage) {
   c.zero_stage = 4;
   auto t = testing::MakeTinyDitTrainer(c, nullptr);
   ASSERT_FALSE(t.ok());
-  EXPECT_NE(std::string(t.status().message()).find("zero_stage = 4"), std::string::npos) << t.status();
+  EXPECT_NE(std::string(t.status().message()).find("--zero_stage=4"), std::string::npos) << t.status();
   c.zero_stage = 3;
   c.kl_beta = 0.1;
   t = testing::MakeTinyDitTrainer(c, nullptr);
