@@ -152,9 +152,14 @@ const std::vector<std::string>& SamplerKeys() {
 
 absl::Status ApplyDescribedSampler(const std::string& described, const std::set<std::string>& keep, TrainerConfig& c) {
   const auto saved = ParseDescribedConfig(described);
+  // The window is one setting: any of its keys given keeps all three (a window of size 0
+  // given explicitly must not become the recorded random window of size 0).
+  const bool keep_window =
+      keep.count("sde_window_begin") || keep.count("sde_window_size") || keep.count("sde_window_random");
   for (const auto& key : SamplerKeys()) {
     auto it = saved.find(key);
     if (keep.count(key) || it == saved.end()) continue;
+    if (keep_window && key.rfind("sde_window_", 0) == 0) continue;
     const std::string& v = it->second;
     bool ok = true;
     if (key == "steps") {

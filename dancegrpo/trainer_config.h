@@ -86,7 +86,8 @@ std::map<std::string, std::string> ParseDescribedConfig(const std::string& text)
 // sde, eta, noise_level and the SDE window).
 const std::vector<std::string>& SamplerKeys();
 // Sets `c`'s sampler from a DescribeConfig text (a checkpoint's), except the keys in `keep`
-// (settings the user gave explicitly). Fails, naming the key, for a value that does not parse.
+// (settings the user gave explicitly). The SDE window is one setting: a kept window key keeps
+// all three of `c`'s. Fails, naming the key, for a value that does not parse.
 absl::Status ApplyDescribedSampler(const std::string& described, const std::set<std::string>& keep, TrainerConfig& c);
 // The sampler in words, e.g. "dancegrpo SDE (eta 0.7), 10 steps, shift 1, SDE window 5 steps
 // drawn per iteration".

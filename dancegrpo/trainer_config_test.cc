@@ -96,6 +96,15 @@ TEST(TrainerConfig, ExplicitSettingsWinOverTheDescription) {
   EXPECT_EQ(c.shift, 3);
 }
 
+TEST(TrainerConfig, AGivenWindowReplacesTheRecordedOneWhole) {
+  TrainerConfig c;  // --sde_window_size=0 given: every step stochastic
+  ASSERT_TRUE(ApplyDescribedSampler(DescribeConfig(TrainedSampler()), {"sde_window_size"}, c).ok());
+  EXPECT_TRUE(c.sde.window.all());
+  EXPECT_FALSE(c.sde.window.random) << "the recorded random flag must not come with a window the user replaced";
+  EXPECT_TRUE(ValidateTrainerConfig(c).ok()) << ValidateTrainerConfig(c);
+  EXPECT_EQ(c.steps, 10) << "the rest of the sampler still comes from the record";
+}
+
 TEST(TrainerConfig, AnUnparsableRecordedSettingIsNamed) {
   TrainerConfig c;
   const auto s = ApplyDescribedSampler("steps=ten\nshift=1\n", {}, c);
