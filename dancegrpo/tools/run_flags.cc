@@ -96,9 +96,10 @@ absl::StatusOr<models::LoraConfig> LoraConfigFromFlags() {
     return absl::InvalidArgumentError(absl::StrCat("--lora_rank=", FLAGS_lora_rank,
                                                    " is negative; use 0 (full fine-tuning) or a rank such as 32"));
   if (FLAGS_lora_rank == 0) {
-    for (const auto& name : ExplicitFlags({"lora_alpha", "lora_targets", "lora_dropout"}))
-      return absl::InvalidArgumentError(absl::StrCat("--", name, " is given but --lora_rank is 0 (full fine-tuning); "
-                                                     "set --lora_rank (e.g. 32) to train LoRA adapters"));
+    const auto given = ExplicitFlags({"lora_alpha", "lora_targets", "lora_dropout"});
+    if (!given.empty())
+      return absl::InvalidArgumentError(absl::StrCat("--", *given.begin(), " is given but --lora_rank is 0 (full "
+                                                     "fine-tuning); set --lora_rank (e.g. 32) to train LoRA adapters"));
     return c;
   }
   c.rank = FLAGS_lora_rank;
@@ -159,8 +160,6 @@ absl::StatusOr<RunConfig> RunConfigFromFlags() {
   c.trainable = FLAGS_trainable;
   c.zero_stage = FLAGS_zero_stage;
   DGRPO_ASSIGN_OR_RETURN(c.lora, LoraConfigFromFlags());
-  // The learning rate names its flag: it is the one users get wrong most.
-  if (auto s = hpc::ValidateAdamWConfig(c.optimizer); !s.ok()) return InFlag("lr", s);
   DGRPO_RETURN_IF_ERROR(ValidateTrainerConfig(c));
 
   run.model = ModelOptionsFromFlags(c.seed, c.device);
