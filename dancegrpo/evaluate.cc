@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "dancegrpo/rollout.h"
+#include "dancegrpo/scored_rollout.h"
 #include "dancegrpo/schedule.h"
 #include "hpc/status_macros.h"
 
@@ -45,14 +46,11 @@ absl::StatusOr<EvalResult> EvaluatePolicy(models::VelocityModel& policy, models:
   rc.micro_batch = c.micro_batch;
   rc.sde = c.sde;
   rc.latent_shape = c.latent_shape;
-  auto traj = Rollout(policy, rc, sigmas, /*iteration=*/0, samples, conditions, models::Conditioning());
+  DGRPO_ASSIGN_OR_RETURN(auto scored, RolloutAndScore(policy, rc, sigmas, /*iteration=*/0, samples, conditions,
+                                                       models::Conditioning(), c.decoder, rewards, per_sample));
   EvalResult r;
-  r.clips = traj.final_x0;
-  if (c.decoder) {
-    DGRPO_ASSIGN_OR_RETURN(r.clips, c.decoder->Decode(traj.final_x0));
-    r.clips = r.clips.to(torch::kCPU, torch::kFloat32);
-  }
-  DGRPO_ASSIGN_OR_RETURN(auto scores, rewards::ScoreAll(rewards, r.clips, per_sample));
+  r.clips = std::move(scored.clips);
+  auto& scores = scored.scores;
   for (size_t k = 0; k < rewards.size(); ++k) {
     double sum = 0;
     for (double v : scores[k]) sum += v;

@@ -6,7 +6,7 @@
 
 #include <cstdlib>
 
-#include "dancegrpo/checkpoint.h"
+#include "dancegrpo/io/checkpoint.h"
 #include "dancegrpo/trainer.h"
 #include "gtest/gtest.h"
 #include "models/dit/dit.h"

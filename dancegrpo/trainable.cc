@@ -1,6 +1,7 @@
 #include "dancegrpo/trainable.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "absl/strings/numbers.h"
@@ -84,17 +85,29 @@ absl::StatusOr<std::vector<bool>> SelectTrainable(const std::vector<std::string>
   return out;
 }
 
+std::vector<std::vector<std::string>> BlockParameterNames(models::VelocityModel& policy) {
+  std::map<const torch::nn::Module*, std::string> prefix;
+  for (const auto& item : policy.named_modules()) prefix[item.value().get()] = item.key();
+  std::vector<std::vector<std::string>> out;
+  for (const auto* block : policy.Blocks()) {
+    std::vector<std::string> names;
+    for (const auto& p : block->named_parameters()) names.push_back(absl::StrCat(prefix[block], ".", p.key()));
+    out.push_back(std::move(names));
+  }
+  return out;
+}
+
 absl::StatusOr<std::shared_ptr<hpc::ShardedParameters>> ShardPolicy(models::VelocityModel& policy,
                                                                     const std::string& trainable,
                                                                     std::shared_ptr<hpc::Communicator> comm,
                                                                     torch::ScalarType dtype, torch::Device device) {
-  const auto groups = policy.ShardableGroups();
-  if (groups.empty())
+  auto* runner = policy.block_runner();
+  const auto groups = BlockParameterNames(policy);
+  if (groups.empty() || runner == nullptr)
     return absl::InvalidArgumentError(
         "--zero_stage=3 shards a model block by block, and this model has no blocks (the toy model); use "
         "--zero_stage=2 or a DiT (--model=<preset or config.json>)");
-  if (policy.parameter_gatherer())
-    return absl::FailedPreconditionError("the policy's parameters are already sharded");
+  if (runner->shards()) return absl::FailedPreconditionError("the policy's parameters are already sharded");
   const auto named = policy.named_parameters();
   std::vector<std::string> names;
   for (const auto& p : named) names.push_back(p.key());
@@ -122,8 +135,23 @@ absl::StatusOr<std::shared_ptr<hpc::ShardedParameters>> ShardPolicy(models::Velo
   }
   auto sharded = hpc::ShardedParameters::Shard(std::move(units), std::move(comm), dtype, device);
   if (!sharded.ok()) return sharded.status();
-  if (auto s = policy.SetParameterGatherer(*sharded); !s.ok()) return s;
+  runner->set_shards(*sharded);
   return sharded;
+}
+
+absl::StatusOr<std::shared_ptr<models::VelocityModel>> LoadInLayout(
+    const TrainerConfig& config, hpc::Communicator& world, std::shared_ptr<hpc::Communicator> shard_comm,
+    const std::function<absl::StatusOr<std::shared_ptr<models::VelocityModel>>()>& load) {
+  absl::StatusOr<std::shared_ptr<models::VelocityModel>> policy = absl::UnknownError("not loaded");
+  if (config.zero_stage != 3) return load();
+  auto turn = [&]() -> absl::Status {
+    policy = load();
+    if (!policy.ok()) return policy.status();
+    // Keep this rank's slices of the blocks and drop the whole model.
+    return ShardPolicy(**policy, config.trainable, shard_comm, config.compute_dtype, config.device).status();
+  };
+  if (auto s = hpc::ShardTurns(world, turn); !s.ok()) return s;
+  return policy;
 }
 
 }  // namespace dancegrpo

@@ -12,7 +12,7 @@
 #include "dancegrpo/rng.h"
 #include "dancegrpo/schedule.h"
 #include "dancegrpo/trainable.h"
-#include "dancegrpo/trajectory_store.h"
+#include "dancegrpo/scored_rollout.h"
 #include "hpc/fault_injection.h"
 #include "hpc/status_macros.h"
 
@@ -86,102 +86,127 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   if (config.latent_shape.size() != 4) return absl::InvalidArgumentError("latent_shape must be [C, F, H, W]");
   if (!policy || !encoder) return absl::InvalidArgumentError("a policy and a prompt encoder are required");
   if (rewards.empty()) return absl::InvalidArgumentError("no reward configured: add at least one reward");
+  std::unique_ptr<Trainer> t(new Trainer());
+  t->config_ = config;
+  t->encoder_ = std::move(encoder);
+  t->decoder_ = std::move(decoder);
+  t->rewards_ = std::move(rewards);
+  t->prompts_ = std::move(prompts);
+  DGRPO_ASSIGN_OR_RETURN(t->sigmas_, SigmaSchedule(config.steps, config.shift));
+  DGRPO_RETURN_IF_ERROR(t->PlaceRanks(std::move(world), std::move(data_world)));
+  DGRPO_RETURN_IF_ERROR(t->PlacePolicy(std::move(policy)));
+  DGRPO_RETURN_IF_ERROR(t->MakeReference(std::move(reference)));
+  if (config.cfg_scale != 1.0) {
+    torch::NoGradGuard no_grad;
+    DGRPO_ASSIGN_OR_RETURN(t->null_condition_, t->encoder_->Encode({""}));
+  }
+  return t;
+}
+
+absl::Status Trainer::PlaceRanks(std::shared_ptr<hpc::Communicator> world,
+                                 std::shared_ptr<hpc::Communicator> data_world) {
+  // The process grid (data x sequence parallel), the samples of this rank, and the ranks
+  // that exchange rewards.
+  const auto& config = config_;
   if (!world) world = std::make_shared<hpc::LocalCommunicator>();
   if (data_world && data_world->size() != world->size())
     return absl::InvalidArgumentError("the data-plane communicator must span the same ranks as the world");
-  std::unique_ptr<Trainer> t(new Trainer());
-  t->config_ = config;
-  DGRPO_ASSIGN_OR_RETURN(t->grid_, hpc::ProcessGrid::Create(world, config.sequence_parallel));
-  t->data_grid_ = t->grid_;
+  DGRPO_ASSIGN_OR_RETURN(grid_, hpc::ProcessGrid::Create(world, config.sequence_parallel));
+  data_grid_ = grid_;
   if (data_world) {
-    DGRPO_ASSIGN_OR_RETURN(t->data_grid_, hpc::ProcessGrid::Create(data_world, config.sequence_parallel));
+    DGRPO_ASSIGN_OR_RETURN(data_grid_, hpc::ProcessGrid::Create(data_world, config.sequence_parallel));
   }
-  DGRPO_ASSIGN_OR_RETURN(t->layout_,
-                         hpc::SampleLayout::Make(config.prompts_per_iteration, config.group_size, t->grid_.topology));
-  const int64_t trained = t->TrainedSamplesPerIteration();
+  DGRPO_ASSIGN_OR_RETURN(layout_,
+                         hpc::SampleLayout::Make(config.prompts_per_iteration, config.group_size, grid_.topology));
+  const int64_t trained = TrainedSamplesPerIteration();
   if (config.grad_accum_samples > 0 && trained % config.grad_accum_samples != 0) {
     return absl::InvalidArgumentError(absl::StrCat("grad_accum_samples = ", config.grad_accum_samples,
                                                    " does not divide the ", trained,
                                                    " samples trained per iteration; choose a divisor"));
   }
   if (config.global_normalization || config.pooled_std) {
-    DGRPO_ASSIGN_OR_RETURN(t->group_comm_, t->grid_.dp->Split(0, t->grid_.topology.dp_rank));
+    DGRPO_ASSIGN_OR_RETURN(group_comm_, grid_.dp->Split(0, grid_.topology.dp_rank));
   } else {
-    DGRPO_ASSIGN_OR_RETURN(t->group_comm_, t->grid_.GroupCommunicator(t->layout_));
+    DGRPO_ASSIGN_OR_RETURN(group_comm_, grid_.GroupCommunicator(layout_));
   }
-  DGRPO_ASSIGN_OR_RETURN(t->sigmas_, SigmaSchedule(config.steps, config.shift));
-  t->policy_ = std::move(policy);
-  if (models::HasLora(*t->policy_) != config.lora.enabled())
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::PlacePolicy(std::shared_ptr<models::VelocityModel> policy) {
+  // The trained parameters, ZeRO-3's shards, the compute copy (dtype, device), sequence
+  // parallelism and the optimizer with its fp32 masters.
+  const auto& config = config_;
+  policy_ = std::move(policy);
+  if (models::HasLora(*policy_) != config.lora.enabled())
     return absl::InvalidArgumentError(config.lora.enabled()
                                           ? "config.lora is set but the policy has no LoRA adapters (AttachLora)"
                                           : "the policy has LoRA adapters: describe them in config.lora");
   // Mixed precision and devices: the fp32 values are kept (on the CPU) to seed the
   // optimizer's fp32 masters, then the policy becomes its compute copy.
   std::vector<std::string> names;
-  for (const auto& p : t->policy_->named_parameters()) names.push_back(p.key());
+  for (const auto& p : policy_->named_parameters()) names.push_back(p.key());
   DGRPO_ASSIGN_OR_RETURN(const auto selected, SelectTrainable(names, config.trainable));
-  if (config.zero_stage == 3) {
-    // ZeRO-3: the blocks keep only this rank's slices (the tool may have sharded them already,
-    // one rank at a time, to bound the memory of loading).
-    t->sharded_ = std::dynamic_pointer_cast<hpc::ShardedParameters>(t->policy_->parameter_gatherer());
-    if (!t->sharded_) {
-      DGRPO_ASSIGN_OR_RETURN(t->sharded_, ShardPolicy(*t->policy_, config.trainable, t->data_grid_.world,
-                                                      config.compute_dtype, config.device));
-    }
+  // ZeRO-3: the blocks keep only this rank's slices: as loaded (LoadInLayout, trainable.h),
+  // or sharded here in the same layout when the policy arrives whole.
+  auto* runner = policy_->block_runner();
+  sharded_ = runner ? runner->shards() : nullptr;
+  if (config.zero_stage == 3 && !sharded_) {
+    DGRPO_ASSIGN_OR_RETURN(sharded_, ShardPolicy(*policy_, config.trainable, data_grid_.world, config.compute_dtype,
+                                                 config.device));
+  } else if (config.zero_stage != 3 && sharded_) {
+    return absl::InvalidArgumentError(absl::StrCat("the policy was loaded sharded (ZeRO-3) but the run has zero_stage ",
+                                                   config.zero_stage, "; load it whole or use --zero_stage=3"));
   }
   std::vector<torch::Tensor> fp32_values;
-  const bool compute_copy = config.compute_dtype != torch::kFloat32 || config.device != torch::Device(torch::kCPU);
-  if (compute_copy) {
+  if (compute_copy()) {
     torch::NoGradGuard no_grad;
-    const auto params = t->policy_->parameters();
+    const auto params = policy_->parameters();
     for (size_t i = 0; i < params.size(); ++i)
       if (selected[i]) fp32_values.push_back(params[i].detach().to(torch::kFloat32).clone());
-    t->policy_->to(config.device, config.compute_dtype);
+    policy_->to(config.device, config.compute_dtype);
   }
-  {
-    const auto named = t->policy_->named_parameters();  // after the move: the live tensors
-    for (size_t i = 0; i < named.size(); ++i) {
-      if (selected[i]) {
-        t->trained_.insert(named[i].key(), named[i].value());
-      } else {
-        named[i].value().set_requires_grad(false);  // frozen: no gradient, no optimizer state
-      }
+  const auto named = policy_->named_parameters();  // after the move: the live tensors
+  for (size_t i = 0; i < named.size(); ++i) {
+    if (selected[i]) {
+      trained_.insert(named[i].key(), named[i].value());
+    } else {
+      named[i].value().set_requires_grad(false);  // frozen: no gradient, no optimizer state
     }
   }
-  if (config.sequence_parallel > 1) DGRPO_RETURN_IF_ERROR(t->policy_->SetSequenceParallel(t->data_grid_.sp));
-  t->encoder_ = std::move(encoder);
-  t->decoder_ = std::move(decoder);
-  t->rewards_ = std::move(rewards);
-  t->prompts_ = std::move(prompts);
-  if (config.kl_beta > 0 && config.lora.enabled()) {
-    t->reference_ = std::make_shared<LoraBase>(t->policy_);
-  } else if (config.kl_beta > 0) {
-    if (!reference) return absl::InvalidArgumentError("kl_beta > 0 needs a reference policy instance");
-    if (compute_copy) reference->to(config.device, config.compute_dtype);
-    auto src = t->policy_->named_parameters();
-    auto dst = reference->named_parameters();
-    if (src.size() != dst.size())
-      return absl::InvalidArgumentError("the reference policy's parameters differ from the policy's");
-    torch::NoGradGuard no_grad;
-    for (const auto& item : src) {
-      auto* d = dst.find(item.key());
-      if (d == nullptr || !d->sizes().equals(item.value().sizes()))
-        return absl::InvalidArgumentError(absl::StrCat("reference policy lacks parameter '", item.key(),
-                                                       "' with the policy's shape"));
-      d->copy_(item.value());
-      d->set_requires_grad(false);
-    }
-    if (config.sequence_parallel > 1) DGRPO_RETURN_IF_ERROR(reference->SetSequenceParallel(t->data_grid_.sp));
-    t->reference_ = std::move(reference);
+  if (config.sequence_parallel > 1) DGRPO_RETURN_IF_ERROR(policy_->SetSequenceParallel(data_grid_.sp));
+  DGRPO_ASSIGN_OR_RETURN(optimizer_,
+                         hpc::ShardedAdamW::Create(trained_.values(), data_grid_.world, config.optimizer, sharded_));
+  if (compute_copy()) optimizer_->LoadFlat(optimizer_->Flatten(fp32_values));
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::MakeReference(std::shared_ptr<models::VelocityModel> reference) {
+  // The frozen reference of the KL term: the policy with its adapters off (LoRA), or a copy
+  // of the policy's initial weights.
+  const auto& config = config_;
+  if (config.kl_beta <= 0) return absl::OkStatus();
+  if (config.lora.enabled()) {
+    reference_ = std::make_shared<LoraBase>(policy_);
+    return absl::OkStatus();
   }
-  DGRPO_ASSIGN_OR_RETURN(t->optimizer_, hpc::ShardedAdamW::Create(t->trained_.values(), t->data_grid_.world,
-                                                                  config.optimizer, t->sharded_));
-  if (compute_copy) t->optimizer_->LoadFlat(t->optimizer_->Flatten(fp32_values));
-  if (config.cfg_scale != 1.0) {
-    torch::NoGradGuard no_grad;
-    DGRPO_ASSIGN_OR_RETURN(t->null_condition_, t->encoder_->Encode({""}));
+  if (!reference) return absl::InvalidArgumentError("kl_beta > 0 needs a reference policy instance");
+  if (compute_copy()) reference->to(config.device, config.compute_dtype);
+  auto src = policy_->named_parameters();
+  auto dst = reference->named_parameters();
+  if (src.size() != dst.size())
+    return absl::InvalidArgumentError("the reference policy's parameters differ from the policy's");
+  torch::NoGradGuard no_grad;
+  for (const auto& item : src) {
+    auto* d = dst.find(item.key());
+    if (d == nullptr || !d->sizes().equals(item.value().sizes()))
+      return absl::InvalidArgumentError(absl::StrCat("reference policy lacks parameter '", item.key(),
+                                                     "' with the policy's shape"));
+    d->copy_(item.value());
+    d->set_requires_grad(false);
   }
-  return t;
+  if (config.sequence_parallel > 1) DGRPO_RETURN_IF_ERROR(reference->SetSequenceParallel(data_grid_.sp));
+  reference_ = std::move(reference);
+  return absl::OkStatus();
 }
 
 double Trainer::CommunicationSeconds() const {
@@ -237,26 +262,34 @@ absl::StatusOr<models::Conditioning> Trainer::EncodeSamples(const std::vector<in
 
 absl::StatusOr<IterationMetrics> Trainer::Step() {
   const auto start = Clock::now();
-  const int g = config_.group_size;
-  IterationMetrics m;
-  m.iteration = iteration_;
-  m.samples = layout_.global_samples;
+  IterationRecord r;
+  DGRPO_RETURN_IF_ERROR(Sample(r));
+  hpc::FaultPoint("rollout", iteration_);
+  if (phase_hook_) phase_hook_("rollout");
+  DGRPO_RETURN_IF_ERROR(Advantages(r));
+  DGRPO_RETURN_IF_ERROR(RewardStatistics(r));
+  DGRPO_RETURN_IF_ERROR(Update(r));
+  return Finish(r, start);
+}
 
-  // 1-2. This replica's samples of the global batch, and their rollout.
+absl::Status Trainer::Sample(IterationRecord& r) {
+  // 1-3. This replica's samples of the global batch: their prompts, rollout, clips, scores.
+  const int g = config_.group_size;
+  r.rank = grid_.topology.world_rank;
+  r.world_size = grid_.topology.world_size;
+  r.first_global_sample = layout_.first_sample;
   const auto prompt_ids = PromptsFor(iteration_);
   std::vector<SampleId> samples;
   std::vector<rewards::Prompt> sample_prompts;
+  std::vector<int64_t> slots;
   for (int64_t i = layout_.first_sample; i < layout_.first_sample + layout_.samples_per_rank; ++i) {
     samples.push_back({i / g, i % g});
+    slots.push_back(i / g);
     sample_prompts.push_back(prompts_[prompt_ids[i / g]]);
+    r.prompt_ids.push_back(prompt_ids[i / g]);
+    r.prompt_texts.push_back(sample_prompts.back().text);
   }
-  std::vector<int64_t> slots;
-  std::vector<std::string> texts;
-  for (size_t i = 0; i < samples.size(); ++i) {
-    slots.push_back(samples[i].prompt_slot);
-    texts.push_back(sample_prompts[i].text);
-  }
-  DGRPO_ASSIGN_OR_RETURN(const auto conditions, EncodeSamples(slots, texts));
+  DGRPO_ASSIGN_OR_RETURN(const auto conditions, EncodeSamples(slots, r.prompt_texts));
   RolloutConfig rc;
   rc.seed = config_.seed;
   rc.shared_noise = config_.shared_noise;
@@ -264,42 +297,25 @@ absl::StatusOr<IterationMetrics> Trainer::Step() {
   rc.cfg_scale = config_.cfg_scale;
   rc.sde = config_.sde;
   rc.latent_shape = config_.latent_shape;
-  last_trajectories_ = Rollout(*policy_, rc, sigmas_, iteration_, samples, conditions, null_condition_);
-  const auto& traj = last_trajectories_;
-  m.rollout_seconds = SecondsSince(start);
-  hpc::FaultPoint("rollout", iteration_);
-  const auto score_start = Clock::now();
+  DGRPO_ASSIGN_OR_RETURN(auto scored, RolloutAndScore(*policy_, rc, sigmas_, iteration_, samples, conditions,
+                                                      null_condition_, decoder_.get(), rewards_, sample_prompts));
+  r.trajectories = std::move(scored.trajectories);
+  r.clips = std::move(scored.clips);
+  r.scores = std::move(scored.scores);
+  for (const auto& w : rewards_) r.reward_names.push_back(w.reward->name());
+  r.metrics.rollout_seconds = scored.rollout_seconds;
+  r.metrics.reward_seconds = scored.score_seconds;
+  return absl::OkStatus();
+}
 
-  // 3. Decode and score.
-  torch::Tensor clips = traj.final_x0;
-  if (decoder_) {
-    torch::NoGradGuard no_grad;
-    DGRPO_ASSIGN_OR_RETURN(clips, decoder_->Decode(traj.final_x0));
-    clips = clips.to(torch::kCPU, torch::kFloat32);  // rule rewards read CPU fp32; learned ones move it back
-  }
-  DGRPO_ASSIGN_OR_RETURN(auto scores, rewards::ScoreAll(rewards_, clips, sample_prompts));
-  {
-    std::vector<int64_t> shown;  // the first sample of each prompt on this rank
-    for (size_t i = 0; i < samples.size() && shown.size() < 8; ++i)
-      if (i == 0 || samples[i].prompt_slot != samples[i - 1].prompt_slot) shown.push_back(static_cast<int64_t>(i));
-    last_samples_ = SampleShowcase{};
-    last_samples_.clips = clips.index_select(0, torch::tensor(shown, torch::kLong).to(clips.device())).to(torch::kCPU);
-    for (const auto& r : rewards_) last_samples_.reward_names.push_back(r.reward->name());
-    for (int64_t i : shown) {
-      last_samples_.prompts.push_back(sample_prompts[i].text);
-      last_samples_.rewards.emplace_back();
-      for (const auto& per_reward : scores) last_samples_.rewards.back().push_back(per_reward[i]);
-    }
-  }
-  m.reward_seconds = SecondsSince(score_start);
-  if (phase_hook_) phase_hook_("rollout");
-
+absl::Status Trainer::Advantages(IterationRecord& r) {
   // 4. Advantages over the span of samples this rank can see after the gather: its
   // sampling group(s), or every sample for global normalisation or a pooled std.
-  std::vector<std::vector<double>> span_scores = scores;
+  const int g = config_.group_size;
+  std::vector<std::vector<double>> span_scores = r.scores;
   int64_t span_begin = layout_.first_sample;
   if (group_comm_->size() > 1) {
-    DGRPO_ASSIGN_OR_RETURN(span_scores, GatherScores(scores, *group_comm_));
+    DGRPO_ASSIGN_OR_RETURN(span_scores, GatherScores(r.scores, *group_comm_));
     span_begin -= group_comm_->rank() * layout_.samples_per_rank;
   }
   AdvantageConfig ac;
@@ -307,78 +323,46 @@ absl::StatusOr<IterationMetrics> Trainer::Step() {
   ac.adv_clip_max = config_.adv_clip_max;
   ac.global_normalization = config_.global_normalization;
   ac.pooled_std = config_.pooled_std;
-  for (const auto& r : rewards_) ac.weights.push_back(r.weight);
+  for (const auto& w : rewards_) ac.weights.push_back(w.weight);
   DGRPO_ASSIGN_OR_RETURN(auto span_adv, ComputeAdvantages(span_scores, ac));
   const int64_t offset = layout_.first_sample - span_begin, n_local = layout_.samples_per_rank;
-  std::vector<double> advantages(span_adv.begin() + offset, span_adv.begin() + offset + n_local);
-  std::vector<int64_t> train_samples;
+  r.advantages.assign(span_adv.begin() + offset, span_adv.begin() + offset + n_local);
+  r.trained.clear();
   if (config_.best_of_n > 0) {
     DGRPO_ASSIGN_OR_RETURN(auto kept, BestOfN(span_adv, g, config_.best_of_n));
     for (int64_t k : kept)
-      if (k >= offset && k < offset + n_local) train_samples.push_back(k - offset);
+      if (k >= offset && k < offset + n_local) r.trained.push_back(k - offset);
   } else {
-    train_samples.resize(n_local);
-    std::iota(train_samples.begin(), train_samples.end(), 0);
+    r.trained.resize(n_local);
+    std::iota(r.trained.begin(), r.trained.end(), 0);
   }
+  return absl::OkStatus();
+}
 
+absl::Status Trainer::RewardStatistics(IterationRecord& r) {
   // Global reward statistics over the replicas: sums, sums of squares.
-  const int64_t k_rewards = static_cast<int64_t>(rewards_.size());
+  auto& m = r.metrics;
+  const int64_t k_rewards = static_cast<int64_t>(r.scores.size());
   auto moments = torch::zeros({2 * k_rewards}, torch::kFloat64);
   for (int64_t k = 0; k < k_rewards; ++k)
-    for (double v : scores[k]) {
+    for (double v : r.scores[k]) {
       moments[k] += v;
       moments[k_rewards + k] += v * v;
     }
   DGRPO_RETURN_IF_ERROR(grid_.dp->AllReduce(moments, hpc::ReduceOp::kSum));
   const double total = static_cast<double>(layout_.global_samples);
+  m.reward_names = r.reward_names;
   for (int64_t k = 0; k < k_rewards; ++k) {
     const double sum = moments[k].item<double>(), sumsq = moments[k_rewards + k].item<double>();
-    m.reward_names.push_back(rewards_[k].reward->name());
     m.reward_mean.push_back(sum / total);
     m.reward_std.push_back(total > 1 ? std::sqrt(std::max(0.0, (sumsq - sum * sum / total) / (total - 1))) : 0.0);
   }
-
-  // 6. The trajectory shard.
-  if (trajectory_writer_) {
-    DGRPO_ASSIGN_OR_RETURN(const int n_steps,
-                           TrainedStepCount(config_.steps, config_.timestep_fraction, config_.sde.window));
-    const SdeWindow window = WindowForIteration(config_.sde.window, config_.seed, iteration_, config_.steps);
-    auto timesteps = torch::empty({n_local, n_steps}, torch::kLong);
-    for (int64_t i = 0; i < n_local; ++i) {
-      const auto t = TrainedTimesteps(config_.seed, iteration_, traj.prompt_slot[i], traj.member[i], config_.steps,
-                                      n_steps, window);
-      for (int j = 0; j < n_steps; ++j) timesteps[i][j] = t[j];
-    }
-    auto record = MakeTrajectoryRecord(traj, trajectory_writer_->mode(), timesteps);
-    record.rank = grid_.topology.world_rank;
-    record.world_size = grid_.topology.world_size;
-    record.seed = config_.seed;
-    record.micro_batch = config_.micro_batch;
-    record.first_global_sample = layout_.first_sample;
-    record.rewards = torch::empty({k_rewards, n_local}, torch::kFloat64);
-    for (int64_t k = 0; k < k_rewards; ++k) {
-      record.reward_names.push_back(rewards_[k].reward->name());
-      for (int64_t i = 0; i < n_local; ++i) record.rewards[k][i] = scores[k][i];
-    }
-    record.advantages = torch::tensor(advantages, torch::kFloat64);
-    record.trained = train_samples;
-    for (int64_t i = 0; i < n_local; ++i) {
-      record.prompt_ids.push_back(prompt_ids[traj.prompt_slot[i]]);
-      record.prompt_texts.push_back(sample_prompts[i].text);
-    }
-    DGRPO_RETURN_IF_ERROR(trajectory_writer_->Append(record));
-  }
-
-  DGRPO_RETURN_IF_ERROR(Update(traj, advantages, train_samples, m));
-  m.seconds = SecondsSince(start);
-  m.samples_per_second = m.samples / std::max(m.seconds, 1e-9);
-  ++iteration_;
-  return m;
+  return absl::OkStatus();
 }
 
-absl::Status Trainer::Update(const Trajectories& traj, const std::vector<double>& advantages,
-                             const std::vector<int64_t>& train_samples, IterationMetrics& m) {
-  // GA counts samples over all replicas; the objective is scaled by it.
+absl::Status Trainer::Update(IterationRecord& r) {
+  // 5. The clipped update. GA counts samples over all replicas; the objective is scaled by it.
+  auto& m = r.metrics;
   const int64_t global_trained = TrainedSamplesPerIteration();
   const int64_t ga_global = config_.grad_accum_samples > 0 ? config_.grad_accum_samples : global_trained;
   UpdateConfig uc;
@@ -394,8 +378,9 @@ absl::Status Trainer::Update(const Trajectories& traj, const std::vector<double>
   DGRPO_ASSIGN_OR_RETURN(const int n_steps,
                          TrainedStepCount(config_.steps, config_.timestep_fraction, config_.sde.window));
   const auto update_start = Clock::now();
-  DGRPO_ASSIGN_OR_RETURN(auto local, UpdatePolicy(*policy_, reference_.get(), *optimizer_, uc, traj, advantages,
-                                                  train_samples, 1.0 / (static_cast<double>(ga_global) * n_steps)));
+  DGRPO_ASSIGN_OR_RETURN(auto local,
+                         UpdatePolicy(*policy_, reference_.get(), *optimizer_, uc, r.trajectories, r.advantages,
+                                      r.trained, 1.0 / (static_cast<double>(ga_global) * n_steps)));
   m.update_seconds = SecondsSince(update_start);
   if (phase_hook_) phase_hook_("update");
 
@@ -422,33 +407,42 @@ absl::Status Trainer::Update(const Trajectories& traj, const std::vector<double>
   return absl::OkStatus();
 }
 
-absl::StatusOr<IterationMetrics> Trainer::ReplayStep(const TrajectoryRecord& record) {
-  const auto start = Clock::now();
-  if (record.world_size != grid_.topology.world_size || record.rank != grid_.topology.world_rank ||
-      record.first_global_sample != layout_.first_sample ||
-      record.latents.size(0) != layout_.samples_per_rank) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the stored iteration ", record.iteration, " was sampled by rank ", record.rank, " of ", record.world_size,
-        " with ", record.latents.size(0), " samples; replay it with the same world size and batch layout"));
-  }
-  IterationMetrics m;
+absl::StatusOr<IterationMetrics> Trainer::Finish(IterationRecord& r, Clock::time_point start) {
+  // 6. The observers (trajectory shards, metrics, pictures), then the next iteration.
+  auto& m = r.metrics;
   m.iteration = iteration_;
   m.samples = layout_.global_samples;
-  DGRPO_ASSIGN_OR_RETURN(const auto conditions, EncodeSamples(record.prompt_slot, record.prompt_texts));
-  last_trajectories_ = RecordToTrajectories(record, conditions, null_condition_);
-  std::vector<double> advantages(record.advantages.data_ptr<double>(),
-                                 record.advantages.data_ptr<double>() + record.advantages.numel());
-  for (size_t k = 0; k < record.reward_names.size(); ++k) {
-    auto row = record.rewards[k];
-    m.reward_names.push_back(record.reward_names[k]);
-    m.reward_mean.push_back(row.mean().item<double>());
-    m.reward_std.push_back(row.numel() > 1 ? row.std().item<double>() : 0.0);
-  }
-  DGRPO_RETURN_IF_ERROR(Update(last_trajectories_, advantages, record.trained, m));
   m.seconds = SecondsSince(start);
   m.samples_per_second = m.samples / std::max(m.seconds, 1e-9);
+  for (const auto& observer : observers_) DGRPO_RETURN_IF_ERROR(observer->OnIteration(r));
+  last_trajectories_ = std::move(r.trajectories);
   ++iteration_;
   return m;
+}
+
+absl::StatusOr<IterationMetrics> Trainer::ReplayStep(const IterationRecord& stored) {
+  const auto start = Clock::now();
+  const int64_t n = stored.trajectories.num_samples();
+  if (stored.world_size != grid_.topology.world_size || stored.rank != grid_.topology.world_rank ||
+      stored.first_global_sample != layout_.first_sample || n != layout_.samples_per_rank) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the stored iteration ", stored.trajectories.iteration, " was sampled by rank ", stored.rank, " of ",
+        stored.world_size, " with ", n, " samples; replay it with the same world size and batch layout"));
+  }
+  IterationRecord r = stored;
+  r.replayed = true;
+  r.metrics = IterationMetrics{};
+  DGRPO_ASSIGN_OR_RETURN(r.trajectories.conditions, EncodeSamples(r.trajectories.prompt_slot, r.prompt_texts));
+  r.trajectories.null_condition = null_condition_;
+  // This rank's rewards: the stored samples' means (the global statistics are not stored).
+  r.metrics.reward_names = r.reward_names;
+  for (const auto& row : r.scores) {
+    const auto t = torch::tensor(row, torch::kFloat64);
+    r.metrics.reward_mean.push_back(t.mean().item<double>());
+    r.metrics.reward_std.push_back(t.numel() > 1 ? t.std().item<double>() : 0.0);
+  }
+  DGRPO_RETURN_IF_ERROR(Update(r));
+  return Finish(r, start);
 }
 
 absl::Status Trainer::Run(const std::function<void(const IterationMetrics&)>& on_iteration) {

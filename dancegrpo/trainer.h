@@ -18,6 +18,7 @@
 #ifndef DANCEGRPO_DANCEGRPO_TRAINER_H_
 #define DANCEGRPO_DANCEGRPO_TRAINER_H_
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -41,7 +42,7 @@
 
 namespace dancegrpo {
 
-// Trajectory shards (dancegrpo/trajectory_store.h, HDF5) are written by an observer; this
+// Trajectory shards (dancegrpo/io/trajectory_store.h, HDF5) are written by an observer; this
 // header stays free of HDF5 and MPI.
 class TrajectoryWriter;
 struct TrajectoryRecord;
@@ -61,12 +62,32 @@ struct IterationMetrics {
   double samples_per_second = 0;
 };
 
-// A few sampled clips with what made them and how they scored, for pictures of a run.
-struct SampleShowcase {
-  torch::Tensor clips;                       // [N, C, F, H, W], CPU
-  std::vector<std::string> prompts;          // [N]
+// Everything one iteration produced on one rank. The trainer emits it to its observers
+// after each iteration (trajectory shards, metrics, TensorBoard and sample pictures are
+// observers, in dancegrpo/io/), and a replay (decoupled learner mode) consumes a stored one.
+struct IterationRecord {
+  IterationMetrics metrics;                  // the global statistics, the update's included
+  int rank = 0;                              // this rank of world_size
+  int world_size = 1;
+  int64_t first_global_sample = 0;           // the global index of this rank's first sample
+  Trajectories trajectories;                 // this rank's samples (slot, member, latents, log-probs)
+  std::vector<int64_t> prompt_ids;           // [n]: each sample's index into the prompt set
+  std::vector<std::string> prompt_texts;     // [n]
+  torch::Tensor clips;                       // [n, C, F, H, W]: decoded, CPU fp32, as the rewards saw
+                                             // them (undefined for a replayed iteration)
   std::vector<std::string> reward_names;     // [K]
-  std::vector<std::vector<double>> rewards;  // [N][K]
+  std::vector<std::vector<double>> scores;   // [K][n]
+  std::vector<double> advantages;            // [n]
+  std::vector<int64_t> trained;              // indices of the samples trained (all, or best-of-n)
+  bool replayed = false;                     // trained from a stored iteration, not sampled
+};
+
+// Receives every iteration's record, on the ranks where it was added (Trainer::AddObserver).
+// An error stops the run: Step returns it.
+class IterationObserver {
+ public:
+  virtual ~IterationObserver() = default;
+  virtual absl::Status OnIteration(const IterationRecord& record) = 0;
 };
 
 // One progress line: iteration, rewards, ratio/clip/KL, grad norm, throughput and ETA.
@@ -113,33 +134,49 @@ class Trainer {
   const std::vector<double>& sigmas() const { return sigmas_; }
   const hpc::ProcessGrid& grid() const { return grid_; }
   const hpc::SampleLayout& layout() const { return layout_; }
-  // Appends every iteration's samples to `writer` (this rank's trajectory shards).
-  void set_trajectory_writer(std::shared_ptr<TrajectoryWriter> writer) { trajectory_writer_ = std::move(writer); }
-  TrajectoryWriter* trajectory_writer() { return trajectory_writer_.get(); }
-  // Resumption (dancegrpo/checkpoint.h) sets the next iteration to run.
+  // After each iteration (Step or ReplayStep), in the order added.
+  void AddObserver(std::shared_ptr<IterationObserver> observer) { observers_.push_back(std::move(observer)); }
+  // Resumption (dancegrpo/io/checkpoint.h) sets the next iteration to run.
   void set_iteration(int64_t iteration) { iteration_ = iteration; }
-  // Replays the update of one stored iteration of this rank (from a trajectory shard)
-  // instead of sampling: decoupled learner mode. Advances the iteration counter.
-  absl::StatusOr<IterationMetrics> ReplayStep(const TrajectoryRecord& record);
+  // Replays the update of one stored iteration of this rank (from a trajectory shard,
+  // dancegrpo/io/trajectory_store.h) instead of sampling: decoupled learner mode. The
+  // conditions are encoded again from prompt_texts. Advances the iteration counter.
+  absl::StatusOr<IterationMetrics> ReplayStep(const IterationRecord& stored);
   // Called at the end of each phase of Step ("rollout": sampling, decoding and scoring;
   // "update"), e.g. to measure each phase's peak memory.
   void set_phase_hook(std::function<void(const char* phase)> hook) { phase_hook_ = std::move(hook); }
   // Seconds this rank has spent in collectives, over all of the trainer's communicators.
   double CommunicationSeconds() const;
-  // The trajectories of the last Step (this rank's samples), for inspection and storage.
+  // The trajectories of the last Step (this rank's samples), for inspection.
   const Trajectories& last_trajectories() const { return last_trajectories_; }
-  // Clips of the last Step to show people: the first sample of each of this rank's prompts
-  // (up to 8), decoded, on the CPU, as the rewards saw them, with their prompts and rewards.
-  const SampleShowcase& last_samples() const { return last_samples_; }
 
  private:
   Trainer() = default;
+  // Whether the policy computes in another dtype or on another device than its fp32 CPU
+  // values (which then seed the optimizer's masters).
+  bool compute_copy() const {
+    return config_.compute_dtype != torch::kFloat32 || config_.device != torch::Device(torch::kCPU);
+  }
+  // Create's phases.
+  absl::Status PlaceRanks(std::shared_ptr<hpc::Communicator> world, std::shared_ptr<hpc::Communicator> data_world);
+  absl::Status PlacePolicy(std::shared_ptr<models::VelocityModel> policy);
+  absl::Status MakeReference(std::shared_ptr<models::VelocityModel> reference);
+
+  // Step's phases. This rank's samples of the iteration: prompts, rollout, decoding, scores.
+  absl::Status Sample(IterationRecord& r);
+  // The advantages of this rank's samples and which of them are trained (collective inside
+  // the sampling group).
+  absl::Status Advantages(IterationRecord& r);
+  // Each reward's mean and standard deviation over all replicas (collective).
+  absl::Status RewardStatistics(IterationRecord& r);
+  // The update and its global statistics (collective).
+  absl::Status Update(IterationRecord& r);
+  // Hands the record to the observers, then advances the iteration.
+  absl::StatusOr<IterationMetrics> Finish(IterationRecord& r, std::chrono::steady_clock::time_point start);
+
   // The conditions of samples given their prompt slots and texts (one row per sample).
   absl::StatusOr<models::Conditioning> EncodeSamples(const std::vector<int64_t>& slots,
                                                      const std::vector<std::string>& texts);
-  // The update phase and its global statistics (collective).
-  absl::Status Update(const Trajectories& traj, const std::vector<double>& advantages,
-                      const std::vector<int64_t>& train_samples, IterationMetrics& m);
 
   TrainerConfig config_;
   std::vector<double> sigmas_;
@@ -158,8 +195,7 @@ class Trainer {
   hpc::SampleLayout layout_;
   std::shared_ptr<hpc::Communicator> group_comm_;  // reward exchange inside a sampling group
   Trajectories last_trajectories_;
-  SampleShowcase last_samples_;
-  std::shared_ptr<TrajectoryWriter> trajectory_writer_;
+  std::vector<std::shared_ptr<IterationObserver>> observers_;
   std::function<void(const char*)> phase_hook_;
   int64_t iteration_ = 0;
 };

@@ -20,7 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "hpc/comm/communicator.h"
-#include "hpc/zero3.h"
+#include "hpc/block_runner.h"
 
 namespace dancegrpo::models {
 
@@ -50,15 +50,12 @@ class VelocityModel : public torch::nn::Module {
   virtual absl::Status SetSequenceParallel(std::shared_ptr<hpc::Communicator> sp) {
     return absl::UnimplementedError("this policy does not support sequence parallelism; use sp = 1 or a VideoDit");
   }
-  // ZeRO-3 (hpc/zero3.h): the groups of parameter names that may be sharded and gathered
-  // one group at a time (a VideoDit: one group per block), in the order the forward pass
-  // uses them; and the gatherer the model then calls around each group's use. Models
-  // without such groups refuse, and the trainer reports that stage 3 needs a VideoDit.
-  virtual std::vector<std::vector<std::string>> ShardableGroups() { return {}; }
-  virtual absl::Status SetParameterGatherer(std::shared_ptr<hpc::ParameterGatherer> gatherer) {
-    return absl::UnimplementedError("this policy cannot shard its parameters (ZeRO-3); use --zero_stage=2 or a DiT");
-  }
-  virtual std::shared_ptr<hpc::ParameterGatherer> parameter_gatherer() const { return nullptr; }
+  // The blocks a wrapper runs one at a time (hpc/block_runner.h: ZeRO-3's gather, prefetch
+  // and release, activation checkpointing), in the order the forward pass uses them, and
+  // the runner the model runs them through. Models without blocks return none and null;
+  // the trainer then reports that ZeRO-3 needs a model with blocks.
+  virtual std::vector<torch::nn::Module*> Blocks() { return {}; }
+  virtual hpc::BlockRunner* block_runner() { return nullptr; }
   // The device of the policy's weights (the CPU for a model without parameters). Callers
   // move inputs there; rollout and update keep their trajectories wherever they like.
   torch::Device device() const {

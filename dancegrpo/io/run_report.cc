@@ -91,8 +91,27 @@ void RunReport::TensorBoardResult(const absl::Status& s) {
   }
 }
 
-void RunReport::OnIteration(const IterationMetrics& m, const SampleShowcase& samples, int64_t next_iteration) {
+SampleShowcase ShowcaseOf(const IterationRecord& r, int max_prompts) {
+  SampleShowcase out;
+  if (!r.clips.defined()) return out;
+  const auto& slot = r.trajectories.prompt_slot;
+  std::vector<int64_t> shown;  // the first sample of each prompt on this rank
+  for (size_t i = 0; i < slot.size() && static_cast<int>(shown.size()) < max_prompts; ++i)
+    if (i == 0 || slot[i] != slot[i - 1]) shown.push_back(static_cast<int64_t>(i));
+  out.clips = r.clips.index_select(0, torch::tensor(shown, torch::kLong).to(r.clips.device())).to(torch::kCPU);
+  out.reward_names = r.reward_names;
+  for (int64_t i : shown) {
+    out.prompts.push_back(r.prompt_texts[i]);
+    out.rewards.emplace_back();
+    for (const auto& per_reward : r.scores) out.rewards.back().push_back(per_reward[i]);
+  }
+  return out;
+}
+
+absl::Status RunReport::OnIteration(const IterationRecord& record) {
   const auto& o = options_;
+  const auto& m = record.metrics;
+  const int64_t next_iteration = m.iteration + 1;
   elapsed_ += m.seconds;
   ++done_here_;
   // Model FLOPs of the iteration (rollout: T forwards per sample; update: forward and
@@ -115,8 +134,11 @@ void RunReport::OnIteration(const IterationMetrics& m, const SampleShowcase& sam
     for (const auto& name : m.reward_names) curves_.push_back({name, {}});
   for (size_t k = 0; k < curves_.size() && k < m.reward_mean.size(); ++k) curves_[k].values.push_back(m.reward_mean[k]);
   if (last || next_iteration % 10 == 0) WriteCurves();
-  if (o.sample_pictures && o.sample_every > 0 && (last || m.iteration % o.sample_every == 0)) WriteSamples(m, samples);
+  if (o.sample_pictures && o.sample_every > 0 && (last || m.iteration % o.sample_every == 0) &&
+      record.clips.defined())
+    WriteSamples(m, ShowcaseOf(record));
   if (events_) TensorBoardResult(events_->Flush());
+  return absl::OkStatus();
 }
 
 void RunReport::WriteCurves() {

@@ -16,9 +16,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "dancegrpo/images.h"
-#include "dancegrpo/memory_plan.h"
-#include "dancegrpo/tensorboard.h"
+#include "dancegrpo/io/images.h"
+#include "dancegrpo/plan/memory_plan.h"
+#include "dancegrpo/io/tensorboard.h"
 #include "dancegrpo/trainer.h"
 
 namespace dancegrpo::io {
@@ -36,13 +36,27 @@ struct ReportOptions {
   int world_size = 1;
 };
 
-class RunReport {
+// A few sampled clips with what made them and how they scored, for pictures of a run.
+struct SampleShowcase {
+  torch::Tensor clips;                       // [N, C, F, H, W], CPU
+  std::vector<std::string> prompts;          // [N]
+  std::vector<std::string> reward_names;     // [K]
+  std::vector<std::vector<double>> rewards;  // [N][K]
+};
+
+// The clips of an iteration to show people: the first sample of each of this rank's
+// prompts (up to `max_prompts`), as the rewards saw them, with their prompts and rewards.
+// Empty for a replayed iteration (no clips).
+SampleShowcase ShowcaseOf(const IterationRecord& record, int max_prompts = 8);
+
+// An observer of the trainer on rank 0 (Trainer::AddObserver).
+class RunReport : public IterationObserver {
  public:
   // Opens metrics.jsonl (appending) and the TensorBoard writer. Rank 0 only.
   static absl::StatusOr<std::unique_ptr<RunReport>> Create(const ReportOptions& options);
 
-  // After each iteration: `next_iteration` is the trainer's counter after it.
-  void OnIteration(const IterationMetrics& m, const SampleShowcase& samples, int64_t next_iteration);
+  // After each iteration. Failures to write a picture or an event are logged, not returned.
+  absl::Status OnIteration(const IterationRecord& record) override;
   // The closing lines. `stopped_by` is the stop signal that ended the run early (0: none).
   void Finish(int stopped_by, int64_t next_iteration);
 

@@ -37,13 +37,29 @@ IterationMetrics Metrics(int64_t iteration, double reward) {
   return m;
 }
 
-SampleShowcase Samples() {
-  SampleShowcase s;
-  s.clips = torch::zeros({2, 3, 2, 8, 8});
-  s.prompts = {"a", "b"};
-  s.reward_names = {"alignment"};
-  s.rewards = {{0.5}, {0.75}};
-  return s;
+// Four samples of two prompts (two each), scored.
+IterationRecord Record(int64_t iteration, double reward) {
+  IterationRecord r;
+  r.metrics = Metrics(iteration, reward);
+  r.trajectories.prompt_slot = {0, 0, 1, 1};
+  r.trajectories.member = {0, 1, 0, 1};
+  r.prompt_texts = {"a", "a", "b", "b"};
+  r.clips = torch::arange(4, torch::kFloat32).reshape({4, 1, 1, 1, 1}).expand({4, 3, 2, 8, 8}).contiguous() / 4;
+  r.reward_names = {"alignment"};
+  r.scores = {{0.5, 0.25, 0.75, 1.0}};
+  return r;
+}
+
+TEST(RunReport, ShowsTheFirstSampleOfEachPrompt) {
+  const auto shown = ShowcaseOf(Record(0, 0.1));
+  ASSERT_EQ(shown.prompts, (std::vector<std::string>{"a", "b"}));
+  ASSERT_EQ(shown.clips.size(0), 2);
+  EXPECT_EQ(shown.clips[1].max().item<float>(), 0.5f) << "sample 2 is prompt b's first";
+  EXPECT_EQ(shown.rewards, (std::vector<std::vector<double>>{{0.5}, {0.75}}));
+  EXPECT_EQ(ShowcaseOf(Record(0, 0.1), 1).prompts.size(), 1u) << "at most max_prompts";
+  IterationRecord replayed = Record(0, 0.1);
+  replayed.clips = torch::Tensor();
+  EXPECT_EQ(ShowcaseOf(replayed).prompts.size(), 0u) << "a replayed iteration has no clips to show";
 }
 
 TEST(RunReport, WritesMetricsCurvesSamplesAndEvents) {
@@ -56,7 +72,7 @@ TEST(RunReport, WritesMetricsCurvesSamplesAndEvents) {
   o.world_size = 2;
   auto report = RunReport::Create(o);
   ASSERT_TRUE(report.ok()) << report.status();
-  for (int64_t i = 0; i < 4; ++i) (*report)->OnIteration(Metrics(i, 0.1 * i), Samples(), i + 1);
+  for (int64_t i = 0; i < 4; ++i) ASSERT_TRUE((*report)->OnIteration(Record(i, 0.1 * i)).ok());
   (*report)->Finish(0, 4);
   std::istringstream lines(Read(o.out + "/metrics.jsonl"));
   std::string line;

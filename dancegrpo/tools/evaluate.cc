@@ -16,10 +16,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "dancegrpo/checkpoint.h"
+#include "dancegrpo/io/checkpoint.h"
 #include "dancegrpo/evaluate.h"
-#include "dancegrpo/images.h"
-#include "dancegrpo/inputs.h"
+#include "dancegrpo/io/images.h"
+#include "dancegrpo/io/inputs.h"
 #include "dancegrpo/tools/model_flags.h"
 #include "dancegrpo/tools/run_flags.h"
 #include "dancegrpo/trainer.h"

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "dancegrpo/checkpoint.h"
+#include "dancegrpo/io/checkpoint.h"
 #include "gflags/gflags.h"
 #include "models/lora.h"
 #include "models/safetensors.h"

@@ -8,10 +8,10 @@
 #include <map>
 #include <string>
 
-#include "dancegrpo/checkpoint.h"
-#include "dancegrpo/tensorboard.h"
-#include "dancegrpo/tensorboard.pb.h"
-#include "dancegrpo/trajectory_store.h"
+#include "dancegrpo/io/checkpoint.h"
+#include "dancegrpo/io/tensorboard.h"
+#include "dancegrpo/io/tensorboard.pb.h"
+#include "dancegrpo/io/trajectory_store.h"
 #include "gflags/gflags.h"
 #include "hpc/h5/h5.h"
 

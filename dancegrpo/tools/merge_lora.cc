@@ -11,8 +11,8 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "dancegrpo/checkpoint.h"
-#include "dancegrpo/inputs.h"
+#include "dancegrpo/io/checkpoint.h"
+#include "dancegrpo/io/inputs.h"
 #include "dancegrpo/tools/model_flags.h"
 #include "gflags/gflags.h"
 #include "models/lora.h"

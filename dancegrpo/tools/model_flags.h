@@ -10,7 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "c10/core/Device.h"
-#include "dancegrpo/inputs.h"
+#include "dancegrpo/io/inputs.h"
 #include "gflags/gflags.h"
 
 DECLARE_string(model);

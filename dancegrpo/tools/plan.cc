@@ -11,7 +11,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
-#include "dancegrpo/memory_plan.h"
+#include "dancegrpo/plan/memory_plan.h"
 #include "dancegrpo/tools/model_flags.h"
 #include "dancegrpo/tools/run_flags.h"
 #include "gflags/gflags.h"

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "dancegrpo/inputs.h"
-#include "dancegrpo/memory_plan.h"
+#include "dancegrpo/io/inputs.h"
+#include "dancegrpo/plan/memory_plan.h"
 #include "dancegrpo/trainer_config.h"
 #include "gflags/gflags.h"
 

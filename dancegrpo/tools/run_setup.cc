@@ -3,10 +3,9 @@
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
-#include "dancegrpo/inputs.h"
+#include "dancegrpo/io/inputs.h"
 #include "dancegrpo/trainable.h"
 #include "hpc/status_macros.h"
-#include "hpc/zero3.h"
 #include "models/mlp_velocity.h"
 #include "world/toy_world.h"
 
@@ -41,16 +40,15 @@ absl::StatusOr<LoadedRun> LoadUserRun(RunConfig& run, const std::string& prompts
   // sends the result to the others below.
   const bool partial = c.lora.enabled() || !c.trainable.empty();
   options.checksum_base = partial && world.rank() == 0;
+  // In the layout the run trains it in: under ZeRO-3 the ranks load one at a time and keep
+  // their shards, so a node holds one whole model at once.
   absl::StatusOr<UserModel> user = absl::UnknownError("not loaded");
-  auto load = [&]() -> absl::Status {
+  auto load = [&]() -> absl::StatusOr<std::shared_ptr<models::VelocityModel>> {
     user = LoadUserModel(options);
     if (!user.ok()) return user.status();
-    if (c.zero_stage != 3) return absl::OkStatus();
-    // ZeRO-3: keep this rank's slices of the blocks and drop the whole model.
-    return ShardPolicy(*user->dit, c.trainable, shard_comm, c.compute_dtype, c.device).status();
+    return std::shared_ptr<models::VelocityModel>(user->dit);
   };
-  // Under ZeRO-3 the ranks load one at a time, so a node holds one whole model at once.
-  DGRPO_RETURN_IF_ERROR(c.zero_stage == 3 ? hpc::ShardTurns(world, load) : load());
+  DGRPO_RETURN_IF_ERROR(LoadInLayout(c, world, shard_comm, load).status());
   LoadedRun r;
   DGRPO_ASSIGN_OR_RETURN(r.prompts, ReadPromptFile(prompts_path));
   DGRPO_RETURN_IF_ERROR(CheckPromptsHaveEmbeddings(*user->encoder, r.prompts, prompts_path, c.cfg_scale != 1));

@@ -23,14 +23,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "dancegrpo/checkpoint.h"
+#include "dancegrpo/io/checkpoint.h"
 #include "dancegrpo/io/run_report.h"
-#include "dancegrpo/memory_plan.h"
+#include "dancegrpo/plan/memory_plan.h"
 #include "dancegrpo/tools/model_flags.h"
 #include "dancegrpo/tools/run_flags.h"
 #include "dancegrpo/tools/run_setup.h"
 #include "dancegrpo/trainer.h"
-#include "dancegrpo/trajectory_store.h"
+#include "dancegrpo/io/trajectory_store.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "hpc/atomic_file.h"
@@ -250,7 +250,7 @@ int main(int argc, char** argv) {
       writer = std::make_shared<dancegrpo::TrajectoryWriter>(traj_dir, rank, FLAGS_trajectory_latents == "trained"
                                                                                   ? dancegrpo::StoredLatents::kTrainedSteps
                                                                                   : dancegrpo::StoredLatents::kAll);
-      trainer.set_trajectory_writer(writer);
+      trainer.AddObserver(std::make_shared<dancegrpo::TrajectoryShards>(writer, trainer.config()));
     }
     auto checkpoint = [&] {
       if (writer) OrDie(rank, writer->CommitSegment());
@@ -261,7 +261,7 @@ int main(int argc, char** argv) {
     };
     if (FLAGS_checkpoint_every > 0 && trainer.iteration() == 0) checkpoint();
     const auto replay = ReplayList(rank, run.trainer.iterations);
-    std::unique_ptr<dancegrpo::io::RunReport> report;
+    std::shared_ptr<dancegrpo::io::RunReport> report;
     if (rank == 0) {
       dancegrpo::io::ReportOptions o;
       o.out = FLAGS_out;
@@ -275,6 +275,7 @@ int main(int argc, char** argv) {
       o.guidance = run.trainer.cfg_scale != 1.0;
       o.world_size = world->size();
       report = OrDie(rank, dancegrpo::io::RunReport::Create(o));
+      trainer.AddObserver(report);
     }
 
     // The loop.
@@ -285,10 +286,9 @@ int main(int argc, char** argv) {
         m = trainer.Step();
       } else {
         const auto& [seg, it] = replay[trainer.iteration()];
-        m = trainer.ReplayStep(OrDie(rank, dancegrpo::ReadTrajectoryRecord(seg, it)));
+        m = trainer.ReplayStep(dancegrpo::ToIterationRecord(OrDie(rank, dancegrpo::ReadTrajectoryRecord(seg, it))));
       }
       if (!m.ok()) Die(rank, std::string(m.status().message()));
-      if (report) report->OnIteration(*m, trainer.last_samples(), trainer.iteration());
       const bool last = trainer.iteration() == run.trainer.iterations;
       const bool periodic = FLAGS_checkpoint_every > 0 && trainer.iteration() % FLAGS_checkpoint_every == 0;
       if (last || periodic) checkpoint();

@@ -181,57 +181,6 @@ torch::Tensor DitBlockImpl::forward(const torch::Tensor& x_in, const torch::Tens
   return torch::addcmul(x, y, e[5]);
 }
 
-// ----------------------------------------------------------------------------- checkpointing
-
-namespace {
-
-void CheckOk(const absl::Status& s) { TORCH_CHECK(s.ok(), "ZeRO-3: ", s.ToString()); }
-torch::Tensor MaskOrNone(const torch::Tensor& mask) { return mask.numel() > 0 ? mask : torch::Tensor(); }
-
-// Re-entrant activation checkpointing for one block: forward keeps only the inputs;
-// backward recomputes the block with gradients enabled and back-propagates through it,
-// which accumulates the block's parameter gradients and yields the input gradients.
-struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x, torch::Tensor e0,
-                               torch::Tensor context, torch::Tensor context_mask, torch::Tensor rope_cos,
-                               torch::Tensor rope_sin, DitBlockImpl* block, AttentionKernel* kernel,
-                               hpc::ParameterGatherer* gatherer, int64_t index) {
-    ctx->save_for_backward({x, e0, context, context_mask, rope_cos, rope_sin});
-    // Autograd IValues cannot hold raw pointers; the block, kernel and gatherer outlive the graph.
-    ctx->saved_data["block"] = reinterpret_cast<int64_t>(block);
-    ctx->saved_data["kernel"] = reinterpret_cast<int64_t>(kernel);
-    ctx->saved_data["gatherer"] = reinterpret_cast<int64_t>(gatherer);
-    ctx->saved_data["index"] = index;
-    return block->forward(x, e0, context, MaskOrNone(context_mask), RopeTables{rope_cos, rope_sin}, *kernel);
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grad_out) {
-    auto saved = ctx->get_saved_variables();
-    auto* block = reinterpret_cast<DitBlockImpl*>(ctx->saved_data["block"].toInt());
-    auto* kernel = reinterpret_cast<AttentionKernel*>(ctx->saved_data["kernel"].toInt());
-    auto* gatherer = reinterpret_cast<hpc::ParameterGatherer*>(ctx->saved_data["gatherer"].toInt());
-    const int index = static_cast<int>(ctx->saved_data["index"].toInt());
-    std::vector<torch::Tensor> in;
-    for (int i = 0; i < 3; ++i) in.push_back(saved[i].detach().requires_grad_(saved[i].requires_grad()));
-    if (gatherer) CheckOk(gatherer->Gather(index));  // ZeRO-3: whole again for the recompute
-    torch::Tensor out;
-    {
-      torch::AutoGradMode enable(true);
-      out = block->forward(in[0], in[1], in[2], MaskOrNone(saved[3]), RopeTables{saved[4], saved[5]}, *kernel);
-    }
-    torch::autograd::backward({out}, {grad_out[0]});
-    if (gatherer) {  // ZeRO-3: the block's gradient is complete: sum it into the shards, free all
-      CheckOk(gatherer->ReduceGradients(index));
-      gatherer->Release(index);
-    }
-    return {in[0].grad(), in[1].grad(), in[2].grad(), torch::Tensor(), torch::Tensor(), torch::Tensor(),
-            torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
-  }
-};
-
-}  // namespace
-
 // ----------------------------------------------------------------------------- model
 
 VideoDit::HeadImpl::HeadImpl(const DitConfig& c) {
@@ -246,6 +195,7 @@ VideoDit::HeadImpl::HeadImpl(const DitConfig& c) {
 VideoDit::VideoDit(const DitConfig& config) : config_(config) {
   const auto status = ValidateDitConfig(config);
   CHECK(status.ok()) << status;
+  runner_.set_checkpointing(config.activation_checkpointing);
   const auto& c = config;
   if (c.stem_channels > 0) {  // registered first: the shipped base's initialisation order
     const int64_t s = c.stem_channels;
@@ -368,61 +318,26 @@ torch::Tensor VideoDit::Velocity(const torch::Tensor& x, const torch::Tensor& si
     rope = rope.Slice(sp_->rank() * local, local);
   }
 
-  // The blocks. Under ZeRO-3 this is the one place parameters come and go: block i is
-  // gathered just before its forward (the next block's gather hinted) and released right
-  // after it; with gradients, CheckpointedBlock's backward gathers it again for the
-  // recompute, reduce-scatters its gradient and releases it.
-  const bool grad = torch::GradMode::is_enabled();
-  const bool recompute = c.activation_checkpointing && grad;
-  const int64_t n_blocks = static_cast<int64_t>(blocks->size());
-  for (int64_t i = 0; i < n_blocks; ++i) {
-    auto* block = blocks[i]->as<DitBlockImpl>();
-    bool trains = false;  // frozen leading blocks (--trainable) need no backward at all
-    for (const auto& p : block->parameters()) trains = trains || p.requires_grad();
-    const bool inputs_need_grad = tokens.requires_grad() || e0.requires_grad() || context.requires_grad();
-    // A re-entrant checkpointed block only back-propagates into its parameters when one of
-    // its tensor inputs needs a gradient; with everything before it frozen none would.
-    if (recompute && trains && !inputs_need_grad) tokens = tokens.detach().requires_grad_(true);
-    const bool backward = grad && (trains || inputs_need_grad);
-    TORCH_CHECK(!gatherer_ || !backward || recompute,
-                "ZeRO-3 training recomputes blocks in backward: enable activation checkpointing");
-    if (gatherer_) {
-      CheckOk(gatherer_->Gather(static_cast<int>(i)));
-      if (i + 1 < n_blocks) gatherer_->Prefetch(static_cast<int>(i + 1));
-    }
-    if (backward && recompute) {
-      // (autograd Functions take defined tensors: "no mask" (Wan's padding) travels as an empty one)
-      tokens = CheckpointedBlock::apply(tokens, e0, context, mask.defined() ? mask : torch::empty({0}), rope.cos,
-                                        rope.sin, block, self_attention_.get(), gatherer_.get(), i);
-    } else if (backward) {
-      tokens = block->forward(tokens, e0, context, mask, rope, *self_attention_);
-    } else {
-      torch::NoGradGuard no_grad;
-      tokens = block->forward(tokens, e0, context, mask, rope, *self_attention_);
-    }
-    if (gatherer_) gatherer_->Release(static_cast<int>(i));
-  }
+  // The blocks, through the block runner (hpc/block_runner.h): it gathers and releases
+  // ZeRO-3's shards around each and recomputes blocks in backward. The function is kept
+  // for that recompute, so it holds its tensors by value.
+  AttentionKernel* kernel = self_attention_.get();
+  const auto block_modules = Blocks();
+  auto run = [block_modules, mask, rope, kernel](int64_t i, const torch::Tensor& x,
+                                                 const std::vector<torch::Tensor>& shared) {
+    return static_cast<DitBlockImpl*>(block_modules[i])->forward(x, shared[0], shared[1], mask, rope, *kernel);
+  };
+  tokens = runner_.Run(block_modules, tokens, {e0, context}, run);
   auto mod = (head->modulation + e.unsqueeze(1)).chunk(2, 1);
   auto out = head->head(NormModulate(head->norm, tokens, mod[0], mod[1]));
   if (sp_) out = hpc::GatherSequence(out, *sp_, 1);
   return Unpatchify(out, grid, x.size(2), x.size(3), x.size(4));
 }
 
-std::vector<std::vector<std::string>> VideoDit::ShardableGroups() {
-  std::vector<std::vector<std::string>> groups;
-  for (size_t i = 0; i < blocks->size(); ++i) {
-    std::vector<std::string> names;
-    for (const auto& p : blocks[i]->named_parameters()) names.push_back(absl::StrCat("blocks.", i, ".", p.key()));
-    groups.push_back(std::move(names));
-  }
-  return groups;
-}
-
-absl::Status VideoDit::SetParameterGatherer(std::shared_ptr<hpc::ParameterGatherer> gatherer) {
-  // Blocks are released after their forward, so training must recompute them in backward.
-  if (gatherer) config_.activation_checkpointing = true;
-  gatherer_ = std::move(gatherer);
-  return absl::OkStatus();
+std::vector<torch::nn::Module*> VideoDit::Blocks() {
+  std::vector<torch::nn::Module*> out;
+  for (size_t i = 0; i < blocks->size(); ++i) out.push_back(blocks[i].get());
+  return out;
 }
 
 }  // namespace dancegrpo::models

@@ -97,17 +97,19 @@ class VideoDit : public VelocityModel {
   torch::Tensor Velocity(const torch::Tensor& x, const torch::Tensor& sigma, const Conditioning& condition) override;
 
   const DitConfig& config() const { return config_; }
-  void set_activation_checkpointing(bool on) { config_.activation_checkpointing = on; }
+  void set_activation_checkpointing(bool on) {
+    config_.activation_checkpointing = on;
+    runner_.set_checkpointing(on);
+  }
   // Replaces the self-attention kernel.
   void set_self_attention(std::shared_ptr<AttentionKernel> kernel) { self_attention_ = std::move(kernel); }
   // Ulysses: each rank of `sp` runs the blocks on its slice of the token sequence and
   // attends through UlyssesAttention; the head's output is gathered. Fails if sp does not
   // divide the number of heads. Token counts must then be divisible by sp.
   absl::Status SetSequenceParallel(std::shared_ptr<hpc::Communicator> sp) override;
-  // ZeRO-3: one group per block ("blocks.i.*"); Velocity gathers and releases them.
-  std::vector<std::vector<std::string>> ShardableGroups() override;
-  absl::Status SetParameterGatherer(std::shared_ptr<hpc::ParameterGatherer> gatherer) override;
-  std::shared_ptr<hpc::ParameterGatherer> parameter_gatherer() const override { return gatherer_; }
+  // The transformer blocks, run through the block runner (ZeRO-3, checkpointing).
+  std::vector<torch::nn::Module*> Blocks() override;
+  hpc::BlockRunner* block_runner() override { return &runner_; }
 
   // The RoPE tables of a token grid on a device, built once per (grid, device) and kept.
   RopeTables CachedRopeTables(const std::array<int64_t, 3>& grid, const torch::Device& device);
@@ -136,7 +138,7 @@ class VideoDit : public VelocityModel {
   DitConfig config_;
   std::shared_ptr<AttentionKernel> self_attention_;
   std::shared_ptr<hpc::Communicator> sp_;
-  std::shared_ptr<hpc::ParameterGatherer> gatherer_;
+  hpc::BlockRunner runner_;
   std::mutex rope_mutex_;
   std::map<std::string, RopeTables> rope_cache_;  // "FxHxW@device" -> the grid's tables
 };

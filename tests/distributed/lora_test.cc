@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <string>
 
-#include "dancegrpo/checkpoint.h"
+#include "dancegrpo/io/checkpoint.h"
 #include "dancegrpo/trainer.h"
 #include "gtest/gtest.h"
 #include "hpc/comm/mpi_communicator.h"

@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <string>
 
-#include "dancegrpo/checkpoint.h"
+#include "dancegrpo/io/checkpoint.h"
 #include "dancegrpo/trainable.h"
 #include "dancegrpo/trainer.h"
 #include "gtest/gtest.h"

@@ -9,11 +9,11 @@
 #include <fstream>
 #include <sstream>
 
-#include "dancegrpo/checkpoint.h"
+#include "dancegrpo/io/checkpoint.h"
 #include "dancegrpo/rollout.h"
 #include "world/toy_world.h"
 #include "dancegrpo/trainer.h"
-#include "dancegrpo/trajectory_store.h"
+#include "dancegrpo/io/trajectory_store.h"
 #include "gtest/gtest.h"
 #include "hpc/h5/h5.h"
 #include "models/mlp_velocity.h"
@@ -221,7 +221,7 @@ TEST_P(Replay, StoredIterationReproducesLogProbsAndTheUpdate) {
   config.sde.window = GetParam().window;
   auto sampler = Make(config);
   auto writer = std::make_shared<TrajectoryWriter>(dir, 0, GetParam().latents);
-  sampler->set_trajectory_writer(writer);
+  sampler->AddObserver(std::make_shared<TrajectoryShards>(writer, config));
   ASSERT_TRUE(sampler->Step().ok());
   ASSERT_TRUE(writer->CommitSegment().ok());
   auto segments = ListTrajectorySegments(dir);
@@ -242,7 +242,7 @@ TEST_P(Replay, StoredIterationReproducesLogProbsAndTheUpdate) {
 
   // A learner with the sampler's initial weights replays the stored iteration.
   auto learner = Make(config);
-  auto m = learner->ReplayStep(*record);
+  auto m = learner->ReplayStep(ToIterationRecord(*record));
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->update.ratio_min, 1.0);
   EXPECT_EQ(m->update.ratio_max, 1.0);

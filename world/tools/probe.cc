@@ -12,7 +12,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
-#include "dancegrpo/checkpoint.h"
+#include "dancegrpo/io/checkpoint.h"
 #include "world/shapes_probe.h"
 #include "world/shapes_setup.h"
 #include "gflags/gflags.h"

@@ -1,4 +1,4 @@
-#include "dancegrpo/tensorboard.h"
+#include "dancegrpo/io/tensorboard.h"
 
 #include <unistd.h>
 
@@ -10,8 +10,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "dancegrpo/images.h"
-#include "dancegrpo/tensorboard.pb.h"
+#include "dancegrpo/io/images.h"
+#include "dancegrpo/io/tensorboard.pb.h"
 #include "hpc/atomic_file.h"
 #include "hpc/crc32c.h"
 

@@ -1,4 +1,4 @@
-#include "dancegrpo/trajectory_store.h"
+#include "dancegrpo/io/trajectory_store.h"
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "dancegrpo/update.h"
 #include "hpc/atomic_file.h"
 #include "hpc/h5/h5.h"
 #include "hpc/status_macros.h"
@@ -95,16 +96,48 @@ TrajectoryRecord MakeTrajectoryRecord(const Trajectories& traj, StoredLatents mo
   return r;
 }
 
-Trajectories RecordToTrajectories(const TrajectoryRecord& r, const models::Conditioning& conditions,
-                                  const models::Conditioning& null_condition) {
-  Trajectories t;
+absl::StatusOr<TrajectoryRecord> ToTrajectoryRecord(const IterationRecord& it, StoredLatents mode,
+                                                    const TrainerConfig& config) {
+  const auto& traj = it.trajectories;
+  const int64_t n = traj.num_samples();
+  DGRPO_ASSIGN_OR_RETURN(const int n_steps,
+                         TrainedStepCount(config.steps, config.timestep_fraction, config.sde.window));
+  const SdeWindow window = WindowForIteration(config.sde.window, config.seed, traj.iteration, config.steps);
+  auto timesteps = torch::empty({n, n_steps}, torch::kLong);
+  for (int64_t i = 0; i < n; ++i) {
+    const auto t = TrainedTimesteps(config.seed, traj.iteration, traj.prompt_slot[i], traj.member[i], config.steps,
+                                    n_steps, window);
+    for (int j = 0; j < n_steps; ++j) timesteps[i][j] = t[j];
+  }
+  auto r = MakeTrajectoryRecord(traj, mode, timesteps);
+  r.rank = it.rank;
+  r.world_size = it.world_size;
+  r.seed = config.seed;
+  r.micro_batch = config.micro_batch;
+  r.first_global_sample = it.first_global_sample;
+  const int64_t k_rewards = static_cast<int64_t>(it.scores.size());
+  r.reward_names = it.reward_names;
+  r.rewards = torch::empty({k_rewards, n}, torch::kFloat64);
+  for (int64_t k = 0; k < k_rewards; ++k)
+    for (int64_t i = 0; i < n; ++i) r.rewards[k][i] = it.scores[k][i];
+  r.advantages = torch::tensor(it.advantages, torch::kFloat64);
+  r.trained = it.trained;
+  r.prompt_ids = it.prompt_ids;
+  r.prompt_texts = it.prompt_texts;
+  return r;
+}
+
+IterationRecord ToIterationRecord(const TrajectoryRecord& r) {
+  IterationRecord it;
+  it.rank = r.rank;
+  it.world_size = r.world_size;
+  it.first_global_sample = r.first_global_sample;
+  auto& t = it.trajectories;
   t.iteration = r.iteration;
   t.sigmas = r.sigmas;
   t.log_probs = r.log_probs;
   t.prompt_slot = r.prompt_slot;
   t.member = r.member;
-  t.conditions = conditions;
-  t.null_condition = null_condition;
   auto shape = r.latents.sizes().vec();
   shape[1] = static_cast<int64_t>(r.sigmas.size());
   t.latents = torch::zeros(shape, r.latents.options());
@@ -113,7 +146,24 @@ Trajectories RecordToTrajectories(const TrajectoryRecord& r, const models::Condi
       const int64_t step = r.latent_index[i][s].item<int64_t>();
       if (step >= 0) t.latents[i][step].copy_(r.latents[i][s]);
     }
-  return t;
+  it.prompt_ids = r.prompt_ids;
+  it.prompt_texts = r.prompt_texts;
+  it.reward_names = r.reward_names;
+  for (size_t k = 0; k < r.reward_names.size(); ++k) {
+    const auto row = r.rewards[static_cast<int64_t>(k)].contiguous();
+    it.scores.emplace_back(row.data_ptr<double>(), row.data_ptr<double>() + row.numel());
+  }
+  const auto adv = r.advantages.contiguous();
+  it.advantages.assign(adv.data_ptr<double>(), adv.data_ptr<double>() + adv.numel());
+  it.trained = r.trained;
+  it.replayed = true;
+  return it;
+}
+
+absl::Status TrajectoryShards::OnIteration(const IterationRecord& record) {
+  if (record.replayed) return absl::OkStatus();  // it is in the shards it was read from
+  DGRPO_ASSIGN_OR_RETURN(const auto shard, ToTrajectoryRecord(record, writer_->mode(), config_));
+  return writer_->Append(shard);
 }
 
 std::string TrajectoryWriter::RankDir() const { return absl::StrFormat("%s/rank-%05d", dir_, rank_); }

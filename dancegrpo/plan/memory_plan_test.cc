@@ -1,4 +1,4 @@
-#include "dancegrpo/memory_plan.h"
+#include "dancegrpo/plan/memory_plan.h"
 
 #include <torch/torch.h>
 

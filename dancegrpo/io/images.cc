@@ -1,4 +1,4 @@
-#include "dancegrpo/images.h"
+#include "dancegrpo/io/images.h"
 
 #include <gif_lib.h>
 #include <png.h>

@@ -20,8 +20,8 @@
 //                  a measured constant, the only one.
 // Phases: load (the full fp32 model exists on one rank at a time while it is sharded),
 // rollout, update (backward and optimizer step), checkpoint.
-#ifndef DANCEGRPO_DANCEGRPO_MEMORY_PLAN_H_
-#define DANCEGRPO_DANCEGRPO_MEMORY_PLAN_H_
+#ifndef DANCEGRPO_DANCEGRPO_PLAN_MEMORY_PLAN_H_
+#define DANCEGRPO_DANCEGRPO_PLAN_MEMORY_PLAN_H_
 
 #include <cstdint>
 #include <string>
@@ -109,4 +109,4 @@ std::vector<models::LinearLayerShape> DitLinearLayers(const models::DitConfig& c
 
 }  // namespace dancegrpo
 
-#endif  // DANCEGRPO_DANCEGRPO_MEMORY_PLAN_H_
+#endif  // DANCEGRPO_DANCEGRPO_PLAN_MEMORY_PLAN_H_

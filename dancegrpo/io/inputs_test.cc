@@ -1,4 +1,4 @@
-#include "dancegrpo/inputs.h"
+#include "dancegrpo/io/inputs.h"
 
 #include <torch/torch.h>
 

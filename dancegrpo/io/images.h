@@ -1,8 +1,8 @@
 // Pictures of a run, for people: PNG sample grids of clips (one row per clip, one column per
 // frame), animated GIF sheets of labelled clips, and a reward-curve plot. PNGs are encoded by
 // libpng, GIFs by giflib; files are written atomically.
-#ifndef DANCEGRPO_DANCEGRPO_IMAGES_H_
-#define DANCEGRPO_DANCEGRPO_IMAGES_H_
+#ifndef DANCEGRPO_DANCEGRPO_IO_IMAGES_H_
+#define DANCEGRPO_DANCEGRPO_IO_IMAGES_H_
 
 #include <torch/types.h>
 
@@ -67,4 +67,4 @@ absl::Status WriteCurvesPng(const std::string& path, const std::string& title, c
 
 }  // namespace dancegrpo
 
-#endif  // DANCEGRPO_DANCEGRPO_IMAGES_H_
+#endif  // DANCEGRPO_DANCEGRPO_IO_IMAGES_H_

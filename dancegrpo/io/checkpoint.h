@@ -11,8 +11,8 @@
 // Commit protocol: all ranks write <dir>/.ckpt-IIIIII.h5.partial; after every rank has
 // closed it, rank 0 renames it to <dir>/ckpt-IIIIII.h5 (fsync, rename, fsync dir) and
 // deletes the oldest checkpoints beyond `keep_last`. A reader never sees a partial file.
-#ifndef DANCEGRPO_DANCEGRPO_CHECKPOINT_H_
-#define DANCEGRPO_DANCEGRPO_CHECKPOINT_H_
+#ifndef DANCEGRPO_DANCEGRPO_IO_CHECKPOINT_H_
+#define DANCEGRPO_DANCEGRPO_IO_CHECKPOINT_H_
 
 #include <cstdint>
 #include <string>
@@ -95,4 +95,4 @@ absl::StatusOr<double> CompareCheckpoints(const std::string& a, const std::strin
 
 }  // namespace dancegrpo
 
-#endif  // DANCEGRPO_DANCEGRPO_CHECKPOINT_H_
+#endif  // DANCEGRPO_DANCEGRPO_IO_CHECKPOINT_H_

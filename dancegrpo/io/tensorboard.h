@@ -7,8 +7,8 @@
 // sample picture with a PNG. Files are append-only: a writer killed mid-record leaves a
 // truncated last record, which TensorBoard skips; each run (and each resume) starts a new
 // file, events.out.tfevents.<seconds>.<host>.<pid>.
-#ifndef DANCEGRPO_DANCEGRPO_TENSORBOARD_H_
-#define DANCEGRPO_DANCEGRPO_TENSORBOARD_H_
+#ifndef DANCEGRPO_DANCEGRPO_IO_TENSORBOARD_H_
+#define DANCEGRPO_DANCEGRPO_IO_TENSORBOARD_H_
 
 #include <torch/types.h>
 
@@ -58,4 +58,4 @@ class EventWriter {
 
 }  // namespace dancegrpo
 
-#endif  // DANCEGRPO_DANCEGRPO_TENSORBOARD_H_
+#endif  // DANCEGRPO_DANCEGRPO_IO_TENSORBOARD_H_

@@ -16,8 +16,8 @@
 //   rewards     the weighted reward spec of rewards/video_rewards.h, torchscript= included
 //
 // Every error names the file or flag and the fix.
-#ifndef DANCEGRPO_DANCEGRPO_INPUTS_H_
-#define DANCEGRPO_DANCEGRPO_INPUTS_H_
+#ifndef DANCEGRPO_DANCEGRPO_IO_INPUTS_H_
+#define DANCEGRPO_DANCEGRPO_IO_INPUTS_H_
 
 #include <cstdint>
 #include <memory>
@@ -107,4 +107,4 @@ absl::Status CheckDecoderFits(models::LatentDecoder* decoder, const std::vector<
 
 }  // namespace dancegrpo
 
-#endif  // DANCEGRPO_DANCEGRPO_INPUTS_H_
+#endif  // DANCEGRPO_DANCEGRPO_IO_INPUTS_H_

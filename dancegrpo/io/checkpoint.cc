@@ -1,4 +1,4 @@
-#include "dancegrpo/checkpoint.h"
+#include "dancegrpo/io/checkpoint.h"
 
 #include <cstring>
 

@@ -1,4 +1,4 @@
-#include "dancegrpo/tensorboard.h"
+#include "dancegrpo/io/tensorboard.h"
 
 #include <dirent.h>
 #include <png.h>
@@ -10,7 +10,7 @@
 #include <iterator>
 #include <string>
 
-#include "dancegrpo/tensorboard.pb.h"
+#include "dancegrpo/io/tensorboard.pb.h"
 #include "gtest/gtest.h"
 
 namespace dancegrpo {

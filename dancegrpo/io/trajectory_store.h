@@ -7,8 +7,8 @@
 // renamed when it is closed (at each checkpoint and at the end of the job), so a visible
 // segment is always complete; a killed job leaves only a temporary file, which the restart
 // removes together with segments that start at or after the resumed iteration.
-#ifndef DANCEGRPO_DANCEGRPO_TRAJECTORY_STORE_H_
-#define DANCEGRPO_DANCEGRPO_TRAJECTORY_STORE_H_
+#ifndef DANCEGRPO_DANCEGRPO_IO_TRAJECTORY_STORE_H_
+#define DANCEGRPO_DANCEGRPO_IO_TRAJECTORY_STORE_H_
 
 #include <torch/types.h>
 
@@ -19,6 +19,8 @@
 
 #include "absl/status/statusor.h"
 #include "dancegrpo/rollout.h"
+#include "dancegrpo/trainer.h"
+#include "dancegrpo/trainer_config.h"
 #include "hpc/h5/h5.h"
 
 namespace dancegrpo {
@@ -50,10 +52,14 @@ struct TrajectoryRecord {
 // kTrainedSteps only x_t and x_{t+1} of each trained step t are kept.
 TrajectoryRecord MakeTrajectoryRecord(const Trajectories& traj, StoredLatents mode, const torch::Tensor& timesteps);
 
-// The Trajectories (for UpdatePolicy) of a stored record; latents that were not stored
-// are zero. `conditions` are the encoded prompt_texts (one row per sample).
-Trajectories RecordToTrajectories(const TrajectoryRecord& record, const models::Conditioning& conditions,
-                                  const models::Conditioning& null_condition);
+// The shard record of one iteration of a run with `config`: the trainer's record, the
+// trained timesteps of each sample, and the run's seed and micro-batch.
+absl::StatusOr<TrajectoryRecord> ToTrajectoryRecord(const IterationRecord& record, StoredLatents mode,
+                                                    const TrainerConfig& config);
+
+// The iteration of a stored record, for Trainer::ReplayStep; latents that were not stored
+// are zero, and the conditions are left for the trainer to encode.
+IterationRecord ToIterationRecord(const TrajectoryRecord& record);
 
 class TrajectoryWriter {
  public:
@@ -75,6 +81,19 @@ class TrajectoryWriter {
   std::string tmp_path_, final_path_;
 };
 
+// The trajectory writer as an observer of the trainer: appends every sampled iteration
+// (not replayed ones) to this rank's shards.
+class TrajectoryShards : public IterationObserver {
+ public:
+  TrajectoryShards(std::shared_ptr<TrajectoryWriter> writer, TrainerConfig config)
+      : writer_(std::move(writer)), config_(std::move(config)) {}
+  absl::Status OnIteration(const IterationRecord& record) override;
+
+ private:
+  std::shared_ptr<TrajectoryWriter> writer_;
+  TrainerConfig config_;
+};
+
 // Removes, under `dir`, every temporary segment and every segment starting at or after
 // `iteration` (they are re-created by the resumed run). Call on one rank.
 absl::Status DiscardTrajectoriesFrom(const std::string& dir, int64_t iteration);
@@ -88,4 +107,4 @@ absl::StatusOr<TrajectoryRecord> ReadTrajectoryRecord(const std::string& path, i
 
 }  // namespace dancegrpo
 
-#endif  // DANCEGRPO_DANCEGRPO_TRAJECTORY_STORE_H_
+#endif  // DANCEGRPO_DANCEGRPO_IO_TRAJECTORY_STORE_H_
