@@ -87,7 +87,7 @@ absl::StatusOr<std::vector<bool>> SelectTrainable(const std::vector<std::string>
 
 std::vector<std::vector<std::string>> BlockParameterNames(models::VelocityModel& policy) {
   std::map<const torch::nn::Module*, std::string> prefix;
-  for (const auto& item : policy.named_modules()) prefix[item.value().get()] = item.key();
+  for (const auto& item : policy.named_modules("", /*include_self=*/false)) prefix[item.value().get()] = item.key();
   std::vector<std::vector<std::string>> out;
   for (const auto* block : policy.Blocks()) {
     std::vector<std::string> names;

@@ -29,7 +29,7 @@ using RewardFactory = std::function<absl::StatusOr<std::shared_ptr<Reward>>(cons
 struct RewardInfo {
   std::string name;
   std::string help;       // one line, for error messages and --help texts
-  bool takes_argument;    // name=<argument> (e.g. a model path), required
+  bool takes_argument = false;  // name=<argument> (e.g. a model path), required
 };
 
 // Registers a reward; a second registration of a name is a broken invariant (CHECK).

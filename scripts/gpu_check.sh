@@ -82,11 +82,11 @@ CXXFLAGS=(-std=$CXX_STD -O1 -g0 -fPIC -DOMPI_SKIP_MPICXX -DDANCEGRPO_WITH_CUDA=1
   -I"$NCCL_INCLUDE" -I"$DEPS_PREFIX/include" -I"$MPI_INCLUDE")
 # TensorBoard's messages: the kit carries them generated (DEPS_PREFIX/gen), else this node's protoc.
 GEN="$BUILD/gen"
-mkdir -p "$GEN/dancegrpo"
-if [[ -f "$DEPS_PREFIX/gen/dancegrpo/tensorboard.pb.cc" ]]; then
-  cp "$DEPS_PREFIX"/gen/dancegrpo/tensorboard.pb.* "$GEN/dancegrpo/"
+mkdir -p "$GEN/dancegrpo/io"
+if [[ -f "$DEPS_PREFIX/gen/dancegrpo/io/tensorboard.pb.cc" ]]; then
+  cp "$DEPS_PREFIX"/gen/dancegrpo/io/tensorboard.pb.* "$GEN/dancegrpo/io/"
 elif command -v protoc >/dev/null; then
-  protoc --proto_path=. --cpp_out="$GEN" dancegrpo/tensorboard.proto || die "protoc failed on dancegrpo/tensorboard.proto"
+  protoc --proto_path=. --cpp_out="$GEN" dancegrpo/io/tensorboard.proto || die "protoc failed on dancegrpo/io/tensorboard.proto"
 else
   echo "NOTE: no protoc and no kit: the files that use TensorBoard's messages will not compile"
 fi
@@ -175,7 +175,7 @@ fi
 # adapter files need safetensors, atomic writes and CRC-32C).
 DIT=(models/dit/dit.cc models/dit/dit_config.cc models/dit/cpu_attention.cc models/dit/cpu_ops.cc models/lora.cc
   models/safetensors.cc hpc/atomic_file.cc hpc/crc32c.cc hpc/seqpar.cc models/timestep_embedding.cc
-  models/velocity_model.cc)
+  models/velocity_model.cc hpc/block_runner.cc hpc/sharding.cc hpc/zero3.cc hpc/memory.cc)
 pids=()
 for src in "${DIT[@]}" models/dit/dit_test.cc models/dit/dit_seqpar_test.cc tests/smoke/torch_autograd_test.cc; do
   "$CXX" "${CXXFLAGS[@]}" -c "$src" -o "$BUILD/$(echo "$src" | tr / _).o" 2>"$BUILD/$(echo "$src" | tr / _).o.log" &
@@ -200,13 +200,15 @@ else
 fi
 # --- 5. train on CUDA in bf16, and the DiT's forward+backward MFU
 if [[ "${SKIP_TRAIN:-0}" == 1 ]]; then echo "SKIP train_cuda_bf16 (SKIP_TRAIN=1)"; exit $bad; fi
-TRAIN_SRC=(dancegrpo/advantage.cc dancegrpo/checkpoint.cc dancegrpo/images.cc dancegrpo/inputs.cc dancegrpo/rng.cc
-  dancegrpo/rollout.cc dancegrpo/schedule.cc dancegrpo/sde.cc dancegrpo/trainer.cc dancegrpo/trajectory_store.cc
-  dancegrpo/update.cc dancegrpo/trainable.cc dancegrpo/memory_plan.cc dancegrpo/tools/model_flags.cc
-  dancegrpo/tools/run_flags.cc hpc/fault_injection.cc hpc/topology.cc hpc/memory.cc
-  hpc/sharding.cc hpc/zero3.cc hpc/h5/h5.cc hpc/h5/sharded_vector.cc models/mlp_velocity.cc
-  models/torchscript_decoder.cc models/text/precomputed_text_encoder.cc rewards/reward.cc rewards/video_rewards.cc
-  world/toy_world.cc world/shapes_world.cc dancegrpo/tensorboard.cc "$GEN/dancegrpo/tensorboard.pb.cc")
+TRAIN_SRC=(dancegrpo/advantage.cc dancegrpo/rng.cc dancegrpo/rollout.cc dancegrpo/schedule.cc dancegrpo/sde.cc
+  dancegrpo/scored_rollout.cc dancegrpo/trainer.cc dancegrpo/trainer_config.cc dancegrpo/update.cc
+  dancegrpo/trainable.cc dancegrpo/io/checkpoint.cc dancegrpo/io/images.cc dancegrpo/io/inputs.cc
+  dancegrpo/io/run_report.cc dancegrpo/io/trajectory_store.cc dancegrpo/io/tensorboard.cc
+  dancegrpo/plan/memory_plan.cc dancegrpo/tools/model_flags.cc dancegrpo/tools/run_flags.cc
+  dancegrpo/tools/run_setup.cc hpc/fault_injection.cc hpc/topology.cc hpc/h5/h5.cc hpc/h5/sharded_vector.cc models/mlp_velocity.cc models/model_family.cc
+  models/dit/dit_family.cc models/torchscript_decoder.cc models/text/precomputed_text_encoder.cc
+  rewards/reward.cc rewards/registry.cc rewards/video_rewards.cc world/toy_world.cc world/shapes_world.cc
+  world/shapes_rewards.cc "$GEN/dancegrpo/io/tensorboard.pb.cc")
 pids=()
 for src in "${TRAIN_SRC[@]}" dancegrpo/tools/train.cc tests/fixtures/make_fixtures.cc bench/dit_bench.cc; do
   "$CXX" "${ALLFLAGS[@]}" -O2 -c "$src" -o "$BUILD/$(echo "$src" | tr / _).o" 2>"$BUILD/$(echo "$src" | tr / _).o.log" &

@@ -21,52 +21,22 @@ constexpr int64_t kRuntimeCpu = 200'000'000;
 constexpr int64_t kRuntimeCuda = 200'000'000 + 600'000'000;
 
 int64_t Ceil(int64_t a, int64_t b) { return (a + b - 1) / b; }
-int64_t Linear(int64_t in, int64_t out) { return in * out + out; }
 int64_t Bytes(torch::ScalarType t) { return t == torch::kFloat32 ? 4 : 2; }
 
+// Whether a parameter comes before the blocks in the forward pass (an embedding, whose
+// gradient flows back through every block): its module precedes the first block's in the
+// family's list, which is in the model's order.
+bool BeforeTheBlocks(const std::vector<models::ModuleShape>& modules, const std::string& name) {
+  size_t first_block = modules.size(), position = modules.size(), longest = 0;
+  for (size_t i = 0; i < modules.size(); ++i) {
+    if (modules[i].block >= 0 && first_block == modules.size()) first_block = i;
+    const auto& m = modules[i].name;
+    if ((name == m || absl::StartsWith(name, m + ".")) && m.size() > longest) longest = m.size(), position = i;
+  }
+  return position < first_block;
+}
+
 }  // namespace
-
-std::vector<ModuleSize> DitModuleSizes(const models::DitConfig& c) {
-  const int64_t d = c.dim, s = c.stem_channels, pv = c.patch_volume();
-  std::vector<ModuleSize> out;
-  if (s > 0) {
-    out.push_back({"stem1", (c.in_channels * 27 + 1) * s, -1});
-    out.push_back({"stem2", (s * 27 + 1) * s, -1});
-  }
-  out.push_back({"patch_embedding", (c.in_channels + s) * pv * d + d, -1});
-  out.push_back({"text_embedding", Linear(c.text_dim, d) + Linear(d, d), -1});
-  out.push_back({"time_embedding", Linear(c.freq_dim, d) + Linear(d, d), -1});
-  out.push_back({"time_projection", Linear(d, 6 * d), -1});
-  if (c.pooled_dim > 0) out.push_back({"pooled_embedding", Linear(c.pooled_dim, d), -1});
-  const int64_t attention = 4 * Linear(d, d) + 2 * d;  // q, k, v, o + RMSNorm(q), RMSNorm(k)
-  for (int b = 0; b < c.layers; ++b) {
-    const std::string p = absl::StrCat("blocks.", b, ".");
-    out.push_back({p + "self_attn", attention, b});
-    out.push_back({p + "cross_attn", attention, b});
-    out.push_back({p + "norm3", 2 * d, b});
-    out.push_back({p + "ffn", Linear(d, c.ffn_dim) + Linear(c.ffn_dim, d), b});
-    out.push_back({p + "modulation", 6 * d, b});
-  }
-  out.push_back({"head", Linear(d, c.out_channels * pv) + 2 * d, -1});
-  return out;
-}
-
-std::vector<models::LinearLayerShape> DitLinearLayers(const models::DitConfig& c) {
-  const int64_t d = c.dim;
-  std::vector<models::LinearLayerShape> out = {
-      {"text_embedding.0", c.text_dim, d}, {"text_embedding.2", d, d},  {"time_embedding.0", c.freq_dim, d},
-      {"time_embedding.2", d, d},          {"time_projection.1", d, 6 * d}};
-  if (c.pooled_dim > 0) out.push_back({"pooled_embedding", c.pooled_dim, d});
-  for (int b = 0; b < c.layers; ++b) {
-    const std::string p = absl::StrCat("blocks.", b, ".");
-    for (const char* attn : {"self_attn.", "cross_attn."})
-      for (const char* x : {"q", "k", "v", "o"}) out.push_back({absl::StrCat(p, attn, x), d, d});
-    out.push_back({p + "ffn.0", d, c.ffn_dim});
-    out.push_back({p + "ffn.2", c.ffn_dim, d});
-  }
-  out.push_back({"head.head", d, c.out_channels * c.patch_volume()});
-  return out;
-}
 
 namespace {
 absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise);
@@ -76,15 +46,19 @@ absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) { return Plan(in, tru
 
 namespace {
 absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
-  const auto& c = in.model;
+  if (!in.model) return absl::InvalidArgumentError("no model to plan: set PlanInput::model (a model family)");
+  const auto& c = *in.model;
   if (auto valid = ValidateTrainerConfig(in.run); !valid.ok()) return valid;
   if (in.world < 1 || in.run.sequence_parallel < 1 || in.world % in.run.sequence_parallel != 0)
     return absl::InvalidArgumentError(absl::StrCat("sp = ", in.run.sequence_parallel, " does not divide the ", in.world,
                                                    " ranks; use an sp that divides the world (e.g. ",
                                                    std::gcd(in.world, std::max(1, in.run.sequence_parallel)), ")"));
-  if (c.heads % in.run.sequence_parallel != 0)
-    return absl::InvalidArgumentError(absl::StrCat("sp = ", in.run.sequence_parallel, " does not divide the model's ", c.heads,
-                                                   " heads; Ulysses splits the heads over sp ranks"));
+  if (in.run.sequence_parallel > 1 && c.Heads() == 0)
+    return absl::InvalidArgumentError(absl::StrCat("sp = ", in.run.sequence_parallel, ": the model (", c.family(),
+                                                   ") has no attention heads to split; use --sp=1"));
+  if (in.run.sequence_parallel > 1 && c.Heads() % in.run.sequence_parallel != 0)
+    return absl::InvalidArgumentError(absl::StrCat("sp = ", in.run.sequence_parallel, " does not divide the model's ",
+                                                   c.Heads(), " heads; Ulysses splits the heads over sp ranks"));
   if (in.run.latent_shape.size() != 4) return absl::InvalidArgumentError("latent_shape must be C,F,H,W");
   const int dp = in.world / in.run.sequence_parallel;
   const int64_t global = static_cast<int64_t>(in.run.prompts_per_iteration) * in.run.group_size;
@@ -95,31 +69,31 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
   const int64_t local = global / dp;
   const int64_t mb = in.run.micro_batch > 0 ? std::min<int64_t>(in.run.micro_batch, local) : local;
   const int64_t rows = mb * ((in.run.cfg_scale != 1.0) ? 2 : 1);  // rows of one policy evaluation
-  const int64_t grid = Ceil(in.run.latent_shape[1], c.patch[0]) * Ceil(in.run.latent_shape[2], c.patch[1]) *
-                       Ceil(in.run.latent_shape[3], c.patch[2]);
+  const int64_t grid = c.Tokens(in.run.latent_shape);
   if (grid % in.run.sequence_parallel != 0)
     return absl::InvalidArgumentError(absl::StrCat("sp = ", in.run.sequence_parallel, " does not divide the ", grid,
                                                    " video tokens; change the clip size or sp"));
   const int64_t L = grid / in.run.sequence_parallel, Lfull = grid;
-  const int64_t Lt = in.text_tokens > 0 ? in.text_tokens : std::max<int64_t>(c.text_len, 1);
+  const int64_t Lt = in.text_tokens > 0 ? in.text_tokens : c.TextTokens(0);
   const int64_t N = in.world, s = Bytes(in.run.compute_dtype), rb = Bytes(in.run.optimizer.reduce_dtype);
-  const int64_t d = c.dim, f = c.ffn_dim, h = c.heads / in.run.sequence_parallel;
+  const int layers = c.NumBlocks();
 
   // Which parameters are trained.
-  auto modules = DitModuleSizes(c);
+  const auto base_modules = c.Modules();
+  auto modules = base_modules;
   int64_t lora_per_token = 0;  // adapter activations (A x) of one block, per token
   if (in.run.lora.rank > 0) {
     models::LoraConfig lora;
     lora.rank = in.run.lora.rank;
     lora.alpha = in.run.lora.alpha;
     if (!in.run.lora.targets.empty()) lora.targets = in.run.lora.targets;
-    const auto layers = DitLinearLayers(c);
-    auto chosen = models::SelectLoraLayers(layers, lora);
+    const auto linears = c.LinearLayers();
+    auto chosen = models::SelectLoraLayers(linears, lora);
     if (!chosen.ok()) return chosen.status();
-    for (size_t i = 0; i < layers.size(); ++i) {
+    for (size_t i = 0; i < linears.size(); ++i) {
       if (!(*chosen)[i]) continue;
-      const auto& l = layers[i];
-      const int block = absl::StartsWith(l.path, "blocks.") ? std::stoi(l.path.substr(7)) : -1;
+      const auto& l = linears[i];
+      const int block = models::BlockOfPath(base_modules, l.path);
       modules.push_back({l.path + ".lora_A.weight", in.run.lora.rank * l.in, block});
       modules.push_back({l.path + ".lora_B.weight", l.out * in.run.lora.rank, block});
       if (block == 0) lora_per_token += in.run.lora.rank;
@@ -130,9 +104,9 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
   auto selected = SelectTrainable(names, in.run.trainable);
   if (!selected.ok()) return selected.status();
   MemoryPlan p;
-  std::vector<int64_t> block_total(c.layers, 0), block_trained(c.layers, 0);
+  std::vector<int64_t> block_total(layers, 0), block_trained(layers, 0);
   int64_t rep_total = 0, rep_trained = 0;
-  int first_trained_block = c.layers;
+  int first_trained_block = layers;
   bool embeddings_trained = false;
   for (size_t i = 0; i < modules.size(); ++i) {
     const auto& m = modules[i];
@@ -145,14 +119,14 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
       rep_total += m.count;
       if ((*selected)[i]) {
         rep_trained += m.count;
-        if (!absl::StartsWith(m.name, "head")) embeddings_trained = true;
+        if (BeforeTheBlocks(base_modules, m.name)) embeddings_trained = true;
       }
     }
   }
   p.block_parameters = p.parameters - rep_total;
-  const int64_t block_max = c.layers > 0 ? *std::max_element(block_total.begin(), block_total.end()) : 0;
+  const int64_t block_max = layers > 0 ? *std::max_element(block_total.begin(), block_total.end()) : 0;
   const int64_t block_trained_max =
-      c.layers > 0 ? *std::max_element(block_trained.begin(), block_trained.end()) : 0;
+      layers > 0 ? *std::max_element(block_trained.begin(), block_trained.end()) : 0;
 
   // This rank's optimizer slice (elements): the replicated trained parameters' shard, and
   // under ZeRO-3 one slice per trained block unit.
@@ -161,7 +135,7 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
     state = Ceil(p.trained_parameters, N);
   } else {
     state = Ceil(rep_trained, N);
-    for (int b = 0; b < c.layers; ++b) state += Ceil(block_trained[b], N);
+    for (int b = 0; b < layers; ++b) state += Ceil(block_trained[b], N);
   }
   const bool masters = in.run.compute_dtype != torch::kFloat32 || in.run.zero_stage == 3;
   p.masters = masters ? 4 * state : 0;
@@ -173,7 +147,7 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
     p.gradients = s * p.trained_parameters;
   } else {
     p.params_resident = s * rep_total;
-    for (int b = 0; b < c.layers; ++b) {
+    for (int b = 0; b < layers; ++b) {
       const int64_t frozen = block_total[b] - block_trained[b];
       p.params_resident += s * Ceil(frozen, N);
       if (in.run.compute_dtype != torch::kFloat32) p.params_resident += s * Ceil(block_trained[b], N);  // compute beside master
@@ -193,11 +167,16 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
   //  per text token: k, v and normed k of the context (3 x dim);
   //  attention matrices without a fused kernel (libtorch 1.13 on the CPU): scores and softmax
   //  for self [h/sp, L, L] and cross [h/sp, L, Lt] attention.
-  const bool fused = in.run.device.is_cuda();  // scaled_dot_product_attention (libtorch 2.x) keeps no L x L matrix
-  const int64_t scores = fused ? 0 : 2 * (h * Lfull * Lfull + c.heads * L * Lt);
-  const int64_t per_block = rows * s * (L * (24 * d + 2 * f + lora_per_token) + 3 * Lt * d + scores);
-  const int64_t block_input = rows * s * L * d;
-  const int blocks_with_grad = embeddings_trained ? c.layers : c.layers - first_trained_block;
+  models::ActivationQuery q;
+  q.tokens = L;
+  q.full_tokens = Lfull;
+  q.text_tokens = Lt;
+  q.sequence_parallel = in.run.sequence_parallel;
+  q.extra_per_token = lora_per_token;
+  q.fused_attention = in.run.device.is_cuda();  // scaled_dot_product_attention (libtorch 2.x) keeps no L x L matrix
+  const int64_t per_block = rows * s * c.BlockActivations(q);
+  const int64_t block_input = rows * s * c.BlockInput(q);
+  const int blocks_with_grad = embeddings_trained ? layers : layers - first_trained_block;
   p.activations_no_ckpt = per_block * blocks_with_grad;
   // Checkpointing keeps each block's input, and recomputes one block at a time; its backward
   // holds that block's activations and their gradients (as large again, at most).
@@ -205,11 +184,12 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
   const bool ckpt = in.checkpointing || in.run.zero_stage == 3;  // ZeRO-3 trains with recompute
   p.activations = blocks_with_grad > 0 ? (ckpt ? p.activations_ckpt : p.activations_no_ckpt) : 0;
   // A no-grad forward: the context and the widest block temporaries.
-  p.rollout_activations = rows * s * (Lt * d * 3 + L * (4 * d + 2 * f) + scores / 2);
+  q.extra_per_token = 0;
+  p.rollout_activations = rows * s * c.ForwardWorkingSet(q);
 
   // Trajectories: latents of every step, log-probs, final x0, the text rows.
   const int64_t latent = in.run.latent_shape[0] * in.run.latent_shape[1] * in.run.latent_shape[2] * in.run.latent_shape[3];
-  p.trajectories = local * (4 * latent * (in.run.steps + 2) + 4 * in.run.steps + 4 * Lt * c.text_dim);
+  p.trajectories = local * (4 * latent * (in.run.steps + 2) + 4 * in.run.steps + 4 * Lt * c.TextDim());
 
   // Optimizer step buffers. ZeRO-2: the flat fp32 gradient (and its reduce-dtype copy) of
   // every trained parameter; fp32 parameters are flattened again to take the slice. Both
@@ -299,7 +279,7 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
       o.run.compute_dtype = torch::kBFloat16;
       options.push_back({"--precision=bf16 (fp32 masters and moments stay)", o});
     }
-    for (int sp = in.run.sequence_parallel * 2; sp <= in.world && c.heads % sp == 0; sp *= 2) {
+    for (int sp = in.run.sequence_parallel * 2; sp <= in.world && c.Heads() > 0 && c.Heads() % sp == 0; sp *= 2) {
       if (in.world % sp != 0 || grid % sp != 0) continue;
       auto o = in;
       o.run.sequence_parallel = sp;
@@ -368,11 +348,11 @@ std::string FormatBytes(double b) {
 
 std::string FormatPlan(const PlanInput& in, const MemoryPlan& p) {
   std::string out;
-  const auto& c = in.model;
+  const auto& c = *in.model;
   absl::StrAppendFormat(&out, "plan: %s (%.2f B parameters, %.4g B trained%s), latents %s, text %d tokens\n",
-                        c.name.empty() ? "model" : c.name, p.parameters / 1e9, p.trained_parameters / 1e9,
+                        c.name().empty() ? c.family() : c.name(), p.parameters / 1e9, p.trained_parameters / 1e9,
                         in.run.lora.rank > 0 ? absl::StrCat(": LoRA r=", in.run.lora.rank) : std::string(),
-                        absl::StrJoin(in.run.latent_shape, "x"), in.text_tokens > 0 ? in.text_tokens : c.text_len);
+                        absl::StrJoin(in.run.latent_shape, "x"), in.text_tokens > 0 ? in.text_tokens : c.TextTokens(0));
   absl::StrAppendFormat(&out,
                         "      %d ranks (dp %d x sp %d), ZeRO-%d, %s, checkpointing %s, micro-batch %d, group %d, "
                         "%d steps\n",

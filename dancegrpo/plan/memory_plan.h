@@ -24,19 +24,22 @@
 #define DANCEGRPO_DANCEGRPO_PLAN_MEMORY_PLAN_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "c10/core/ScalarType.h"
 #include "dancegrpo/trainer_config.h"
-#include "models/dit/dit_config.h"
+#include "models/model_family.h"
 #include "models/lora.h"
 
 namespace dancegrpo {
 
 struct PlanInput {
-  models::DitConfig model;
+  // The model, through its family (models/model_family.h): its modules, linear layers,
+  // heads, tokens and block activations.
+  std::shared_ptr<const models::ModelFamily> model;
   // The run as train would run it: layout (micro_batch, group_size, prompts_per_iteration,
   // steps, sequence_parallel, zero_stage), precision, trainable patterns (module
   // granularity), LoRA (adapters on the targeted linears, the only trained parameters; the
@@ -44,7 +47,7 @@ struct PlanInput {
   // each evaluation), latent_shape [C, F, H, W] and device (cuda: a CUDA context, no host
   // check of the device). Its defaults are the run's (trainer_config.h).
   TrainerConfig run;
-  int64_t text_tokens = 0;  // 0: the model's text_len
+  int64_t text_tokens = 0;  // 0: the model's own (ModelFamily::TextTokens)
   int world = 1;
   bool checkpointing = false;  // activation checkpointing
   // What to check against (0 = no check): each rank's device memory (on the CPU: its share
@@ -95,17 +98,6 @@ std::string FormatPlan(const PlanInput& input, const MemoryPlan& plan);
 
 // Bytes with a unit: "5.68 GB" (decimal), "812 MB".
 std::string FormatBytes(double bytes);
-
-// The DiT's parameters by module ("blocks.3.ffn", "head", ...) with their element counts,
-// from the config alone. Block modules carry their block index; others -1.
-struct ModuleSize {
-  std::string name;
-  int64_t count;
-  int block;
-};
-std::vector<ModuleSize> DitModuleSizes(const models::DitConfig& c);
-// The DiT's linear layers (the places a LoRA adapter can go), from the config alone.
-std::vector<models::LinearLayerShape> DitLinearLayers(const models::DitConfig& c);
 
 }  // namespace dancegrpo
 

@@ -8,9 +8,15 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "models/dit/dit.h"
+#include "models/dit/dit_family.h"
 
 namespace dancegrpo {
 namespace {
+
+// The DiT config of a plan's model (a models::DitFamily here).
+const models::DitConfig& Dit(const PlanInput& in) {
+  return static_cast<const models::DitFamily&>(*in.model).config();
+}
 
 // The planner's parameter inventory is the model's own, module by module.
 void ExpectSameInventory(const models::DitConfig& c) {
@@ -27,7 +33,7 @@ void ExpectSameInventory(const models::DitConfig& c) {
   }
   std::map<std::string, int64_t> planned;
   int64_t total = 0;
-  for (const auto& m : DitModuleSizes(c)) planned[m.name] += m.count, total += m.count;
+  for (const auto& m : models::DitFamily(c).Modules()) planned[m.name] += m.count, total += m.count;
   EXPECT_EQ(planned, real);
   EXPECT_EQ(total, models::DitParameterCount(c));
 }
@@ -42,7 +48,7 @@ TEST(MemoryPlan, InventoryMatchesTheModel) {
 
 PlanInput Wan13(int world) {
   PlanInput in;
-  in.model = *models::DitPreset("wan2.1-1.3b");
+  in.model = models::DitFamily::Make(*models::DitPreset("wan2.1-1.3b"));
   in.run.latent_shape = {16, 1, 8, 8};
   in.world = world;
   in.run.group_size = 2;
@@ -54,7 +60,7 @@ PlanInput Wan13(int world) {
 
 TEST(MemoryPlan, ClosedFormsOfTheStates) {
   auto in = Wan13(4);
-  const int64_t P = models::DitParameterCount(in.model);
+  const int64_t P = models::DitParameterCount(Dit(in));
   auto z2 = *PlanMemory(in);
   EXPECT_EQ(z2.parameters, P);
   EXPECT_EQ(z2.params_resident, 4 * P) << "ZeRO-2 fp32: every parameter on every rank";
@@ -68,13 +74,13 @@ TEST(MemoryPlan, ClosedFormsOfTheStates) {
   // ZeRO-3: the state is the same size; the blocks are held in slices and one at a time.
   in.run.zero_stage = 3;
   auto z3 = *PlanMemory(in);
-  const int64_t block = (P - (P - z3.block_parameters)) / in.model.layers;
+  const int64_t block = (P - (P - z3.block_parameters)) / Dit(in).layers;
   EXPECT_EQ(z3.params_gathered, 2 * 2 * block) << "bf16: the block in use and the prefetched one";
   EXPECT_LT(z3.params_resident, bf.params_resident / 3);
-  EXPECT_NEAR(static_cast<double>(z3.masters), static_cast<double>(bf.masters), 4.0 * 4 * in.model.layers);
+  EXPECT_NEAR(static_cast<double>(z3.masters), static_cast<double>(bf.masters), 4.0 * 4 * Dit(in).layers);
   // Full fine-tuning: 16 bytes per parameter over the ranks, whatever the stage.
   const double state = z3.masters + z3.optimizer + z3.grad_slice;
-  EXPECT_NEAR(state * 4, 16.0 * P, 16.0 * 4 * (in.model.layers + 1));
+  EXPECT_NEAR(state * 4, 16.0 * P, 16.0 * 4 * (Dit(in).layers + 1));
 }
 
 TEST(MemoryPlan, ActivationsFollowTheShapes) {
@@ -107,7 +113,7 @@ TEST(MemoryPlan, RefusesWhatCannotFitAndNamesTheCheapestFix) {
   EXPECT_NE(full.advice.find("8 ranks"), std::string::npos) << full.advice;
   // 14B on 6 GB ranks: not even 16 of them hold its state, which is then named.
   auto alone = in;
-  alone.model = *models::DitPreset("wan2.1-14b");
+  alone.model = models::DitFamily::Make(*models::DitPreset("wan2.1-14b"));
   alone.world = 1;
   alone.ranks_per_node = 1;
   alone.run.prompts_per_iteration = 1;
@@ -159,7 +165,7 @@ TEST(MemoryPlanLora, LinearLayersMatchTheModel) {
     real.push_back(absl::StrCat(m.key(), " ", layer->weight.size(1), "x", layer->weight.size(0)));
   }
   std::vector<std::string> planned;
-  for (const auto& l : DitLinearLayers(c)) planned.push_back(absl::StrCat(l.path, " ", l.in, "x", l.out));
+  for (const auto& l : models::DitFamily(c).LinearLayers()) planned.push_back(absl::StrCat(l.path, " ", l.in, "x", l.out));
   std::sort(real.begin(), real.end());
   std::sort(planned.begin(), planned.end());
   EXPECT_EQ(planned, real);
@@ -167,7 +173,7 @@ TEST(MemoryPlanLora, LinearLayersMatchTheModel) {
 
 TEST(MemoryPlanLora, AdaptersAreTheOnlyTrainedState) {
   PlanInput in;
-  in.model = *models::DitPreset("wan2.1-1.3b");
+  in.model = models::DitFamily::Make(*models::DitPreset("wan2.1-1.3b"));
   in.run.latent_shape = {16, 1, 8, 8};
   in.world = 4;
   in.run.group_size = 2;
@@ -175,14 +181,14 @@ TEST(MemoryPlanLora, AdaptersAreTheOnlyTrainedState) {
   in.run.micro_batch = 1;
   in.run.steps = 3;
   in.run.compute_dtype = torch::kBFloat16;
-  const int64_t P = models::DitParameterCount(in.model);
-  const int64_t d = in.model.dim, f = in.model.ffn_dim, r = 32;
+  const int64_t P = models::DitParameterCount(Dit(in));
+  const int64_t d = Dit(in).dim, f = Dit(in).ffn_dim, r = 32;
   in.run.lora.rank = r;
   in.run.lora.alpha = 64;
   auto p = PlanMemory(in);
   ASSERT_TRUE(p.ok()) << p.status();
   // Default targets: 8 attention linears d x d and the FFN's d x f and f x d, every block.
-  const int64_t T = in.model.layers * r * (8 * 2 * d + 2 * (d + f));
+  const int64_t T = Dit(in).layers * r * (8 * 2 * d + 2 * (d + f));
   EXPECT_EQ(p->trained_parameters, T);
   EXPECT_EQ(p->parameters, P + T);
   EXPECT_EQ(p->params_resident, 2 * (P + T)) << "ZeRO-2: the frozen base and the adapters in bf16 on every rank";

@@ -6,7 +6,7 @@
 #include "dancegrpo/tools/model_flags.h"
 #include "hpc/memory.h"
 #include "hpc/status_macros.h"
-#include "models/dit/dit_config.h"
+#include "models/model_family.h"
 
 namespace {
 // The defaults of every flag below: default-constructed structs, so each is written once.
@@ -181,11 +181,11 @@ absl::StatusOr<std::vector<int64_t>> LatentShapeFromFlags(int64_t in_channels) {
 
 absl::StatusOr<PlanInput> PlanInputFor(const RunConfig& run, int world) {
   PlanInput in;
-  auto config = models::DitConfigFromPresetOrFile(run.model.model);
-  if (!config.ok()) return InFlag("model", config.status());
-  in.model = *config;
+  auto family = models::ModelFamilyFor(run.model.model);
+  if (!family.ok()) return InFlag("model", family.status());
+  in.model = *family;
   in.run = run.trainer;
-  DGRPO_ASSIGN_OR_RETURN(in.run.latent_shape, LatentShapeFromFlags(in.model.in_channels));
+  DGRPO_ASSIGN_OR_RETURN(in.run.latent_shape, LatentShapeFromFlags(in.model->LatentChannels()));
   in.world = world;
   in.checkpointing = run.model.activation_checkpointing;
   in.ranks_per_node = run.ranks_per_node > 0 ? run.ranks_per_node : world;

@@ -6,6 +6,7 @@
 #include "dancegrpo/io/inputs.h"
 #include "dancegrpo/trainable.h"
 #include "hpc/status_macros.h"
+#include "models/dit/dit_family.h"
 #include "models/mlp_velocity.h"
 #include "world/toy_world.h"
 
@@ -56,9 +57,9 @@ absl::StatusOr<LoadedRun> LoadUserRun(RunConfig& run, const std::string& prompts
   if (auto s = CheckDecoderFits(user->decoder.get(), c.latent_shape); !s.ok())
     return absl::Status(s.code(), absl::StrCat("--decoder: ", s.message()));
   r.policy = user->dit;
-  const auto grid = user->dit->TokenGrid(c.latent_shape[1], c.latent_shape[2], c.latent_shape[3]);
-  const int64_t text_tokens = user->config.pad_text_to_len ? user->config.text_len : user->encoder->token_length();
-  r.flops_per_forward = models::DitForwardFlops(user->config, 1, grid[0] * grid[1] * grid[2], text_tokens);
+  const models::DitFamily family(user->config);
+  r.flops_per_forward = family.ForwardFlops(1, family.Tokens(c.latent_shape),
+                                            family.TextTokens(user->encoder->token_length()));
   // With LoRA the reference is the base itself: the policy with its adapters off.
   if (c.kl_beta > 0 && !c.lora.enabled()) r.reference = MakeDit(user->config);
   c.base_weights = user->base_weights;

@@ -341,32 +341,31 @@ absl::Status MpiCommunicator::WaitPeer(MPI_Request* request, const std::string& 
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<PendingCollective>> MpiCommunicator::StartSend(const torch::Tensor& t, int peer,
-                                                                             int tag) {
-  if (auto s = CheckPointToPointArgs("Send", t, peer, tag, size_); !s.ok()) return s;
-  if (auto s = CheckCpu(t, "Send"); !s.ok()) return s;
+absl::StatusOr<std::unique_ptr<PendingCollective>> MpiCommunicator::StartPointToPoint(bool send, const torch::Tensor& t,
+                                                                                     int peer, int tag) {
+  const char* op = send ? "Send" : "Recv";
+  if (auto s = CheckPointToPointArgs(op, t, peer, tag, size_); !s.ok()) return s;
+  if (auto s = CheckCpu(t, op); !s.ok()) return s;
   auto type = MpiType(t, false);
   if (!type.ok()) return type.status();
-  const std::string what = absl::StrCat(Describe("Send", t), " to rank ", peer, " (world rank ", world_ranks_[peer],
-                                        "), tag ", tag);
+  const std::string what = absl::StrCat(Describe(op, t), send ? " to rank " : " from rank ", peer, " (world rank ",
+                                        world_ranks_[peer], "), tag ", tag);
   auto pending = std::make_unique<PendingMpi>([this, what](MPI_Request* r) { return WaitPeer(r, what); });
-  const int rc = MPI_Isend(t.data_ptr(), static_cast<int>(t.numel()), *type, peer, tag, comm_, pending->request());
+  const int n = static_cast<int>(t.numel());
+  const int rc = send ? MPI_Isend(t.data_ptr(), n, *type, peer, tag, comm_, pending->request())
+                      : MPI_Irecv(t.data_ptr(), n, *type, peer, tag, comm_, pending->request());
   if (rc != MPI_SUCCESS) return MpiStatus(rc, what);
   return std::unique_ptr<PendingCollective>(std::move(pending));
 }
 
+absl::StatusOr<std::unique_ptr<PendingCollective>> MpiCommunicator::StartSend(const torch::Tensor& t, int peer,
+                                                                             int tag) {
+  return StartPointToPoint(true, t, peer, tag);
+}
+
 absl::StatusOr<std::unique_ptr<PendingCollective>> MpiCommunicator::StartRecv(const torch::Tensor& t, int peer,
                                                                              int tag) {
-  if (auto s = CheckPointToPointArgs("Recv", t, peer, tag, size_); !s.ok()) return s;
-  if (auto s = CheckCpu(t, "Recv"); !s.ok()) return s;
-  auto type = MpiType(t, false);
-  if (!type.ok()) return type.status();
-  const std::string what = absl::StrCat(Describe("Recv", t), " from rank ", peer, " (world rank ", world_ranks_[peer],
-                                        "), tag ", tag);
-  auto pending = std::make_unique<PendingMpi>([this, what](MPI_Request* r) { return WaitPeer(r, what); });
-  const int rc = MPI_Irecv(t.data_ptr(), static_cast<int>(t.numel()), *type, peer, tag, comm_, pending->request());
-  if (rc != MPI_SUCCESS) return MpiStatus(rc, what);
-  return std::unique_ptr<PendingCollective>(std::move(pending));
+  return StartPointToPoint(false, t, peer, tag);
 }
 
 absl::StatusOr<int> MpiCommunicator::RanksOnThisNode(MPI_Comm comm) {

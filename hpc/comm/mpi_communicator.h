@@ -74,6 +74,9 @@ class MpiCommunicator : public Communicator {
   // Polls a point-to-point `request` to completion; past the timeout, names the peer and
   // aborts the job.
   absl::Status WaitPeer(MPI_Request* request, const std::string& what);
+  // MPI_Isend (send) or MPI_Irecv of `tensor` with `peer`, checked and described once.
+  absl::StatusOr<std::unique_ptr<PendingCollective>> StartPointToPoint(bool send, const torch::Tensor& tensor, int peer,
+                                                                       int tag);
   [[noreturn]] void ReportAndAbort(int64_t seq, const std::string& what, double waited);
   bool is_monitor() const { return rank_ < 2; }
 

@@ -212,34 +212,30 @@ absl::Status CheckNcclTag(int tag, const char* op) {
 }
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<PendingCollective>> NcclCommunicator::StartSend(const torch::Tensor& t, int peer,
-                                                                              int tag) {
-  if (auto s = CheckPointToPointArgs("Send", t, peer, tag, size()); !s.ok()) return s;
-  if (auto s = CheckNcclTag(tag, "Send"); !s.ok()) return s;
-  if (auto s = CheckCuda(t, "Send"); !s.ok()) return s;
+absl::StatusOr<std::unique_ptr<PendingCollective>> NcclCommunicator::StartPointToPoint(bool send, const torch::Tensor& t,
+                                                                                      int peer, int tag) {
+  const char* op = send ? "Send" : "Recv";
+  if (auto s = CheckPointToPointArgs(op, t, peer, tag, size()); !s.ok()) return s;
+  if (auto s = CheckNcclTag(tag, op); !s.ok()) return s;
+  if (auto s = CheckCuda(t, op); !s.ok()) return s;
   auto type = NcclType(t);
   if (!type.ok()) return type.status();
-  if (auto s = Nccl(ncclSend(t.data_ptr(), t.numel(), *type, peer, handle_.comm, static_cast<cudaStream_t>(stream_)),
-                    "ncclSend");
-      !s.ok())
-    return s;
-  const std::string what = absl::StrCat("Send to rank ", peer);
+  auto* stream = static_cast<cudaStream_t>(stream_);
+  const auto rc = send ? ncclSend(t.data_ptr(), t.numel(), *type, peer, handle_.comm, stream)
+                       : ncclRecv(t.data_ptr(), t.numel(), *type, peer, handle_.comm, stream);
+  if (auto s = Nccl(rc, send ? "ncclSend" : "ncclRecv"); !s.ok()) return s;
+  const std::string what = absl::StrCat(op, send ? " to rank " : " from rank ", peer);
   return std::unique_ptr<PendingCollective>(new QueuedOnStream([this, what] { return Finish(what); }));
+}
+
+absl::StatusOr<std::unique_ptr<PendingCollective>> NcclCommunicator::StartSend(const torch::Tensor& t, int peer,
+                                                                              int tag) {
+  return StartPointToPoint(true, t, peer, tag);
 }
 
 absl::StatusOr<std::unique_ptr<PendingCollective>> NcclCommunicator::StartRecv(const torch::Tensor& t, int peer,
                                                                               int tag) {
-  if (auto s = CheckPointToPointArgs("Recv", t, peer, tag, size()); !s.ok()) return s;
-  if (auto s = CheckNcclTag(tag, "Recv"); !s.ok()) return s;
-  if (auto s = CheckCuda(t, "Recv"); !s.ok()) return s;
-  auto type = NcclType(t);
-  if (!type.ok()) return type.status();
-  if (auto s = Nccl(ncclRecv(t.data_ptr(), t.numel(), *type, peer, handle_.comm, static_cast<cudaStream_t>(stream_)),
-                    "ncclRecv");
-      !s.ok())
-    return s;
-  const std::string what = absl::StrCat("Recv from rank ", peer);
-  return std::unique_ptr<PendingCollective>(new QueuedOnStream([this, what] { return Finish(what); }));
+  return StartPointToPoint(false, t, peer, tag);
 }
 
 absl::Status NcclCommunicator::SendRecv(const torch::Tensor& send, int to, const torch::Tensor& recv, int from,

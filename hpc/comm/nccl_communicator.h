@@ -51,6 +51,9 @@ class NcclCommunicator : public Communicator {
  private:
   NcclCommunicator() = default;
   absl::Status Finish(const std::string& what);  // waits for the stream under the watchdog
+  // ncclSend (send) or ncclRecv of `tensor` with `peer` on the stream, checked once.
+  absl::StatusOr<std::unique_ptr<PendingCollective>> StartPointToPoint(bool send, const torch::Tensor& tensor, int peer,
+                                                                       int tag);
 
   std::shared_ptr<MpiCommunicator> mpi_;
   NcclHandle handle_;

@@ -177,24 +177,35 @@ std::string DitConfigToJson(const DitConfig& c) {
 
 std::vector<std::string> DitPresetNames() { return {"tiny", "small", "wan2.1-1.3b", "wan2.1-14b"}; }
 
-int64_t DitParameterCount(const DitConfig& c) {
-  const int64_t d = c.dim;
+std::vector<ModuleShape> DitModules(const DitConfig& c) {
   auto linear = [](int64_t in, int64_t out) { return in * out + out; };
+  const int64_t d = c.dim, s = c.stem_channels, pv = c.patch_volume();
+  std::vector<ModuleShape> out;
+  if (s > 0) {  // the stem: two 3x3x3 convolutions
+    out.push_back({"stem1", (c.in_channels * 27 + 1) * s, -1});
+    out.push_back({"stem2", (s * 27 + 1) * s, -1});
+  }
+  out.push_back({"patch_embedding", (c.in_channels + s) * pv * d + d, -1});
+  out.push_back({"text_embedding", linear(c.text_dim, d) + linear(d, d), -1});  // an MLP
+  out.push_back({"time_embedding", linear(c.freq_dim, d) + linear(d, d), -1});  // an MLP
+  out.push_back({"time_projection", linear(d, 6 * d), -1});
+  if (c.pooled_dim > 0) out.push_back({"pooled_embedding", linear(c.pooled_dim, d), -1});
   const int64_t attention = 4 * linear(d, d) + 2 * d;  // q, k, v, o + RMSNorm(q), RMSNorm(k)
-  const int64_t block = attention                       // self-attention
-                        + 2 * d                         // norm3 (affine LayerNorm)
-                        + attention                     // cross-attention
-                        + linear(d, c.ffn_dim) + linear(c.ffn_dim, d)  // feed-forward
-                        + 6 * d;                        // modulation table
-  int64_t total = c.layers * block;
-  const int64_t s = c.stem_channels;
-  if (s > 0) total += (c.in_channels * 27 + 1) * s + (s * 27 + 1) * s;  // stem: two 3x3x3 convolutions
-  total += (c.in_channels + s) * c.patch_volume() * d + d;        // patch embedding
-  total += linear(c.text_dim, d) + linear(d, d);                  // text embedding MLP
-  total += linear(c.freq_dim, d) + linear(d, d);                  // time embedding MLP
-  total += linear(d, 6 * d);                                      // time projection
-  if (c.pooled_dim > 0) total += linear(c.pooled_dim, d);         // pooled text projection
-  total += linear(d, c.out_channels * c.patch_volume()) + 2 * d;  // head + its modulation
+  for (int b = 0; b < c.layers; ++b) {
+    const std::string p = absl::StrCat("blocks.", b, ".");
+    out.push_back({p + "self_attn", attention, b});
+    out.push_back({p + "cross_attn", attention, b});
+    out.push_back({p + "norm3", 2 * d, b});  // affine LayerNorm
+    out.push_back({p + "ffn", linear(d, c.ffn_dim) + linear(c.ffn_dim, d), b});
+    out.push_back({p + "modulation", 6 * d, b});  // the modulation table
+  }
+  out.push_back({"head", linear(d, c.out_channels * pv) + 2 * d, -1});  // head + its modulation
+  return out;
+}
+
+int64_t DitParameterCount(const DitConfig& c) {
+  int64_t total = 0;
+  for (const auto& m : DitModules(c)) total += m.count;
   return total;
 }
 

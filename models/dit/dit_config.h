@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "models/module_shape.h"
 
 namespace dancegrpo::models {
 
@@ -78,6 +79,10 @@ std::string DitConfigToJson(const DitConfig& c);
 
 // Number of parameters, from the architecture's formula (not by instantiating it).
 int64_t DitParameterCount(const DitConfig& c);
+// The DiT's parameters module by module ("blocks.3.ffn", "head", ...), in the model's order,
+// from the config alone: the one inventory (DitParameterCount sums it; the planner reads it
+// through models/dit/dit_family.h).
+std::vector<ModuleShape> DitModules(const DitConfig& c);
 
 // Multiply-add FLOPs (2 per MAC) of one forward pass on `batch` clips of `tokens` video
 // tokens each, with `text_tokens` text tokens. Backward is about twice this.
