@@ -161,16 +161,16 @@ void RunReport::WriteCurves() {
 }
 
 void RunReport::WriteSamples(const IterationMetrics& m, const SampleShowcase& shown) {
-  (void)hpc::MakeDirectories(options_.out + "/samples");  // WritePng reports a failure
+  (void)hpc::MakeDirectories(options_.out + "/samples");  // the writers report a failure
   const std::string stem = absl::StrFormat("%s/samples/iter_%06d", options_.out, m.iteration);
-  const auto grid = PreviewGrid(shown.clips);
-  if (auto s = WritePng(stem + ".png", grid); !s.ok()) LOG(WARNING) << s;
-  if (events_) TensorBoardResult(events_->AddImage(m.iteration + 1, "samples", grid));
-  std::vector<LabelledClip> cells;
+  if (events_) TensorBoardResult(events_->AddImage(m.iteration + 1, "samples", PreviewGrid(shown.clips)));
+  SampleSheet sheet;
+  sheet.title = absl::StrFormat("ITERATION %d: ONE SAMPLE OF EACH PROMPT", m.iteration);
   for (size_t i = 0; i < shown.prompts.size(); ++i)
-    cells.push_back({shown.clips[static_cast<int64_t>(i)], ClipLabel("", shown.prompts[i], shown.reward_names, shown.rewards[i])});
-  const std::string title = absl::StrFormat("ITERATION %d: ONE SAMPLE OF EACH PROMPT", m.iteration);
-  if (auto s = WriteGif(stem + ".gif", AnimatedSheet(cells, 4, title)); !s.ok()) LOG(WARNING) << s;
+    sheet.cells.push_back(
+        {shown.clips[static_cast<int64_t>(i)], ClipLabel("", shown.prompts[i], shown.reward_names, shown.rewards[i])});
+  for (const auto& writer : DefaultSampleWriters())
+    if (auto s = writer->Write(stem, sheet); !s.ok()) LOG(WARNING) << s;
 }
 
 void RunReport::Finish(int stopped_by, int64_t next_iteration) {

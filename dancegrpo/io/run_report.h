@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "dancegrpo/io/images.h"
+#include "dancegrpo/io/sample_writer.h"
 #include "dancegrpo/plan/memory_plan.h"
 #include "dancegrpo/io/tensorboard.h"
 #include "dancegrpo/trainer.h"

@@ -89,6 +89,20 @@ TEST(RunReport, WritesMetricsCurvesSamplesAndEvents) {
   EXPECT_TRUE(Read(o.out + "/samples/iter_000001.png").empty()) << "sample_every = 2";
 }
 
+TEST(SampleWriter, EachFormatWritesTheSheetAndRefusesAnEmptyOne) {
+  const std::string d = Dir("writers");
+  const auto shown = ShowcaseOf(Record(0, 0.1));
+  SampleSheet sheet{{{shown.clips[0], {"a"}}, {shown.clips[1], {"b"}}}, 2, "TITLE"};
+  for (const auto& writer : DefaultSampleWriters()) {
+    ASSERT_TRUE(writer->Write(d + "/sheet", sheet).ok()) << writer->extension();
+    EXPECT_FALSE(Read(writer->PathFor(d + "/sheet")).empty()) << writer->extension();
+    EXPECT_FALSE(writer->Write(d + "/empty", SampleSheet{}).ok()) << writer->extension();
+  }
+  // The PNG strip is the preview grid of the sheet's clips, byte for byte.
+  ASSERT_TRUE(WritePng(d + "/direct.png", PreviewGrid(shown.clips)).ok());
+  EXPECT_EQ(Read(d + "/sheet.png"), Read(d + "/direct.png"));
+}
+
 TEST(RunReport, AResumedRunKeepsTheMetricsBeforeItsIteration) {
   const std::string d = Dir("resume");
   std::ofstream(d + "/metrics.jsonl") << MetricsJson(Metrics(0, 0.1), 0) << "\n"

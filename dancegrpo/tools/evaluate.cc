@@ -19,6 +19,7 @@
 #include "dancegrpo/io/checkpoint.h"
 #include "dancegrpo/evaluate.h"
 #include "dancegrpo/io/images.h"
+#include "dancegrpo/io/sample_writer.h"
 #include "dancegrpo/io/inputs.h"
 #include "dancegrpo/tools/model_flags.h"
 #include "dancegrpo/tools/run_flags.h"
@@ -133,13 +134,7 @@ int main(int argc, char** argv) {
     if (!FLAGS_out.empty()) {
       if (auto s = dancegrpo::hpc::MakeDirectories(FLAGS_out); !s.ok()) return Fail(std::string(s.message()));
       const int64_t show = std::min<int64_t>(8, static_cast<int64_t>(prompts->size()));
-      auto pick = torch::arange(show, torch::kLong) * FLAGS_samples_per_prompt;
-      auto write = [&](const std::string& name, const torch::Tensor& clips) {
-        const std::string path = FLAGS_out + "/" + name;
-        if (auto s = dancegrpo::WritePng(path, dancegrpo::PreviewGrid(clips.index_select(0, pick))); s.ok())
-          std::printf("wrote %s (rows: the first %ld prompts, columns: frames)\n", path.c_str(), static_cast<long>(show));
-      };
-      // Animated: the first sample of each of the first prompts, labelled with its prompt and rewards.
+      // The first sample of each of the first prompts, labelled with its prompt and rewards.
       auto cells = [&](const dancegrpo::EvalResult& r, const std::string& header) {
         std::vector<dancegrpo::LabelledClip> out;
         for (int64_t p = 0; p < show; ++p) {
@@ -150,24 +145,26 @@ int main(int argc, char** argv) {
         }
         return out;
       };
-      auto animate = [&](const std::string& name, const std::vector<dancegrpo::LabelledClip>& sheet, int columns,
-                         const std::string& title) {
-        const std::string path = FLAGS_out + "/" + name;
-        if (auto s = dancegrpo::WriteGif(path, dancegrpo::AnimatedSheet(sheet, columns, title)); s.ok())
-          std::printf("wrote %s\n", path.c_str());
-        else
+      auto write = [&](const std::string& name, const dancegrpo::SampleWriter& writer,
+                       const std::vector<dancegrpo::LabelledClip>& clips, const std::string& title) {
+        const std::string path = writer.PathFor(FLAGS_out + "/" + name);
+        if (auto s = writer.Write(FLAGS_out + "/" + name, {clips, 4, title}); !s.ok()) {
           std::fprintf(stderr, "evaluate: %s\n", std::string(s.message()).c_str());
+        } else if (writer.extension() == "png") {
+          std::printf("wrote %s (rows: the first %ld prompts, columns: frames)\n", path.c_str(), static_cast<long>(show));
+        } else {
+          std::printf("wrote %s\n", path.c_str());
+        }
       };
-      write("eval_base.png", base->clips);
-      animate("eval_base.gif", cells(*base, ""), 4, "BASE POLICY, HELD-OUT PROMPTS");
+      const auto writers = dancegrpo::DefaultSampleWriters();
+      for (const auto& w : writers) write("eval_base", *w, cells(*base, ""), "BASE POLICY, HELD-OUT PROMPTS");
       if (trained.ok()) {
-        write("eval_trained.png", trained->clips);
-        animate("eval_trained.gif", cells(*trained, ""), 4, "TRAINED POLICY, HELD-OUT PROMPTS");
-        // Base against trained, side by side: the same prompts and the same noise.
+        for (const auto& w : writers) write("eval_trained", *w, cells(*trained, ""), "TRAINED POLICY, HELD-OUT PROMPTS");
+        // Base against trained, side by side: the same prompts and the same noise (animated).
         const auto b = cells(*base, "BASE"), t = cells(*trained, "TRAINED");
         std::vector<dancegrpo::LabelledClip> pairs;
         for (size_t i = 0; i < b.size(); ++i) pairs.push_back(b[i]), pairs.push_back(t[i]);
-        animate("base_vs_trained.gif", pairs, 4, "BASE VS TRAINED: THE SAME PROMPTS AND NOISE");
+        write("base_vs_trained", dancegrpo::GifSheetWriter(), pairs, "BASE VS TRAINED: THE SAME PROMPTS AND NOISE");
       }
     }
   } catch (const c10::Error& e) {

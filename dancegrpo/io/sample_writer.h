@@ -1,0 +1,52 @@
+// Sample pictures of a run, one interface per format: a sheet of labelled clips becomes a
+// PNG strip (rows: clips, columns: frames) or a looping GIF of the labelled clips in a grid.
+// The run report and evaluate write every format through it; a new format (Part 13's MP4)
+// is one more SampleWriter.
+#ifndef DANCEGRPO_DANCEGRPO_IO_SAMPLE_WRITER_H_
+#define DANCEGRPO_DANCEGRPO_IO_SAMPLE_WRITER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "dancegrpo/io/images.h"
+
+namespace dancegrpo {
+
+// Clips to show, each with its label lines, in a grid of `columns` under a title.
+struct SampleSheet {
+  std::vector<LabelledClip> cells;
+  int columns = 4;
+  std::string title;
+};
+
+class SampleWriter {
+ public:
+  virtual ~SampleWriter() = default;
+  virtual std::string extension() const = 0;  // "png", "gif"
+  // Writes `sheet` to `stem`.<extension()> (atomically).
+  virtual absl::Status Write(const std::string& stem, const SampleSheet& sheet) const = 0;
+  std::string PathFor(const std::string& stem) const { return stem + "." + extension(); }
+};
+
+// The clips as rows of frames (PreviewGrid), without labels.
+class PngStripWriter : public SampleWriter {
+ public:
+  std::string extension() const override { return "png"; }
+  absl::Status Write(const std::string& stem, const SampleSheet& sheet) const override;
+};
+
+// The labelled clips animated in a grid (AnimatedSheet), looping.
+class GifSheetWriter : public SampleWriter {
+ public:
+  std::string extension() const override { return "gif"; }
+  absl::Status Write(const std::string& stem, const SampleSheet& sheet) const override;
+};
+
+// The formats a run writes its samples in: PNG and GIF.
+std::vector<std::shared_ptr<const SampleWriter>> DefaultSampleWriters();
+
+}  // namespace dancegrpo
+
+#endif  // DANCEGRPO_DANCEGRPO_IO_SAMPLE_WRITER_H_
