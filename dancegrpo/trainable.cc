@@ -142,8 +142,8 @@ absl::StatusOr<std::shared_ptr<hpc::ShardedParameters>> ShardPolicy(models::Velo
 absl::StatusOr<std::shared_ptr<models::VelocityModel>> LoadInLayout(
     const TrainerConfig& config, hpc::Communicator& world, std::shared_ptr<hpc::Communicator> shard_comm,
     const std::function<absl::StatusOr<std::shared_ptr<models::VelocityModel>>()>& load) {
-  absl::StatusOr<std::shared_ptr<models::VelocityModel>> policy = absl::UnknownError("not loaded");
   if (config.zero_stage != 3) return load();
+  absl::StatusOr<std::shared_ptr<models::VelocityModel>> policy = absl::UnknownError("not loaded");
   auto turn = [&]() -> absl::Status {
     policy = load();
     if (!policy.ok()) return policy.status();

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "dancegrpo/plan/memory_plan.h"
+#include "dancegrpo/trainable.h"
 #include "dancegrpo/trainer.h"
 #include "gtest/gtest.h"
 #include "hpc/block_runner.h"
@@ -234,6 +235,19 @@ TEST(ModelFamily, ASecondFamilyTrainsUnderZero3AsWithWholeParameters) {
     return testing::Masters(**fresh);
   }());
   EXPECT_GT(moved, 1e-4) << "the runs trained: the comparison is not between untouched weights";
+}
+
+// One place decides the layout: a policy loaded sharded is refused by a ZeRO-2 run, naming the fix.
+TEST(ModelFamily, AShardedPolicyIsRefusedByAZero2Run) {
+  auto c = testing::TinyDitConfig();
+  constexpr int kTargets = 3;
+  auto policy = (*models::ModelFamilyFor("block-mlp"))->Build();
+  ASSERT_TRUE(ShardPolicy(*policy, "", std::make_shared<hpc::LocalCommunicator>(), torch::kFloat32, torch::kCPU).ok());
+  auto t = Trainer::Create(c, policy, nullptr, std::make_shared<toy::OneHotPromptEncoder>(kTargets), nullptr,
+                           {{std::make_shared<toy::TargetRegionReward>(kTargets, c.latent_shape, c.seed), 1.0}},
+                           toy::TargetPrompts(kTargets));
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("--zero_stage=3"), std::string::npos) << t.status();
 }
 
 }  // namespace

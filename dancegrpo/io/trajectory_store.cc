@@ -150,10 +150,10 @@ IterationRecord ToIterationRecord(const TrajectoryRecord& r) {
   it.prompt_texts = r.prompt_texts;
   it.reward_names = r.reward_names;
   for (size_t k = 0; k < r.reward_names.size(); ++k) {
-    const auto row = r.rewards[static_cast<int64_t>(k)].contiguous();
+    const auto row = r.rewards[static_cast<int64_t>(k)].to(torch::kFloat64).contiguous();
     it.scores.emplace_back(row.data_ptr<double>(), row.data_ptr<double>() + row.numel());
   }
-  const auto adv = r.advantages.contiguous();
+  const auto adv = r.advantages.to(torch::kFloat64).contiguous();
   it.advantages.assign(adv.data_ptr<double>(), adv.data_ptr<double>() + adv.numel());
   it.trained = r.trained;
   it.replayed = true;
