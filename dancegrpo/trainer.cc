@@ -13,6 +13,7 @@
 #include "dancegrpo/schedule.h"
 #include "dancegrpo/trainable.h"
 #include "dancegrpo/scored_rollout.h"
+#include "hpc/comm/agree.h"
 #include "hpc/fault_injection.h"
 #include "hpc/status_macros.h"
 
@@ -263,7 +264,10 @@ absl::StatusOr<models::Conditioning> Trainer::EncodeSamples(const std::vector<in
 absl::StatusOr<IterationMetrics> Trainer::Step() {
   const auto start = Clock::now();
   IterationRecord r;
-  DGRPO_RETURN_IF_ERROR(Sample(r));
+  // A rank whose prompts, decoder or rewards fail stops every rank here, before anything of the
+  // iteration reaches the model, a checkpoint or a shard (the others would otherwise wait for it
+  // in the reward gather).
+  DGRPO_RETURN_IF_ERROR(hpc::AgreeOnStatus(Sample(r), grid_.world.get()));
   hpc::FaultPoint("rollout", iteration_);
   if (phase_hook_) phase_hook_("rollout");
   DGRPO_RETURN_IF_ERROR(Advantages(r));

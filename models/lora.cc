@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "hpc/crc32c.h"
+#include "models/lora_keys.h"
 #include "models/safetensors.h"
 
 namespace dancegrpo::models {
@@ -231,10 +232,15 @@ std::vector<std::pair<std::string, torch::Tensor>> LoraFileTensors(const std::ma
                                                                    const std::string& prefix) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (const auto& [layer, w] : layers) {
-    out.emplace_back(absl::StrCat(prefix, layer, ".lora_A.weight"), w.a);
+    // Block layers: A, B and alpha (every loader reads it). Elsewhere (head, embeddings):
+    // diffusers reads no alpha there and refuses the file if one is left, so alpha / r is
+    // folded into A and the key is left out (scale 1 to every loader; see lora_keys.h).
+    const bool alpha_key = LoraLayerInBlock(layer);
+    out.emplace_back(absl::StrCat(prefix, layer, ".lora_A.weight"), alpha_key ? w.a : w.a * w.scale);
     out.emplace_back(absl::StrCat(prefix, layer, ".lora_B.weight"), w.b);
-    out.emplace_back(absl::StrCat(prefix, layer, ".alpha"),
-                     torch::tensor(static_cast<float>(w.scale * static_cast<double>(w.a.size(0)))));
+    if (alpha_key)
+      out.emplace_back(absl::StrCat(prefix, layer, ".alpha"),
+                       torch::tensor(static_cast<float>(w.scale * static_cast<double>(w.a.size(0)))));
   }
   return out;
 }

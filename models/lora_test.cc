@@ -6,8 +6,14 @@
 #include <torch/torch.h>
 
 #include <cstdlib>
+#include <map>
+#include <set>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "gtest/gtest.h"
+#include "models/lora_keys.h"
 #include "models/dit/dit.h"
 #include "models/safetensors.h"
 
@@ -164,6 +170,111 @@ TEST(Lora, AnAdapterFileRoundTripEqualsTheInMemoryMerge) {
   refused = MergeLora(base, wide);
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("another model"), std::string::npos) << refused.status();
+}
+
+// What diffusers' Wan LoRA conversion (_convert_non_diffusers_wan_lora_to_diffusers) does with
+// a file's keys, per lora_keys.h: each converted layer's A and B are consumed, with alpha / r
+// folded in when the layer is in a block and has an alpha; outside the blocks an alpha is not
+// consumed, and a key left over (or a file without block layers) is an error. Returns the
+// update B A x scale per layer as diffusers would apply it, or the error.
+absl::StatusOr<std::map<std::string, torch::Tensor>> DiffusersTwin(
+    const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
+  std::map<std::string, torch::Tensor> left;
+  for (const auto& [key, t] : tensors) {
+    absl::string_view k = key;
+    if (!absl::ConsumePrefix(&k, "diffusion_model.")) return absl::InvalidArgumentError("no diffusion_model. prefix");
+    left[std::string(k)] = t;
+  }
+  std::set<std::string> layers;
+  bool any_block = false;
+  for (const auto& [key, t] : left) {
+    absl::string_view layer = key;
+    if (absl::ConsumeSuffix(&layer, ".lora_A.weight")) layers.insert(std::string(layer));
+    any_block = any_block || absl::StartsWith(key, "blocks.");
+  }
+  if (!any_block) return absl::InvalidArgumentError("min() arg is an empty sequence (no block layer)");
+  std::map<std::string, torch::Tensor> updates;
+  for (const auto& layer : layers) {
+    if (!DiffusersWanConvertsLayer(layer)) continue;
+    auto a = left.at(layer + ".lora_A.weight"), b = left.at(layer + ".lora_B.weight");
+    left.erase(layer + ".lora_A.weight");
+    left.erase(layer + ".lora_B.weight");
+    double scale = 1;
+    if (LoraLayerInBlock(layer) && left.count(layer + ".alpha")) {
+      scale = left.at(layer + ".alpha").item<double>() / static_cast<double>(a.size(0));
+      left.erase(layer + ".alpha");
+    }
+    updates[layer] = torch::mm(b.to(torch::kFloat64), a.to(torch::kFloat64)) * scale;
+  }
+  if (!left.empty()) return absl::InvalidArgumentError("`state_dict` should be empty at this point but has " +
+                                                       left.begin()->first);
+  return updates;
+}
+
+// Adapters outside the blocks (the head, the embeddings; bench/billion_scale.sh trains the
+// head's) are written so that diffusers loads the file: alpha / r folded into A, no alpha key.
+// diffusers, ComfyUI (alpha where present) and merge_lora then apply the run's update exactly.
+TEST(Lora, AnAdapterFileWithTheHeadAndEmbeddingsIsOneDiffusersLoads) {
+  auto dit = Tiny();
+  auto c = Config(4, 12);  // scale 3
+  c.targets = "self_attn.q,ffn.2,head.head,text_embedding.0,time_embedding.2,time_projection.1";
+  auto attached = AttachLora(*dit, c, 1);
+  ASSERT_TRUE(attached.ok()) << attached.status();
+  RandomiseB(*dit);
+  std::vector<std::pair<std::string, torch::Tensor>> adapters, base;
+  for (const auto& p : dit->named_parameters())
+    (IsLoraParameter(p.key()) ? adapters : base).emplace_back(p.key(), p.value().detach());
+  auto layers = LoraLayers(adapters, 12);
+  ASSERT_TRUE(layers.ok()) << layers.status();
+  const auto tensors = LoraFileTensors(*layers);
+  std::set<std::string> keys;
+  for (const auto& [k, t] : tensors) keys.insert(k);
+  EXPECT_TRUE(keys.count("diffusion_model.blocks.0.self_attn.q.alpha"));
+  EXPECT_TRUE(keys.count("diffusion_model.head.head.lora_A.weight"));
+  for (const char* outside : {"head.head", "text_embedding.0", "time_embedding.2", "time_projection.1"})
+    EXPECT_FALSE(keys.count(std::string("diffusion_model.") + outside + ".alpha")) << outside;
+  // diffusers' conversion consumes every key and applies the run's update, layer by layer.
+  auto updates = DiffusersTwin(tensors);
+  ASSERT_TRUE(updates.ok()) << updates.status();
+  EXPECT_EQ(updates->size(), layers->size());
+  for (const auto& [layer, w] : *layers) {
+    const auto run = torch::mm(w.b.to(torch::kFloat64), w.a.to(torch::kFloat64)) * w.scale;
+    // (A x alpha / r is rounded to fp32 once: within fp32 rounding of the largest entry.)
+    const double error = (updates->at(layer) - run).abs().max().item<double>();
+    EXPECT_LE(error, 1e-6 * run.abs().max().item<double>()) << layer;
+    EXPECT_GT(run.abs().max().item<double>(), 0) << layer;
+  }
+  // merge_lora (PEFT's convention: no alpha, scale 1) reads it to the in-memory merge.
+  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/outside.safetensors";
+  ASSERT_TRUE(WriteSafetensors(path, tensors).ok());
+  auto read = ReadLoraFile(path);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_DOUBLE_EQ(read->at("head.head").scale, 1.0);
+  EXPECT_DOUBLE_EQ(read->at("blocks.0.self_attn.q").scale, 3.0);
+  auto merged = MergeLora(base, *read);
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  const auto in_memory = MergedParameters(*dit);
+  ASSERT_EQ(merged->size(), in_memory.size());
+  for (size_t i = 0; i < in_memory.size(); ++i)
+    EXPECT_TRUE(torch::allclose((*merged)[i].second, in_memory[i].second, 1e-6, 1e-7)) << in_memory[i].first;
+  // The old layout (an alpha on the head) is what diffusers refused.
+  auto old = tensors;
+  old.emplace_back("diffusion_model.head.head.alpha", torch::tensor(12.0f));
+  auto refused = DiffusersTwin(old);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("head.head.alpha"), std::string::npos) << refused.status();
+}
+
+TEST(Lora, DiffusersConvertsWansLayersOnly) {
+  EXPECT_TRUE(DiffusersWanConvertsLayer("blocks.12.cross_attn.v_img"));
+  EXPECT_TRUE(DiffusersWanConvertsLayer("blocks.0.ffn.0"));
+  EXPECT_TRUE(DiffusersWanConvertsLayer("time_projection.1"));
+  EXPECT_FALSE(DiffusersWanConvertsLayer("blocks.0.norm3"));
+  EXPECT_FALSE(DiffusersWanConvertsLayer("pooled_embedding"));  // this project's extension
+  EXPECT_FALSE(DiffusersWanConvertsLayer("blocks.x.ffn.0"));
+  EXPECT_TRUE(LoraLayerInBlock("blocks.3.self_attn.q"));
+  EXPECT_FALSE(LoraLayerInBlock("head.head"));
+  EXPECT_FALSE(LoraLayerInBlock("blocks.q"));
 }
 
 TEST(Lora, TargetsSelectLayersBySuffix) {

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "hpc/torch_error.h"
 
 namespace dancegrpo::models {
 
@@ -65,9 +66,9 @@ absl::StatusOr<torch::Tensor> TorchScriptDecoder::Decode(const torch::Tensor& la
     if (!value.isTensor())
       return absl::InvalidArgumentError(absl::StrCat("the decoder ", impl_->path, " did not return a tensor"));
     out = value.toTensor();
-  } catch (const c10::Error& e) {
+  } catch (const std::exception& e) {  // c10::Error, and torch::jit::JITException for a `raise`
     return absl::InternalError(absl::StrCat("the decoder ", impl_->path, " failed on latents [",
-                                            absl::StrJoin(latents.sizes(), ", "), "]: ", e.what_without_backtrace()));
+                                            absl::StrJoin(latents.sizes(), ", "), "]: ", hpc::ExceptionMessage(e)));
   }
   if (auto s = CheckDecodedClips(out, latents.size(0), absl::StrCat("the decoder ", impl_->path)); !s.ok()) return s;
   return out;

@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "hpc/torch_error.h"
 #include "rewards/registry.h"
 
 namespace dancegrpo::rewards {
@@ -132,9 +133,13 @@ absl::StatusOr<std::vector<double>> TorchScriptReward::Score(const torch::Tensor
       for (const auto& p : prompts) texts.push_back(p.text);
       inputs.emplace_back(texts);
     }
-    out = impl_->module.forward(inputs).toTensor();
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat(name_, " failed: ", e.what_without_backtrace()));
+    auto value = impl_->module.forward(inputs);
+    if (!value.isTensor())
+      return absl::InvalidArgumentError(absl::StrCat(name_, " returned a ", value.tagKind(),
+                                                     ", not a tensor of one score per clip"));
+    out = value.toTensor();
+  } catch (const std::exception& e) {  // c10::Error, and torch::jit::JITException for a `raise`
+    return absl::InternalError(absl::StrCat(name_, " failed: ", hpc::ExceptionMessage(e)));
   }
   out = out.reshape(-1).to(torch::kCPU, torch::kFloat64).contiguous();
   if (out.numel() != static_cast<int64_t>(prompts.size()))

@@ -51,14 +51,15 @@ case "${blas}" in
   *openblas*) echo "setup.sh: BLAS = OpenBLAS (${blas})" ;;
   *) echo "setup.sh: WARNING: BLAS = ${blas:-none}; libtorch GEMM will be ~15x slower than with OpenBLAS" >&2 ;;
 esac
-# Which kernels OpenBLAS picked. Debian's OpenBLAS does not know some newer Xeons and falls
-# back to generic SSE3 ("Prescott") kernels, about 6x slower for fp32 GEMM. We only report it:
-# forcing a core type is the user's call (docs/experiments/2026-11-30-openblas-core.md).
+# Which kernels OpenBLAS picks by itself. Debian's OpenBLAS does not know some newer Xeons and
+# falls back to generic SSE3 ("Prescott") kernels, about 6x slower for fp32 GEMM; train and
+# evaluate then switch to the best kernels the CPU runs after a GEMM self-check
+# (--blas_kernels, hpc/blas_kernels.h) and name them in their start line.
 if command -v python3 >/dev/null; then
   core=$(OPENBLAS_VERBOSE=2 python3 -c "import ctypes; ctypes.CDLL('libopenblas.so.0')" 2>&1 | sed -n 's/^Core: //p' | head -1)
-  if [ "${core}" = "Prescott" ] && grep -qw avx512f /proc/cpuinfo && [ -z "${OPENBLAS_CORETYPE:-}" ]; then
-    echo "setup.sh: NOTE: OpenBLAS chose its generic Prescott kernels on this AVX-512 CPU; export" \
-      "OPENBLAS_CORETYPE=SkylakeX for about 6x faster fp32 GEMM (docs/experiments/2026-11-30-openblas-core.md)"
+  if [ "${core}" = "Prescott" ] && grep -qw avx2 /proc/cpuinfo && [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+    echo "setup.sh: OpenBLAS picks its generic Prescott kernels on this CPU; train and evaluate choose faster" \
+      "ones themselves after a GEMM self-check (their start line names them)"
   elif [ -n "${core}" ]; then
     echo "setup.sh: OpenBLAS kernels: ${core}"
   fi

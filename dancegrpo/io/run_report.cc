@@ -128,7 +128,12 @@ absl::Status RunReport::OnIteration(const IterationRecord& record) {
                 o.peak_tflops > 0 ? absl::StrFormat(", MFU %.1f%% of %.0f", 100 * tflops / o.peak_tflops, o.peak_tflops).c_str()
                                   : "");
   std::fflush(stdout);
-  metrics_ << MetricsJson(m, o.flops_per_forward > 0 ? tflops : 0) << "\n" << std::flush;
+  std::string line = MetricsJson(m, o.flops_per_forward > 0 ? tflops : 0);
+  if (!o.blas_kernels.empty()) {
+    line.pop_back();  // the closing brace
+    absl::StrAppend(&line, ", \"blas_kernels\": \"", o.blas_kernels, "\"}");
+  }
+  metrics_ << line << "\n" << std::flush;
   if (events_) TensorBoardResult(events_->AddScalars(m.iteration + 1, TensorBoardScalars(m, o.flops_per_forward > 0 ? tflops : 0)));
   if (curves_.empty())
     for (const auto& name : m.reward_names) curves_.push_back({name, {}});

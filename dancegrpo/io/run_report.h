@@ -35,6 +35,7 @@ struct ReportOptions {
   int steps = 0;                   // sampling steps (rollout forwards per sample)
   bool guidance = false;           // classifier-free guidance doubles every evaluation
   int world_size = 1;
+  std::string blas_kernels;        // the BLAS kernels in use (each metrics line records them); "" = none
 };
 
 // A few sampled clips with what made them and how they scored, for pictures of a run.

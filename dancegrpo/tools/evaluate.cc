@@ -55,6 +55,9 @@ int main(int argc, char** argv) {
       std::fputs(dancegrpo::tools::DescribeRunConfig(*run).c_str(), stdout);
       return 0;
     }
+    const auto blas = dancegrpo::tools::ChooseBlasFromFlags();
+    if (!blas.ok()) return Fail(absl::StrCat("BLAS: ", blas.status().message()));
+    if (!blas->notice.empty()) std::fprintf(stderr, "evaluate: BLAS: %s\n", blas->notice.c_str());
     if (FLAGS_model == "toy") return Fail("--model: give the DiT's preset or config.json (the toy world has no evaluation)");
     if (FLAGS_prompts.empty()) return Fail("--prompts is required: the prompts to evaluate on");
     if (FLAGS_samples_per_prompt < 1) return Fail("--samples_per_prompt must be >= 1");
@@ -90,6 +93,7 @@ int main(int argc, char** argv) {
     c.samples_per_prompt = FLAGS_samples_per_prompt;
     c.decoder = user->decoder.get();
     std::printf("sampler (%s): %s\n", sampler_source.c_str(), dancegrpo::DescribeSampler(run->trainer).c_str());
+    std::printf("BLAS: %s\n", blas->Describe().c_str());
     auto& dit = *user->dit;
     // A checkpoint of part of a model (LoRA adapters, --trainable) must meet its own base.
     dancegrpo::LoraCheckpointInfo info;

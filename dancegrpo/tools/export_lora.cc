@@ -1,8 +1,11 @@
 // export_lora: writes a LoRA run's adapters as a safetensors file that diffusers
 // (WanPipeline.load_lora_weights), ComfyUI and PEFT-style loaders read: for every adapted
-// layer <prefix><layer>.lora_A.weight [r, in], .lora_B.weight [out, r] and .alpha (the scale is
-// alpha / r), Wan2.1's original layer names, prefix "diffusion_model." by default. The file's
-// metadata names the base weights and their checksum, which merge_lora checks.
+// layer <prefix><layer>.lora_A.weight [r, in] and .lora_B.weight [out, r], Wan2.1's original
+// layer names, prefix "diffusion_model." by default; block layers also carry .alpha (the scale
+// is alpha / r), layers outside the blocks (head, embeddings) have alpha / r folded into A and
+// no alpha key, which is what diffusers' Wan conversion requires (models/lora_keys.h). It warns
+// about adapters diffusers cannot place. The file's metadata names the base weights and their
+// checksum, which merge_lora checks.
 //   export_lora --checkpoint=runs/lora/checkpoints/ckpt-000250.h5 --out=runs/lora/adapter.safetensors
 #include <cstdio>
 #include <map>
@@ -12,6 +15,7 @@
 #include "dancegrpo/io/checkpoint.h"
 #include "gflags/gflags.h"
 #include "models/lora.h"
+#include "models/lora_keys.h"
 #include "models/safetensors.h"
 
 DEFINE_string(checkpoint, "", "a checkpoint of a LoRA run (ckpt-*.h5)");
@@ -43,11 +47,25 @@ int main(int argc, char** argv) {
   if (!params.ok()) return Fail(std::string(params.status().message()));
   auto layers = dancegrpo::models::LoraLayers(*params, info->lora.alpha);
   if (!layers.ok()) return Fail(absl::StrCat(FLAGS_checkpoint, ": ", layers.status().message()));
+  bool any_block = false;
+  for (const auto& [layer, w] : *layers) {
+    any_block = any_block || dancegrpo::models::LoraLayerInBlock(layer);
+    if (!dancegrpo::models::DiffusersWanConvertsLayer(layer))
+      std::fprintf(stderr,
+                   "export_lora: warning: diffusers' Wan LoRA loader does not know layer '%s' (not one of Wan2.1's); "
+                   "ComfyUI and merge_lora apply it, diffusers refuses the file\n",
+                   layer.c_str());
+  }
+  if (!any_block)
+    std::fprintf(stderr,
+                 "export_lora: warning: no adapter is inside a block; diffusers' Wan LoRA loader needs at least one "
+                 "(ComfyUI and merge_lora do not)\n");
   auto tensors = dancegrpo::models::LoraFileTensors(*layers, FLAGS_prefix);
   for (auto& [name, t] : tensors)
     if (t.dim() == 2) t = t.to(dtypes.at(FLAGS_dtype));
   const std::map<std::string, std::string> metadata = {
-      {"format", "LoRA for Wan2.1-style DiTs (original layer names; lora_A/lora_B/alpha), written by DanceGRPO-HPC"},
+      {"format", "LoRA for Wan2.1-style DiTs (original layer names; lora_A/lora_B, alpha on block layers, "
+                 "alpha / r folded into lora_A elsewhere), written by DanceGRPO-HPC"},
       {"lora_rank", std::to_string(info->lora.rank)},
       {"lora_alpha", absl::StrCat(info->lora.alpha)},
       {"lora_targets", info->lora.targets},

@@ -53,6 +53,8 @@ DEFINE_double(cfg_scale, D().cfg_scale,
 DEFINE_double(lr, D().optimizer.lr, "AdamW learning rate (finite, > 0)");
 DEFINE_double(max_grad_norm, D().optimizer.max_grad_norm, "gradient-norm clipping; 0 = off");
 DEFINE_bool(ema, D().optimizer.ema, "train: keep an EMA of the weights; evaluate: score the checkpoint's EMA weights");
+DEFINE_double(ema_decay, D().optimizer.ema_decay,
+              "with --ema: the EMA's decay per optimizer step, in [0, 1] (1 / (1 - decay) steps is its memory)");
 DEFINE_int32(grad_accum_samples, D().grad_accum_samples,
              "samples per optimizer step over all ranks; 0 = one step per iteration");
 DEFINE_string(reduce_dtype, dancegrpo::PrecisionName(D().optimizer.reduce_dtype),
@@ -81,6 +83,10 @@ DEFINE_double(memory_gb, 0,
               "memory per rank (GB) the run must fit, checked up front by train and plan; 0 = this machine's "
               "memory over --ranks_per_node on the CPU, no check on a GPU");
 DEFINE_int32(ranks_per_node, 0, "ranks sharing one node's memory (for the memory check); 0 = all of them");
+DEFINE_string(blas_kernels, "auto",
+              "auto: OpenBLAS's best kernels for this CPU (e.g. AVX-512 where OpenBLAS fell back to its generic ones), "
+              "kept only after a GEMM self-check (fp32, bf16) and otherwise refused with a notice; openblas: OpenBLAS's "
+              "own choice (also checked). OPENBLAS_CORETYPE, when set, is kept");
 DEFINE_bool(print_config, false, "print the run's settings as key=value lines and exit (train, plan and evaluate)");
 
 namespace dancegrpo::tools {
@@ -148,6 +154,7 @@ absl::StatusOr<RunConfig> RunConfigFromFlags() {
   c.optimizer.lr = FLAGS_lr;
   c.optimizer.max_grad_norm = FLAGS_max_grad_norm;
   c.optimizer.ema = FLAGS_ema;
+  c.optimizer.ema_decay = FLAGS_ema_decay;
   auto reduce = ParsePrecision(FLAGS_reduce_dtype);
   if (!reduce.ok()) return InFlag("reduce_dtype", reduce.status());
   c.optimizer.reduce_dtype = *reduce;
@@ -212,6 +219,15 @@ std::string DescribeRunConfig(const RunConfig& run) {
   add("memory_gb", run.memory_gb);
   add("ranks_per_node", run.ranks_per_node);
   return out;
+}
+
+absl::StatusOr<hpc::BlasChoice> ChooseBlasFromFlags() {
+  if (FLAGS_blas_kernels != "auto" && FLAGS_blas_kernels != "openblas")
+    return absl::InvalidArgumentError(
+        absl::StrCat("--blas_kernels=", FLAGS_blas_kernels, " is unknown; use auto or openblas"));
+  hpc::BlasOptions o;
+  o.auto_select = FLAGS_blas_kernels == "auto";
+  return hpc::ChooseBlasKernels(o);
 }
 
 }  // namespace dancegrpo::tools

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "hpc/blas_kernels.h"
 #include "dancegrpo/io/inputs.h"
 #include "dancegrpo/plan/memory_plan.h"
 #include "dancegrpo/trainer_config.h"
@@ -60,6 +61,10 @@ absl::StatusOr<PlanInput> PlanInputFor(const RunConfig& run, int world);
 // The run's settings as "key=value" lines (DescribeConfig, then the model flags); what
 // --print_config prints in train, plan and evaluate.
 std::string DescribeRunConfig(const RunConfig& run);
+
+// The BLAS kernels, per --blas_kernels (auto: the best this CPU runs, after a GEMM self-check;
+// openblas: OpenBLAS's own choice, checked). Call first thing in main, before any BLAS work.
+absl::StatusOr<hpc::BlasChoice> ChooseBlasFromFlags();
 
 // The flags among `names` that were given on the command line (or a flag file).
 std::set<std::string> ExplicitFlags(const std::vector<std::string>& names);

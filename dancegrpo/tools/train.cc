@@ -34,10 +34,12 @@
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "hpc/atomic_file.h"
+#include "hpc/comm/agree.h"
 #include "hpc/comm/mpi_communicator.h"
 #include "hpc/comm/nccl_communicator.h"
 #include "hpc/memory.h"
 #include "hpc/topology.h"
+#include "hpc/torch_error.h"
 
 DEFINE_string(out, "runs/default", "output directory: checkpoints/, trajectories/, metrics.jsonl");
 DEFINE_string(resume, "", "'latest' (the newest committed checkpoint in --out, or a fresh start if none) or a path");
@@ -131,7 +133,7 @@ std::optional<dancegrpo::MemoryPlan> PlanOrRefuse(tools::RunConfig& run, int ran
 
 // One line that says what this job is, before the first (possibly long) iteration.
 std::string StartLine(const tools::RunConfig& run, Trainer& t, const tools::LoadedRun& loaded,
-                      const std::optional<dancegrpo::MemoryPlan>& plan, int world_size) {
+                      const std::optional<dancegrpo::MemoryPlan>& plan, int world_size, const hpc::BlasChoice& blas) {
   const auto& c = run.trainer;
   int64_t parameters = 0;
   if (plan) {
@@ -141,7 +143,8 @@ std::string StartLine(const tools::RunConfig& run, Trainer& t, const tools::Load
   }
   return absl::StrFormat(
       "train: %s, %.3g M parameters (%.3g M trained%s), on %d rank(s) = dp %d x sp %d, %s (%d thread(s) per rank), %s, "
-      "ZeRO-%d, latents %s, %ld samples per iteration (%d prompts x group %d) from %zu prompts, %ld iterations%s",
+      "ZeRO-%d, latents %s, %ld samples per iteration (%d prompts x group %d) from %zu prompts, %ld iterations%s, "
+      "BLAS: %s",
       FLAGS_model, parameters / 1e6, t.optimizer().total_elements() / 1e6,
       c.lora.enabled() ? absl::StrFormat(": LoRA r=%d alpha %g on %d layers, base %s", c.lora.rank, c.lora.alpha,
                                          loaded.lora_layers, c.base_checksum)
@@ -151,7 +154,8 @@ std::string StartLine(const tools::RunConfig& run, Trainer& t, const tools::Load
       c.prompts_per_iteration, c.group_size, loaded.prompts.size(), c.iterations,
       plan ? absl::StrCat(", planned peak ", dancegrpo::FormatBytes(static_cast<double>(plan->peak)), " per rank (",
                           plan->peak_phase, ")")
-           : "");
+           : "",
+      blas.Describe());
 }
 
 // --resume: the checkpoint's state, and on rank 0 the trajectory shards and metrics lines of
@@ -201,6 +205,7 @@ int main(int argc, char** argv) {
   for (int signal : {SIGTERM, SIGUSR1}) sigaction(signal, &action, nullptr);
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  int exit_code = 0;
   try {
     // Set-up: the run's settings, the communicators, the plan, the model.
     auto run = OrDie(rank, tools::RunConfigFromFlags());
@@ -210,6 +215,9 @@ int main(int argc, char** argv) {
       return 0;
     }
     CheckTrainFlags(rank);
+    // The BLAS kernels, before any BLAS work: the best this CPU runs, after a GEMM self-check.
+    const auto blas = OrDie(rank, tools::ChooseBlasFromFlags(), "BLAS: ");
+    if (rank == 0 && !blas.notice.empty()) std::fprintf(stderr, "train: BLAS: %s\n", blas.notice.c_str());
     run.trainer.device = run.model.device = OrDie(rank, tools::DeviceFromFlag(hpc::LauncherLocalRank()));
     std::shared_ptr<hpc::MpiCommunicator> mpi =
         OrDie(rank, hpc::MpiCommunicator::Create(MPI_COMM_WORLD, {FLAGS_watchdog_seconds}));
@@ -226,7 +234,7 @@ int main(int argc, char** argv) {
                                                   loaded.decoder, loaded.rewards, loaded.prompts, world, data_world),
                             "config error: ");
     Trainer& trainer = *trainer_or;
-    if (rank == 0) std::printf("%s\n", StartLine(run, trainer, loaded, plan, world->size()).c_str());
+    if (rank == 0) std::printf("%s\n", StartLine(run, trainer, loaded, plan, world->size(), blas).c_str());
     // Each phase's peak resident memory on this rank (VmHWM, reset after each phase), to set
     // beside the plan at the end. What a phase freed goes back to the kernel (malloc_trim),
     // so each phase starts from what is live, as the plan counts it.
@@ -274,12 +282,14 @@ int main(int argc, char** argv) {
       o.steps = run.trainer.steps;
       o.guidance = run.trainer.cfg_scale != 1.0;
       o.world_size = world->size();
+      o.blas_kernels = blas.kernels;
       report = OrDie(rank, dancegrpo::io::RunReport::Create(o));
       trainer.AddObserver(report);
     }
 
     // The loop.
-    int stopped_by = 0;  // the stop signal that ended the run early, if any
+    int stopped_by = 0;       // the stop signal that ended the run early, if any
+    absl::Status failure;     // an error all ranks agreed on, which ended the run early
     while (trainer.iteration() < run.trainer.iterations) {
       absl::StatusOr<dancegrpo::IterationMetrics> m;
       if (replay.empty()) {
@@ -288,7 +298,13 @@ int main(int argc, char** argv) {
         const auto& [seg, it] = replay[trainer.iteration()];
         m = trainer.ReplayStep(dancegrpo::ToIterationRecord(OrDie(rank, dancegrpo::ReadTrajectoryRecord(seg, it))));
       }
-      if (!m.ok()) Die(rank, std::string(m.status().message()));
+      if (!m.ok()) {
+        // An error every rank agreed on (a reward model or decoder that raised on some rank):
+        // stop together, cleanly. Anything else: this rank alone knows, so it ends the job.
+        if (!hpc::IsAgreed(m.status())) Die(rank, std::string(m.status().message()));
+        failure = m.status();
+        break;
+      }
       const bool last = trainer.iteration() == run.trainer.iterations;
       const bool periodic = FLAGS_checkpoint_every > 0 && trainer.iteration() % FLAGS_checkpoint_every == 0;
       if (last || periodic) checkpoint();
@@ -302,9 +318,21 @@ int main(int argc, char** argv) {
       }
     }
 
+    if (!failure.ok()) {
+      if (rank == 0)
+        std::fprintf(stderr,
+                     "train: stopped in iteration %ld on every rank: %s\n"
+                     "train: nothing of iteration %ld was written; the checkpoints and trajectory segments in %s are "
+                     "whole (an open segment stays temporary); fix the cause and rerun with --resume=latest\n",
+                     static_cast<long>(trainer.iteration()), std::string(failure.message()).c_str(),
+                     static_cast<long>(trainer.iteration()), FLAGS_out.c_str());
+      std::fflush(stderr);
+      exit_code = 1;
+    }
+
     // The report.
-    if (report) report->Finish(stopped_by, trainer.iteration());
-    if (plan) {  // every rank's measured peak beside the plan, phase by phase
+    if (report && failure.ok()) report->Finish(stopped_by, trainer.iteration());
+    if (plan && failure.ok()) {  // every rank's measured peak beside the plan, phase by phase
       auto mine = torch::zeros({static_cast<int64_t>(phases.size())}, torch::kFloat64);
       for (size_t k = 0; k < phases.size(); ++k) mine[k] = static_cast<double>(measured[phases[k]]);
       auto all = torch::zeros({world->size() * mine.numel()}, torch::kFloat64);
@@ -316,9 +344,9 @@ int main(int argc, char** argv) {
                        .c_str(),
                    stdout);
     }
-  } catch (const c10::Error& e) {
-    Die(rank, absl::StrCat("libtorch error: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {  // c10::Error, a TorchScript module's raise, anything else
+    Die(rank, absl::StrCat("unexpected error: ", hpc::ExceptionMessage(e)));
   }
   MPI_Finalize();
-  return 0;
+  return exit_code;
 }

@@ -4,7 +4,8 @@
 #   1. an uninterrupted run; the start line names the adapters; checkpoints hold only them;
 #   2. the same run killed on rank 1 mid-update and resumed: bit-identical to (1);
 #   3. resuming over other base weights is refused, naming both checksums;
-#   4. export_lora writes diffusers/PEFT keys; merge_lora (from the file, and from the
+#   4. export_lora writes diffusers/PEFT keys (the head's adapter, outside the blocks, with its
+#      alpha / r folded in and no alpha key, as diffusers requires); merge_lora (from the file, and from the
 #      checkpoint) writes a full model; evaluate of the merged model equals evaluate of the
 #      checkpoint over its base (fp32), and merging into another base is refused;
 #   5. plan counts the adapters as the only trained parameters.
@@ -22,7 +23,9 @@ ITERS=8
 BASE=(--model="${fx}/config.json" --weights="${fx}/diffusion_pytorch_model.safetensors.index.json")
 INPUTS=(--embeddings="${fx}/embeddings.h5" --latent_shape=4,2,8,8 --decoder="${fx}/decoder.pt"
         --rewards="torchscript=${fx}/reward.pt")
-LORA=(--lora_rank=8 --lora_alpha=16)
+# Wan's attention and FFN layers, and the head (outside the blocks: exported without an alpha key).
+LORA=(--lora_rank=8 --lora_alpha=16
+      --lora_targets=self_attn.q,self_attn.k,self_attn.v,self_attn.o,cross_attn.q,cross_attn.k,cross_attn.v,cross_attn.o,ffn.0,ffn.2,head.head)
 ARGS=("${BASE[@]}" "${INPUTS[@]}" "${LORA[@]}" --precision=bf16 --zero_stage=3 --kl_beta=0.01
       --prompts="${fx}/prompts.txt" --iterations="${ITERS}" --prompts_per_iteration=4 --group_size=4 --steps=6
       --eta=0.7 --micro_batch=4 --timestep_fraction=0.5 --lr=3e-2 --clip_range=0.2 --seed=5 --checkpoint_every=4
@@ -34,13 +37,13 @@ run() {  # run DIR [extra args]
 
 run "${work}/ref" || fail "the uninterrupted run failed: $(tail -5 "${work}/ref.log")"
 grep -E "^train: " "${work}/ref.log" | cut -c1-220
-grep -qE "trained: LoRA r=8 alpha 16 on 20 layers, base crc32c:[0-9a-f]{8}" "${work}/ref.log" ||
+grep -qE "trained: LoRA r=8 alpha 16 on 21 layers, base crc32c:[0-9a-f]{8}" "${work}/ref.log" ||
   fail "the start line does not name the adapters"
 grep -E "^iter (1|${ITERS})/" "${work}/ref.log"
 final="checkpoints/ckpt-$(printf %06d ${ITERS}).h5"
 "${inspect}" "${work}/ref/${final}" >"${work}/inspect.txt" 2>&1 || fail "inspect: $(cat "${work}/inspect.txt")"
-# 20 adapted layers x (A, B): rank 8, width 48 (attention) or 48/96 (FFN).
-grep -qE "^  [0-9]+ parameters in 40 tensors" "${work}/inspect.txt" || fail "the checkpoint does not hold 40 adapter tensors: $(head -2 "${work}/inspect.txt")"
+# 21 adapted layers x (A, B): rank 8; attention, FFN and the head.
+grep -qE "^  [0-9]+ parameters in 42 tensors" "${work}/inspect.txt" || fail "the checkpoint does not hold 42 adapter tensors: $(head -2 "${work}/inspect.txt")"
 grep -q "lora_rank=8" "${work}/inspect.txt" || fail "the config in the checkpoint lacks lora_rank"
 
 # Killed and resumed: bit-identical.
@@ -62,9 +65,12 @@ grep -q "it was trained over other base weights: ${fx}/diffusion_pytorch_model.s
 # (the header as a file first: grep -q on a pipe would SIGPIPE head under pipefail)
 head -c 20000 "${work}/adapter.safetensors" >"${work}/adapter_header.txt"
 for key in diffusion_model.blocks.0.self_attn.q.lora_A.weight diffusion_model.blocks.1.ffn.2.lora_B.weight \
-           diffusion_model.blocks.1.cross_attn.o.alpha '"base_checksum":"crc32c:'; do
+           diffusion_model.blocks.1.cross_attn.o.alpha diffusion_model.head.head.lora_A.weight \
+           '"base_checksum":"crc32c:'; do
   grep -qF "${key}" "${work}/adapter_header.txt" || fail "the adapter file has no ${key}"
 done
+# diffusers' Wan conversion refuses an alpha outside the blocks ("state_dict should be empty").
+grep -qF "diffusion_model.head.head.alpha" "${work}/adapter_header.txt" && fail "the head's adapter has an alpha key"
 "${merge_lora}" "${BASE[@]}" --lora="${work}/adapter.safetensors" --out="${work}/merged.safetensors" ||
   fail "merge_lora --lora"
 "${merge_lora}" "${BASE[@]}" --checkpoint="${work}/ref/${final}" --out="${work}/merged_ckpt.safetensors" ||

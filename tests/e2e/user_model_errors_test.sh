@@ -55,6 +55,12 @@ sed 's/"text_len": 16/"text_len": 4/' "${fx}/config.json" >"${work}/short.json"
 expect embeddings_length "text_len 4" --model="${work}/short.json"
 expect decoder_shape "[B, 3, F, H, W]" --decoder="${fx}/bad_decoder.pt"
 expect decoder_nan "non-finite" --decoder="${fx}/nan_decoder.pt"
+# A reward model or decoder that raises (torch::jit::JITException) is an error naming it, not a
+# crash (it used to end in std::terminate and exit 134).
+expect reward_raises "stopped in iteration 0 on every rank: reward 'torchscript:raising_reward.pt': torchscript:raising_reward.pt failed: RuntimeError: AssertionError: reward server down" \
+  --rewards="torchscript=${fx}/raising_reward.pt" --prompts_per_iteration=8
+expect decoder_raises "raising_decoder.pt failed on latents [1, 4, 2, 8, 8]: RuntimeError: AssertionError: decoder out of memory" \
+  --decoder="${fx}/raising_decoder.pt"
 expect latent_channels "in_dim" --latent_shape=3,2,8,8
 expect unknown_model "neither a preset" --model=wan9
 expect group_of_one "group_size = 1" --group_size=1
