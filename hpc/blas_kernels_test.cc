@@ -65,6 +65,28 @@ TEST_F(BlasKernels, ByDefaultTheKernelsAreTheBestThisCpuRuns) {
   EXPECT_NE(choice->Describe().find("GEMM self-check passed"), std::string::npos) << choice->Describe();
 }
 
+// What a newer Xeon gets from Debian's OpenBLAS: the generic kernels. The choice moves to the
+// best set the CPU runs, checked.
+TEST_F(BlasKernels, WhereOpenBlasFellBackToTheGenericKernelsTheBestAreChosen) {
+  if (!IsOpenBlas() || BestKernelsForThisCpu().empty()) GTEST_SKIP() << "not OpenBLAS, or a CPU without AVX";
+  ASSERT_TRUE(UseBlasKernels("Prescott").ok());
+  auto choice = ChooseBlasKernels();
+  ASSERT_TRUE(choice.ok()) << choice.status();
+  EXPECT_EQ(choice->picked, "Prescott");
+  EXPECT_EQ(choice->kernels, BestKernelsForThisCpu());
+  EXPECT_EQ(CurrentBlasKernels(), BestKernelsForThisCpu());
+  EXPECT_NE(choice->Describe().find("the best this CPU runs; OpenBLAS picked Prescott; GEMM self-check passed"),
+            std::string::npos)
+      << choice->Describe();
+  // --blas_kernels=openblas keeps the generic ones.
+  ASSERT_TRUE(UseBlasKernels("Prescott").ok());
+  BlasOptions keep;
+  keep.auto_select = false;
+  auto kept = ChooseBlasKernels(keep);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(kept->kernels, "Prescott");
+}
+
 // The refusal path: every kernel set but the generic one multiplies wrongly. The choice
 // refuses them, says so in one line, and computes with the generic kernels.
 TEST_F(BlasKernels, KernelsThatFailTheSelfCheckAreRefused) {

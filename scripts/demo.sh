@@ -5,6 +5,7 @@
 #   PRECISION=bf16 ./scripts/demo.sh  (bf16 compute weights and activations, fp32 masters)
 #   SEED=2 OUT=runs/demo_seed2 ./scripts/demo.sh  (another training seed; scripts/demo_seeds.sh runs 3)
 #   FLAGFILE=configs/shapes_lora.flags OUT=runs/demo_lora ./scripts/demo.sh  (LoRA instead of full fine-tuning)
+#   EVAL_SAMPLES=8 EVAL_SEED=777 ./scripts/demo.sh  (the held-out evaluation's samples per prompt and noise seed)
 # The shapes world goes through the same path as a user's own model: shapes_inputs writes its
 # config.json, weights, text embeddings and prompt files, and train / evaluate read them.
 # Outputs in runs/demo: metrics.jsonl, reward_curves.png, samples/iter_*.{png,gif}, tensorboard/,
@@ -24,10 +25,11 @@ bazel-bin/world/tools/shapes_inputs --base=configs/base/shapes_base.safetensors 
 # train: at billion scale it costs up to 20% more peak memory than the plan counts.)
 tcmalloc=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 preload=(); [ -e "${tcmalloc}" ] && preload=(-x LD_PRELOAD="${tcmalloc}")
+# (OPENBLAS_CORETYPE, when set, is kept by train and evaluate: e.g. Prescott for the generic kernels.)
+[ -n "${OPENBLAS_CORETYPE:-}" ] && preload+=(-x OPENBLAS_CORETYPE)
 mpirun -np "${NP:-2}" --oversubscribe --bind-to none "${preload[@]}" bazel-bin/dancegrpo/tools/train \
   --flagfile="${FLAGFILE:-configs/shapes.flags}" --precision="${precision}" --seed="${SEED:-1}" --out="${out}"
-iterations=$(grep -hE '^--iterations=' configs/shapes.flags | cut -d= -f2)
-final="${out}/checkpoints/ckpt-$(printf %06d "${iterations}").h5"
+final=$(ls "${out}"/checkpoints/ckpt-*.h5 | tail -1)  # the last checkpoint (the flagfile's --iterations)
 bazel-bin/dancegrpo/tools/inspect "${final}" | head -3
 # evaluate samples with the checkpoint's sampler unless told otherwise; the held-out table in
 # the README was measured with every step stochastic at eta 0.3 (and 32 samples a batch), so
@@ -35,7 +37,7 @@ bazel-bin/dancegrpo/tools/inspect "${final}" | head -3
 bazel-bin/dancegrpo/tools/evaluate --model=runs/shapes_inputs/config.json --weights=runs/shapes_inputs/dit.safetensors \
   --embeddings=runs/shapes_inputs/embeddings.h5 --latent_shape=3,4,10,10 --prompts=runs/shapes_inputs/heldout.jsonl \
   --rewards=alignment,colour,count,motion,motion_quality,jpeg --precision="${precision}" \
-  --eta=0.3 --sde_window_size=0 --micro_batch=32 \
+  --eta=0.3 --sde_window_size=0 --micro_batch=32 --samples_per_prompt="${EVAL_SAMPLES:-4}" --eval_seed="${EVAL_SEED:-12345}" \
   --checkpoint="${final}" --out="${out}" | tee "${out}/heldout_table.md"
 if [ -z "${OUT:-}" ] && [ -z "${FLAGFILE:-}" ] && [ "${precision}" = fp32 ] && [ "${SEED:-1}" = 1 ]; then
   cp "${out}/base_vs_trained.gif" docs/images/base_vs_trained.gif

@@ -34,6 +34,13 @@ expect() {
 # The good configuration runs (so the failures below are the flags' doing).
 if timeout 300 mpirun -np 1 "${train}" "${GOOD[@]}" --out="${work}/good" >"${work}/good.log" 2>&1; then
   passed=$((passed + 1)); echo "ok   good configuration trains"
+  # The BLAS kernels it chose, in the start line and in every metrics line.
+  if grep -qE "BLAS: (OpenBLAS [A-Za-z0-9]+ kernels|a BLAS that is not OpenBLAS) \(.*GEMM self-check passed\)" "${work}/good.log" &&
+     { ! grep -q "BLAS: OpenBLAS" "${work}/good.log" || grep -q '"blas_kernels": "' "${work}/good/metrics.jsonl"; }; then
+    passed=$((passed + 1)); echo "ok   $(grep -o 'BLAS: .*' "${work}/good.log" | head -1)"
+  else
+    failed=$((failed + 1)); echo "FAIL the start line or metrics.jsonl does not name the BLAS kernels:"; grep "^train:" "${work}/good.log"
+  fi
 else
   failed=$((failed + 1)); echo "FAIL good configuration:"; tail -5 "${work}/good.log"
 fi
@@ -45,6 +52,7 @@ expect keep_negative "--keep_checkpoints=-1 is negative" --keep_checkpoints=-1
 expect micro_negative "--micro_batch=-2 is negative" --micro_batch=-2
 expect no_gpu "no GPU is visible" --device=cuda
 expect precision "use fp32 or bf16" --precision=fp16
+expect blas_kernels "--blas_kernels=fastest is unknown; use auto or openblas" --blas_kernels=fastest
 printf 'a red ball on grass\na purple cow\n' >"${work}/missing.txt"
 expect missing_prompt "'a purple cow'" --prompts="${work}/missing.txt"
 sed 's/"num_layers": 2/"num_layers": 3/' "${fx}/config.json" >"${work}/deeper.json"
