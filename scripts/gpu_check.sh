@@ -174,7 +174,7 @@ fi
 # The DiT and what it links: its fused CPU kernels, LoRA (every linear is a LoraLinear; the
 # adapter files need safetensors, atomic writes and CRC-32C).
 DIT=(models/dit/dit.cc models/dit/dit_config.cc models/dit/cpu_attention.cc models/dit/cpu_ops.cc models/lora.cc
-  models/safetensors.cc hpc/atomic_file.cc hpc/crc32c.cc hpc/seqpar.cc models/timestep_embedding.cc
+  models/lora_keys.cc models/safetensors.cc hpc/atomic_file.cc hpc/crc32c.cc hpc/seqpar.cc models/timestep_embedding.cc
   models/velocity_model.cc hpc/block_runner.cc hpc/sharding.cc hpc/zero3.cc hpc/memory.cc)
 pids=()
 for src in "${DIT[@]}" models/dit/dit_test.cc models/dit/dit_seqpar_test.cc tests/smoke/torch_autograd_test.cc; do
@@ -203,9 +203,9 @@ if [[ "${SKIP_TRAIN:-0}" == 1 ]]; then echo "SKIP train_cuda_bf16 (SKIP_TRAIN=1)
 TRAIN_SRC=(dancegrpo/advantage.cc dancegrpo/rng.cc dancegrpo/rollout.cc dancegrpo/schedule.cc dancegrpo/sde.cc
   dancegrpo/scored_rollout.cc dancegrpo/trainer.cc dancegrpo/trainer_config.cc dancegrpo/update.cc
   dancegrpo/trainable.cc dancegrpo/io/checkpoint.cc dancegrpo/io/images.cc dancegrpo/io/inputs.cc
-  dancegrpo/io/run_report.cc dancegrpo/io/trajectory_store.cc dancegrpo/io/tensorboard.cc
+  dancegrpo/io/run_report.cc dancegrpo/io/sample_writer.cc dancegrpo/io/trajectory_store.cc dancegrpo/io/tensorboard.cc
   dancegrpo/plan/memory_plan.cc dancegrpo/tools/model_flags.cc dancegrpo/tools/run_flags.cc
-  dancegrpo/tools/run_setup.cc hpc/fault_injection.cc hpc/topology.cc hpc/h5/h5.cc hpc/h5/sharded_vector.cc models/mlp_velocity.cc models/model_family.cc
+  dancegrpo/tools/run_setup.cc hpc/blas_kernels.cc hpc/comm/agree.cc hpc/torch_error.cc hpc/fault_injection.cc hpc/topology.cc hpc/h5/h5.cc hpc/h5/sharded_vector.cc models/mlp_velocity.cc models/model_family.cc
   models/dit/dit_family.cc models/torchscript_decoder.cc models/text/precomputed_text_encoder.cc
   rewards/reward.cc rewards/registry.cc rewards/video_rewards.cc world/toy_world.cc world/shapes_world.cc
   world/shapes_rewards.cc "$GEN/dancegrpo/io/tensorboard.pb.cc")
@@ -218,7 +218,7 @@ ok=1
 for p in "${pids[@]}"; do wait "$p" || ok=0; done
 HDF5_LIB=$(ls "$DEPS_PREFIX"/lib/libhdf5_openmpi.so* "$DEPS_PREFIX"/lib/x86_64-linux-gnu/libhdf5_openmpi.so* 2>/dev/null | head -1)
 EXTRA=(-L"$(dirname "${HDF5_LIB:-/usr/lib/libhdf5_openmpi.so}")" "-l:$(basename "${HDF5_LIB:-libhdf5_openmpi.so}")"
-  -lpng16 -ljpeg -lgif -lprotobuf -lglog -lgflags)
+  -lpng16 -ljpeg -lgif -lprotobuf -lglog -lgflags -ldl)
 if ((ok)) &&
   "$CXX" -o "$BUILD/train" $COMMON $(o "${TRAIN_SRC[@]}" "${DIT[@]}" dancegrpo/tools/train.cc) "${EXTRA[@]}" \
     "${LDFLAGS[@]}" 2>"$BUILD/link_train.log" &&
