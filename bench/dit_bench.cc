@@ -21,6 +21,7 @@
 #include "absl/strings/str_format.h"
 #include "gflags/gflags.h"
 #include "hpc/atomic_file.h"
+#include "hpc/blas_kernels.h"
 #include "models/dit/cpu_ops.h"
 #include "models/dit/dit.h"
 #include "models/safetensors.h"
@@ -128,7 +129,15 @@ int main(int argc, char** argv) {
   at::set_num_threads(FLAGS_threads > 0 ? FLAGS_threads : at::get_num_threads());
   dancegrpo::models::SetFusedCpuKernels(FLAGS_fused_kernels);
   torch::manual_seed(0);
-  std::printf("machine: %s, %d intra-op threads\n", device.str().c_str(), at::get_num_threads());
+  // The BLAS kernels train would use (the best this CPU runs, checked): the same numbers as train.
+  const auto blas = dancegrpo::hpc::ChooseBlasKernels();
+  if (!blas.ok()) {
+    std::fprintf(stderr, "BLAS: %s\n", std::string(blas.status().message()).c_str());
+    return 2;
+  }
+  if (!blas->notice.empty()) std::fprintf(stderr, "BLAS: %s\n", blas->notice.c_str());
+  std::printf("machine: %s, %d intra-op threads, BLAS: %s\n", device.str().c_str(), at::get_num_threads(),
+              blas->Describe().c_str());
   for (const auto& precision : Split(FLAGS_precision)) {
     const auto dtype = precision == "bf16" ? torch::kBFloat16 : torch::kFloat32;
     const int64_t n = FLAGS_gemm;

@@ -225,7 +225,7 @@ if ((ok)) &&
   "$CXX" -o "$BUILD/make_fixtures" $(o "${DIT[@]}" hpc/comm/communicator.cc \
     models/text/precomputed_text_encoder.cc hpc/h5/h5.cc tests/fixtures/make_fixtures.cc) "${EXTRA[@]}" \
     "${LDFLAGS[@]}" 2>"$BUILD/link_fixtures.log" &&
-  "$CXX" -o "$BUILD/dit_bench" $(o "${DIT[@]}" hpc/comm/communicator.cc bench/dit_bench.cc) "${EXTRA[@]}" \
+  "$CXX" -o "$BUILD/dit_bench" $(o "${DIT[@]}" hpc/comm/communicator.cc hpc/blas_kernels.cc bench/dit_bench.cc) "${EXTRA[@]}" \
     "${LDFLAGS[@]}" 2>"$BUILD/link_bench.log"; then
   PEAK=${PEAK_TFLOPS:-989}
   "$BUILD/make_fixtures" --out="$BUILD/fixtures" --text_dim=4096 >/dev/null
