@@ -17,7 +17,6 @@ namespace {
 // OpenBLAS's entry points, looked up at run time: another BLAS simply lacks them.
 struct OpenBlasApi {
   char* (*corename)() = nullptr;
-  char* (*config)() = nullptr;
   void (*dynamic_init)() = nullptr;
   void (*dynamic_quit)() = nullptr;
   bool present() const { return corename != nullptr; }
@@ -28,7 +27,6 @@ const OpenBlasApi& Api() {
   static const OpenBlasApi api = [] {
     OpenBlasApi a;
     a.corename = reinterpret_cast<char* (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
-    a.config = reinterpret_cast<char* (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_config"));
     a.dynamic_init = reinterpret_cast<void (*)()>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init"));
     a.dynamic_quit = reinterpret_cast<void (*)()>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit"));
     return a;
@@ -155,7 +153,7 @@ absl::Status CheckGemm(const Gemm& gemm_or_null) {
 }
 
 std::string BlasChoice::Describe() const {
-  if (kernels.empty()) return absl::StrCat(library, " (", reason, ")");
+  if (kernels.empty()) return absl::StrCat("a BLAS that is not OpenBLAS (", reason, ")");
   return absl::StrCat("OpenBLAS ", kernels, " kernels (", reason, ")");
 }
 
@@ -163,14 +161,12 @@ absl::StatusOr<BlasChoice> ChooseBlasKernels(const BlasOptions& options) {
   BlasChoice choice;
   const auto& api = Api();
   if (!api.present()) {
-    choice.library = "a BLAS that is not OpenBLAS";
     if (auto s = CheckGemm(options.gemm); !s.ok())
       return absl::InternalError(absl::StrCat("the GEMM self-check failed with this process's BLAS (not OpenBLAS): ",
                                               s.message(), "; install libopenblas0-openmp (scripts/setup.sh does)"));
     choice.reason = "GEMM self-check passed";
     return choice;
   }
-  choice.library = api.config ? api.config() : "OpenBLAS";
   choice.picked = CurrentBlasKernels();
   const char* forced = std::getenv("OPENBLAS_CORETYPE");
   if (forced != nullptr && *forced != '\0') {  // the user's choice: kept, and checked

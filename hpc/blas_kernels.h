@@ -33,9 +33,8 @@ using Gemm = std::function<torch::Tensor(const torch::Tensor&, const torch::Tens
 absl::Status CheckGemm(const Gemm& gemm = nullptr);
 
 struct BlasChoice {
-  std::string library;  // e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH ...", or "not OpenBLAS"
   std::string picked;   // the kernels OpenBLAS picked by itself at load, e.g. "Prescott"
-  std::string kernels;  // the kernels in use now, e.g. "SkylakeX"
+  std::string kernels;  // the kernels in use now, e.g. "SkylakeX"; "" when the BLAS is not OpenBLAS
   std::string reason;   // why these, e.g. "AVX-512 CPU, self-check passed"
   std::string notice;   // non-empty when a kernel set was refused: the one-line notice
   // One line for a start line: "OpenBLAS SkylakeX kernels (OpenBLAS picked Prescott; AVX-512 CPU, self-check passed)".
