@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -13,7 +14,9 @@
 #include "absl/strings/strip.h"
 #include "hpc/status_macros.h"
 #include "models/safetensors.h"
+#include "models/decoder_frames.h"
 #include "models/torchscript_decoder.h"
+#include "models/vae/wan_vae.h"
 #include "rewards/video_rewards.h"
 
 namespace dancegrpo {
@@ -178,11 +181,9 @@ absl::StatusOr<UserModel> LoadUserModel(const UserModelOptions& o) {
                                                    "is ", e.pooled_width() == 0 ? std::string("missing")
                                                                                 : absl::StrCat(e.pooled_width(), " wide")));
 
-  if (!o.decoder.empty() && o.decoder != "none") {
-    auto decoder = models::TorchScriptDecoder::Load(o.decoder, o.device);
-    if (!decoder.ok()) return absl::Status(decoder.status().code(), absl::StrCat("--decoder: ", decoder.status().message()));
-    m.decoder = *decoder;
-  }
+  auto decoder = LoadDecoder(o.decoder, o.device, o.compute_dtype);
+  if (!decoder.ok()) return absl::Status(decoder.status().code(), absl::StrCat("--decoder: ", decoder.status().message()));
+  m.decoder = *decoder;
   auto rewards = rewards::ParseRewardSpec(o.rewards, o.device);
   if (!rewards.ok()) return absl::Status(rewards.status().code(), absl::StrCat("--rewards: ", rewards.status().message()));
   m.rewards = *rewards;
@@ -205,11 +206,61 @@ absl::Status CheckPromptsHaveEmbeddings(const models::PrecomputedTextEncoder& en
                                           "the prompt text, exactly)"));
 }
 
-absl::Status CheckDecoderFits(models::LatentDecoder* decoder, const std::vector<int64_t>& latent_shape) {
-  if (decoder == nullptr) return absl::OkStatus();
-  std::vector<int64_t> shape = {1};
-  shape.insert(shape.end(), latent_shape.begin(), latent_shape.end());
-  return decoder->Decode(torch::zeros(shape)).status();
+absl::StatusOr<std::shared_ptr<models::LatentDecoder>> LoadDecoder(const std::string& spec, const torch::Device& device,
+                                                                  torch::ScalarType dtype) {
+  if (spec.empty() || spec == "none") return std::shared_ptr<models::LatentDecoder>();
+  constexpr absl::string_view kWan = "wan-vae:";
+  if (!absl::StartsWith(spec, kWan)) {
+    auto d = models::TorchScriptDecoder::Load(spec, device);
+    if (!d.ok()) return d.status();
+    return std::shared_ptr<models::LatentDecoder>(*d);
+  }
+  std::vector<std::string> parts = absl::StrSplit(spec.substr(kWan.size()), ',');
+  models::vae::WanVaeOptions options;
+  options.device = device;
+  options.dtype = dtype == torch::kBFloat16 ? torch::kBFloat16 : torch::kFloat;
+  for (size_t i = 1; i < parts.size(); ++i) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(parts[i], absl::MaxSplits('=', 1));
+    int64_t v = 0;
+    if (kv.first == "tiled" && kv.second.empty()) {
+      options.tiling = true;
+    } else if ((kv.first == "tile" || kv.first == "stride") && absl::SimpleAtoi(kv.second, &v)) {
+      options.tiling = true;
+      (kv.first == "tile" ? options.tile : options.tile_stride) = v;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", parts[i], "' in ", spec, " is not a Wan VAE option; use wan-vae:PATH[,tiled][,tile=PIXELS][,stride=PIXELS] ",
+          "(e.g. wan-vae:Wan2.1-T2V-1.3B-Diffusers/vae,tile=256,stride=192)"));
+    }
+  }
+  if (parts[0].empty()) return absl::InvalidArgumentError(absl::StrCat(spec, ": give the VAE's path after wan-vae:"));
+  auto d = models::vae::WanVaeDecoder::Load(parts[0], options);
+  if (!d.ok()) return d.status();
+  return std::shared_ptr<models::LatentDecoder>(*d);
+}
+
+absl::Status CheckDecoderFits(std::shared_ptr<models::LatentDecoder>* decoder, const std::vector<int64_t>& latent_shape) {
+  if (*decoder == nullptr) return absl::OkStatus();
+  if (auto* wan = dynamic_cast<models::vae::WanVaeDecoder*>(decoder->get())) {
+    // Declared: no probe (a full-size decode costs minutes on a CPU).
+    if (latent_shape.size() != 4 || latent_shape[0] != wan->config().z_dim)
+      return absl::InvalidArgumentError(absl::StrCat("the Wan VAE ", wan->source(), " decodes ", wan->config().z_dim,
+                                                     " latent channels but --latent_shape is ",
+                                                     absl::StrJoin(latent_shape, ","), "; make C ", wan->config().z_dim));
+    models::FrameRule rule{wan->config().temporal_stride(), true};
+    *decoder = std::make_shared<models::FrameCheckedDecoder>(*decoder, rule, absl::StrCat("the Wan VAE ", wan->source()));
+    return absl::OkStatus();
+  }
+  const std::string source = "the decoder";
+  if (latent_shape.size() != 4) {  // not a video latent: one probe, no frame rule
+    std::vector<int64_t> shape = {1};
+    shape.insert(shape.end(), latent_shape.begin(), latent_shape.end());
+    return (*decoder)->Decode(torch::zeros(shape)).status();
+  }
+  auto rule = models::InferFrameRule(**decoder, latent_shape, source);
+  if (!rule.ok()) return rule.status();
+  *decoder = std::make_shared<models::FrameCheckedDecoder>(*decoder, *rule, source);
+  return absl::OkStatus();
 }
 
 }  // namespace dancegrpo

@@ -11,8 +11,8 @@
 //               (models/text/precomputed_text_encoder.h has the schema)
 //   latent      "C,F,H,W", or a video size "F,H,W" in pixels with the VAE's strides
 //               (Wan: 4,8,8 and latent frames (F - 1) / 4 + 1)
-//   decoder     a TorchScript module from latents to RGB clips, or none (the rewards see
-//               the latents)
+//   decoder     wan-vae:DIR (Wan2.1's VAE, native: models/vae/wan_vae.h), a TorchScript
+//               module from latents to RGB clips, or none (the rewards see the latents)
 //   rewards     the weighted reward spec of rewards/video_rewards.h, torchscript= included
 //
 // Every error names the file or flag and the fix.
@@ -52,7 +52,7 @@ struct UserModelOptions {
   std::string weights;         // .safetensors / .safetensors.index.json / empty
   std::string weights_prefix;  // stripped from stored names (e.g. "model.diffusion_model.")
   std::string embeddings;      // HDF5
-  std::string decoder;         // TorchScript path, or "" / "none"
+  std::string decoder;         // wan-vae:PATH[,options], a TorchScript path, or "" / "none"
   std::string rewards;         // weighted spec
   bool activation_checkpointing = false;
   uint64_t seed = 1;
@@ -101,9 +101,18 @@ absl::Status CheckPromptsHaveEmbeddings(const models::PrecomputedTextEncoder& en
                                         const std::vector<rewards::Prompt>& prompts, const std::string& prompt_file,
                                         bool need_null = false);
 
-// Runs the decoder (if any) on one latent of `latent_shape` and checks its output, so a
-// decoder that does not fit the latents fails before training starts.
-absl::Status CheckDecoderFits(models::LatentDecoder* decoder, const std::vector<int64_t>& latent_shape);
+// Checks the decoder (if any) against `latent_shape` (C,F,H,W) before training starts and
+// replaces it by one that checks every clip's frame count (models/decoder_frames.h): the native
+// Wan VAE declares its rule (4F - 3) and its latent channels; any other decoder is probed at F
+// and F + 1 latent frames, so one that does not fit the latents, or pins its frame count (a
+// torch.jit.trace export), fails here, naming why.
+absl::Status CheckDecoderFits(std::shared_ptr<models::LatentDecoder>* decoder, const std::vector<int64_t>& latent_shape);
+
+// `--decoder`: "none" / "", a TorchScript file, or the native Wan2.1 VAE
+// "wan-vae:PATH[,tiled][,tile=PIXELS][,stride=PIXELS]" (PATH: a diffusers VAE folder or a
+// .safetensors file; tile/stride imply tiling, defaults 256/192). It computes in `dtype`.
+absl::StatusOr<std::shared_ptr<models::LatentDecoder>> LoadDecoder(const std::string& spec, const torch::Device& device,
+                                                                  torch::ScalarType dtype);
 
 }  // namespace dancegrpo
 

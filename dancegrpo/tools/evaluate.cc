@@ -87,6 +87,8 @@ int main(int argc, char** argv) {
     auto shape = dancegrpo::tools::LatentShapeFromFlags(user->config.in_channels);
     if (!shape.ok()) return Fail(std::string(shape.status().message()));
     run->trainer.latent_shape = *shape;
+    if (auto s = dancegrpo::CheckDecoderFits(&user->decoder, *shape); !s.ok())
+      return Fail(absl::StrCat("--decoder: ", s.message()));
 
     dancegrpo::EvalConfig c = dancegrpo::EvalConfigFor(run->trainer);
     c.seed = FLAGS_eval_seed;

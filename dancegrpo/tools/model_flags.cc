@@ -16,7 +16,9 @@ DEFINE_string(embeddings, "", "precomputed text embeddings (HDF5, keyed by promp
 DEFINE_string(latent_shape, "", "latent shape C,F,H,W (e.g. 16,21,60,104); or give --video_size");
 DEFINE_string(video_size, "", "video size F,H,W in pixels (e.g. 81,480,832), mapped to latents by --vae_stride");
 DEFINE_string(vae_stride, "4,8,8", "the VAE's strides (frames, height, width), with --video_size");
-DEFINE_string(decoder, "none", "a TorchScript decoder from latents to RGB clips [B, 3, F, H, W], or none");
+DEFINE_string(decoder, "none",
+              "latents to RGB clips: wan-vae:PATH[,tiled][,tile=PIXELS][,stride=PIXELS] (Wan2.1's VAE, native; PATH a "
+              "diffusers VAE folder or .safetensors), a TorchScript decoder file, or none");
 DEFINE_string(rewards, "", "weighted rewards, e.g. torchscript=hps.pt:0.7,torchscript=clip.pt:1.4 or alignment:1");
 DEFINE_string(device, dancegrpo::TrainerConfig().device.is_cuda() ? "cuda" : "cpu", "cpu | cuda (one rank per GPU, the launcher's local rank picks it)");
 DEFINE_string(precision, dancegrpo::PrecisionName(dancegrpo::TrainerConfig().compute_dtype),

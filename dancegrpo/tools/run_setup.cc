@@ -54,7 +54,7 @@ absl::StatusOr<LoadedRun> LoadUserRun(RunConfig& run, const std::string& prompts
   DGRPO_ASSIGN_OR_RETURN(r.prompts, ReadPromptFile(prompts_path));
   DGRPO_RETURN_IF_ERROR(CheckPromptsHaveEmbeddings(*user->encoder, r.prompts, prompts_path, c.cfg_scale != 1));
   DGRPO_ASSIGN_OR_RETURN(c.latent_shape, LatentShapeFromFlags(user->config.in_channels));
-  if (auto s = CheckDecoderFits(user->decoder.get(), c.latent_shape); !s.ok())
+  if (auto s = CheckDecoderFits(&user->decoder, c.latent_shape); !s.ok())
     return absl::Status(s.code(), absl::StrCat("--decoder: ", s.message()));
   r.policy = user->dit;
   const models::DitFamily family(user->config);
