@@ -206,7 +206,7 @@ TRAIN_SRC=(dancegrpo/advantage.cc dancegrpo/rng.cc dancegrpo/rollout.cc dancegrp
   dancegrpo/io/run_report.cc dancegrpo/io/sample_writer.cc dancegrpo/io/trajectory_store.cc dancegrpo/io/tensorboard.cc
   dancegrpo/plan/memory_plan.cc dancegrpo/tools/model_flags.cc dancegrpo/tools/run_flags.cc
   dancegrpo/tools/run_setup.cc hpc/blas_kernels.cc hpc/comm/agree.cc hpc/torch_error.cc hpc/fault_injection.cc hpc/topology.cc hpc/h5/h5.cc hpc/h5/sharded_vector.cc models/mlp_velocity.cc models/model_family.cc
-  models/dit/dit_family.cc models/torchscript_decoder.cc models/text/precomputed_text_encoder.cc
+  models/dit/dit_family.cc models/torchscript_decoder.cc models/decoder_frames.cc models/vae/wan_vae.cc models/text/precomputed_text_encoder.cc
   rewards/reward.cc rewards/registry.cc rewards/video_rewards.cc world/toy_world.cc world/shapes_world.cc
   world/shapes_rewards.cc "$GEN/dancegrpo/io/tensorboard.pb.cc")
 pids=()
