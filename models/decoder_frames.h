@@ -41,6 +41,7 @@ class FrameCheckedDecoder : public LatentDecoder {
   absl::StatusOr<torch::Tensor> Decode(const torch::Tensor& latents) override;
   const FrameRule& rule() const { return rule_; }
   LatentDecoder* inner() const { return inner_.get(); }
+  const std::string& source() const { return source_; }
 
  private:
   std::shared_ptr<LatentDecoder> inner_;

@@ -248,7 +248,11 @@ absl::Status CheckDecoderFits(std::shared_ptr<models::LatentDecoder>* decoder, c
                                                      " latent channels but --latent_shape is ",
                                                      absl::StrJoin(latent_shape, ","), "; make C ", wan->config().z_dim));
     models::FrameRule rule{wan->config().temporal_stride(), true};
-    *decoder = std::make_shared<models::FrameCheckedDecoder>(*decoder, rule, absl::StrCat("the Wan VAE ", wan->source()));
+    const auto& o = wan->options();
+    *decoder = std::make_shared<models::FrameCheckedDecoder>(
+        *decoder, rule,
+        absl::StrCat("the Wan VAE ", wan->source(), ", ", o.dtype == torch::kBFloat16 ? "bf16" : "fp32",
+                     o.tiling ? absl::StrCat(", tiles ", o.tile, "/", o.tile_stride, " px") : std::string()));
     return absl::OkStatus();
   }
   const std::string source = "the decoder";

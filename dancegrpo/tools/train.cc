@@ -40,6 +40,7 @@
 #include "hpc/memory.h"
 #include "hpc/topology.h"
 #include "hpc/torch_error.h"
+#include "models/decoder_frames.h"
 
 DEFINE_string(out, "runs/default", "output directory: checkpoints/, trajectories/, metrics.jsonl");
 DEFINE_string(resume, "", "'latest' (the newest committed checkpoint in --out, or a fresh start if none) or a path");
@@ -131,6 +132,13 @@ std::optional<dancegrpo::MemoryPlan> PlanOrRefuse(tools::RunConfig& run, int ran
   return plan;
 }
 
+std::string DecoderText(const tools::LoadedRun& loaded, const std::vector<int64_t>& latent_shape) {
+  if (loaded.decoder == nullptr) return "none (the rewards see the latents)";
+  const auto* d = dynamic_cast<const dancegrpo::models::FrameCheckedDecoder*>(loaded.decoder.get());
+  if (d == nullptr || latent_shape.size() != 4) return "yes";
+  return absl::StrCat(d->source(), ", video frames ", d->rule().ToString(), " = ", d->rule().Frames(latent_shape[1]));
+}
+
 // One line that says what this job is, before the first (possibly long) iteration.
 std::string StartLine(const tools::RunConfig& run, Trainer& t, const tools::LoadedRun& loaded,
                       const std::optional<dancegrpo::MemoryPlan>& plan, int world_size, const hpc::BlasChoice& blas) {
@@ -144,7 +152,7 @@ std::string StartLine(const tools::RunConfig& run, Trainer& t, const tools::Load
   return absl::StrFormat(
       "train: %s, %.3g M parameters (%.3g M trained%s), on %d rank(s) = dp %d x sp %d, %s (%d thread(s) per rank), %s, "
       "ZeRO-%d, latents %s, %ld samples per iteration (%d prompts x group %d) from %zu prompts, %ld iterations%s, "
-      "BLAS: %s",
+      "decoder: %s, BLAS: %s",
       FLAGS_model, parameters / 1e6, t.optimizer().total_elements() / 1e6,
       c.lora.enabled() ? absl::StrFormat(": LoRA r=%d alpha %g on %d layers, base %s", c.lora.rank, c.lora.alpha,
                                          loaded.lora_layers, c.base_checksum)
@@ -155,7 +163,7 @@ std::string StartLine(const tools::RunConfig& run, Trainer& t, const tools::Load
       plan ? absl::StrCat(", planned peak ", dancegrpo::FormatBytes(static_cast<double>(plan->peak)), " per rank (",
                           plan->peak_phase, ")")
            : "",
-      blas.Describe());
+      DecoderText(loaded, c.latent_shape), blas.Describe());
 }
 
 // --resume: the checkpoint's state, and on rank 0 the trajectory shards and metrics lines of
