@@ -16,6 +16,7 @@ PACKAGES=(
   nlohmann-json3-dev       # JSON headers of .safetensors files
   libpng-dev               # reward curves and sample grids as PNG
   libgif-dev               # sample clips as animated GIF (giflib)
+  libavformat-dev libavcodec-dev libswscale-dev  # sample clips as H.264 MP4 (FFmpeg, libx264)
   libprotobuf-dev protobuf-compiler  # TensorBoard event files (Event/Summary messages)
   libboost-dev             # header-only Boost.CRC: CRC-32C of TensorBoard's record framing
   libtcmalloc-minimal4     # tcmalloc, preloaded by demo.sh: 20-30% faster DiT, more memory (docs/experiments/2026-11-30-dit-speed.md)

@@ -49,6 +49,13 @@ def dancegrpo_system_dependencies():
             "gif": ["libgif"],
         },
     )
+    pkg_config_library(
+        name = "system_av",
+        what = "FFmpeg's libavformat, libavcodec, libavutil and libswscale (libavformat-dev, libavcodec-dev, libswscale-dev)",
+        targets = {
+            "av": ["libavformat", "libavcodec", "libavutil", "libswscale"],
+        },
+    )
     protobuf_configure(name = "system_protobuf")
     system_headers(
         name = "system_boost",

@@ -1,4 +1,5 @@
 #include "dancegrpo/io/run_report.h"
+#include "dancegrpo/io/mp4.h"
 
 #include <torch/torch.h>
 
@@ -84,7 +85,7 @@ TEST(RunReport, WritesMetricsCurvesSamplesAndEvents) {
   }
   EXPECT_EQ(n, 4);
   for (const char* f : {"reward_curves.png", "samples/iter_000000.png", "samples/iter_000002.gif",
-                        "samples/iter_000003.png"})
+                        "samples/iter_000003.png", "samples/iter_000002/00.mp4"})
     EXPECT_FALSE(Read(o.out + "/" + f).empty()) << f;
   EXPECT_TRUE(Read(o.out + "/samples/iter_000001.png").empty()) << "sample_every = 2";
 }
@@ -95,7 +96,16 @@ TEST(SampleWriter, EachFormatWritesTheSheetAndRefusesAnEmptyOne) {
   SampleSheet sheet{{{shown.clips[0], {"a"}}, {shown.clips[1], {"b"}}}, 2, "TITLE"};
   for (const auto& writer : DefaultSampleWriters()) {
     ASSERT_TRUE(writer->Write(d + "/sheet", sheet).ok()) << writer->extension();
-    EXPECT_FALSE(Read(writer->PathFor(d + "/sheet")).empty()) << writer->extension();
+    const std::string path = writer->PathFor(d + "/sheet");
+    if (writer->extension() == "mp4") {  // a folder, one clip a file, every frame kept
+      for (int i = 0; i < 2; ++i) {
+        auto frames = ReadVideoFrames(path + "0" + std::to_string(i) + ".mp4");
+        ASSERT_TRUE(frames.ok()) << frames.status();
+        EXPECT_EQ(frames->size(0), shown.clips[i].size(1));
+      }
+    } else {
+      EXPECT_FALSE(Read(path).empty()) << writer->extension();
+    }
     EXPECT_FALSE(writer->Write(d + "/empty", SampleSheet{}).ok()) << writer->extension();
   }
   // The PNG strip is the preview grid of the sheet's clips, byte for byte.

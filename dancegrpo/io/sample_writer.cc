@@ -2,6 +2,10 @@
 
 #include <torch/torch.h>
 
+#include "absl/strings/str_format.h"
+#include "dancegrpo/io/mp4.h"
+#include "hpc/atomic_file.h"
+
 namespace dancegrpo {
 
 absl::Status PngStripWriter::Write(const std::string& stem, const SampleSheet& sheet) const {
@@ -16,8 +20,20 @@ absl::Status GifSheetWriter::Write(const std::string& stem, const SampleSheet& s
   return WriteGif(PathFor(stem), AnimatedSheet(sheet.cells, sheet.columns, sheet.title));
 }
 
+absl::Status Mp4ClipsWriter::Write(const std::string& stem, const SampleSheet& sheet) const {
+  if (sheet.cells.empty()) return absl::InvalidArgumentError("a sample sheet without clips");
+  if (auto s = hpc::MakeDirectories(stem); !s.ok()) return s;
+  for (size_t i = 0; i < sheet.cells.size(); ++i) {
+    const auto& clip = sheet.cells[i].clip;
+    // Clips of 3 channels are RGB; others (latents seen directly) show their first 3 or repeat one.
+    torch::Tensor rgb = clip.size(0) >= 3 ? clip.narrow(0, 0, 3) : clip.narrow(0, 0, 1).expand({3, -1, -1, -1});
+    if (auto s = WriteMp4(absl::StrFormat("%s/%02d.mp4", stem, i), rgb); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 std::vector<std::shared_ptr<const SampleWriter>> DefaultSampleWriters() {
-  return {std::make_shared<PngStripWriter>(), std::make_shared<GifSheetWriter>()};
+  return {std::make_shared<PngStripWriter>(), std::make_shared<GifSheetWriter>(), std::make_shared<Mp4ClipsWriter>()};
 }
 
 }  // namespace dancegrpo

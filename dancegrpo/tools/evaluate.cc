@@ -19,6 +19,7 @@
 #include "dancegrpo/io/checkpoint.h"
 #include "dancegrpo/evaluate.h"
 #include "dancegrpo/io/images.h"
+#include "dancegrpo/io/mp4.h"
 #include "dancegrpo/io/sample_writer.h"
 #include "dancegrpo/io/inputs.h"
 #include "dancegrpo/tools/model_flags.h"
@@ -36,6 +37,8 @@ DEFINE_int32(samples_per_prompt, dancegrpo::EvalConfig().samples_per_prompt,
              "samples per prompt (independent noise, the same for base and trained)");
 DEFINE_uint64(eval_seed, dancegrpo::EvalConfig().seed, "the evaluation's noise seed (apart from the training --seed)");
 DEFINE_string(out, "", "directory for eval_base.png / eval_trained.png (none if empty)");
+DEFINE_bool(save_videos, false,
+            "with --out: every evaluated clip as H.264 MP4, <out>/videos/{base,trained}/p<prompt>_s<sample>.mp4");
 
 namespace {
 int Fail(const std::string& m) {
@@ -162,6 +165,24 @@ int main(int argc, char** argv) {
           std::printf("wrote %s\n", path.c_str());
         }
       };
+      if (FLAGS_save_videos) {
+        auto save = [&](const dancegrpo::EvalResult& r, const std::string& name) -> absl::Status {
+          const std::string dir = absl::StrCat(FLAGS_out, "/videos/", name);
+          if (auto s = dancegrpo::hpc::MakeDirectories(dir); !s.ok()) return s;
+          for (int64_t i = 0; i < r.clips.size(0); ++i) {
+            const auto& clip = r.clips[i];
+            const auto rgb = clip.size(0) >= 3 ? clip.narrow(0, 0, 3) : clip.narrow(0, 0, 1).expand({3, -1, -1, -1});
+            const std::string path = absl::StrFormat("%s/p%03d_s%02d.mp4", dir, i / FLAGS_samples_per_prompt,
+                                                     i % FLAGS_samples_per_prompt);
+            if (auto s = dancegrpo::WriteMp4(path, rgb); !s.ok()) return s;
+          }
+          std::printf("wrote %s/ (%ld MP4 clips)\n", dir.c_str(), static_cast<long>(r.clips.size(0)));
+          return absl::OkStatus();
+        };
+        if (auto s = save(*base, "base"); !s.ok()) return Fail(std::string(s.message()));
+        if (trained.ok())
+          if (auto s = save(*trained, "trained"); !s.ok()) return Fail(std::string(s.message()));
+      }
       const auto writers = dancegrpo::DefaultSampleWriters();
       for (const auto& w : writers) write("eval_base", *w, cells(*base, ""), "BASE POLICY, HELD-OUT PROMPTS");
       if (trained.ok()) {

@@ -5,7 +5,7 @@
 # fixtures' TorchScript reward scores the decoded clips), in fp32 and then bf16:
 #   1. an uninterrupted run, whose start line names the VAE and its 4F - 3 frames;
 #   2. the same run killed (SIGKILL on rank 1 in the 5th update) and resumed: bit-identical;
-#   3. evaluate with the tiled decoder (tile smaller than the clip) runs and names the decoder;
+#   3. evaluate with the tiled decoder (tile smaller than the clip) and --save_videos: MP4s;
 #   4. a decoder given as the .pth is refused naming the conversion script.
 set -uo pipefail
 make_fixtures="$1"; train="$2"; evaluate="$3"; inspect="$4"; vae="$5"
@@ -51,9 +51,18 @@ done
 
 # evaluate through the tiled decoder (16-pixel tiles every 8: 3 x 5 tiles of a 24 x 40 clip).
 "${evaluate}" "${MODEL[@]/wan-vae:${vae_dir}/wan-vae:${vae_dir},tile=16,stride=8}" --prompts="${fx}/heldout.jsonl" \
-  --checkpoint="${work}/ref_bf16/${final}" --samples_per_prompt=2 --steps=4 --out="${work}/eval" >"${work}/eval.txt" 2>&1 ||
+  --checkpoint="${work}/ref_bf16/${final}" --samples_per_prompt=2 --steps=4 --out="${work}/eval" --save_videos >"${work}/eval.txt" 2>&1 ||
   fail "evaluate (tiled): $(tail -5 "${work}/eval.txt")"
 grep -E '^\| torchscript' "${work}/eval.txt" || fail "evaluate printed no reward row: $(tail -5 "${work}/eval.txt")"
+# --save_videos: every clip as MP4 (heldout.jsonl's prompts x 2, base and trained), 9 frames each
+# (checked by decoding one back: dancegrpo/io:mp4_test checks the codec itself).
+n_prompts=$(grep -c . "${fx}/heldout.jsonl")
+for who in base trained; do
+  n=$(ls "${work}/eval/videos/${who}"/*.mp4 2>/dev/null | wc -l)
+  [ "${n}" -eq $((2 * n_prompts)) ] || fail "videos/${who}: ${n} MP4 files, expected $((2 * n_prompts))"
+done
+[ "$(head -c 8 "${work}/eval/videos/trained/p000_s00.mp4" | tail -c 4)" = "ftyp" ] || fail "p000_s00.mp4 is not an MP4"
+ls "${ref}/samples/iter_000003/"*.mp4 >/dev/null || fail "the run wrote no samples/iter_000003/*.mp4"
 
 # The .pth is refused, naming the conversion.
 "${evaluate}" "${MODEL[@]/wan-vae:${vae_dir}/wan-vae:${vae_dir}/../wan_vae.pth}" --prompts="${fx}/heldout.jsonl" \
