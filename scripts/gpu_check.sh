@@ -80,6 +80,13 @@ echo "gpu_check: $CXX_STD, torch $TORCH_DIR, CUDA $CUDA_HOME, NCCL $NCCL_LIB ($N
 CXXFLAGS=(-std=$CXX_STD -O1 -g0 -fPIC -DOMPI_SKIP_MPICXX -DDANCEGRPO_WITH_CUDA=1 -DDANCEGRPO_WITH_NCCL=1
   -I. -I"$TORCH_DIR/include" -I"$TORCH_DIR/include/torch/csrc/api/include" -I"$CUDA_HOME/include"
   -I"$NCCL_INCLUDE" -I"$DEPS_PREFIX/include" -I"$MPI_INCLUDE")
+# FFmpeg (MP4 samples) only where its headers are: the kit does not carry it (its libraries
+# and theirs are ~60 MiB), so elsewhere train writes PNG and GIF samples only.
+if [[ -f "$DEPS_PREFIX/include/libavformat/avformat.h" || -f /usr/include/x86_64-linux-gnu/libavformat/avformat.h ]]; then
+  AVLIBS=(-lavformat -lavcodec -lavutil -lswscale)
+else
+  CXXFLAGS+=(-DDANCEGRPO_NO_MP4); AVLIBS=()
+fi
 # TensorBoard's messages: the kit carries them generated (DEPS_PREFIX/gen), else this node's protoc.
 GEN="$BUILD/gen"
 mkdir -p "$GEN/dancegrpo/io"
@@ -203,7 +210,7 @@ if [[ "${SKIP_TRAIN:-0}" == 1 ]]; then echo "SKIP train_cuda_bf16 (SKIP_TRAIN=1)
 TRAIN_SRC=(dancegrpo/advantage.cc dancegrpo/rng.cc dancegrpo/rollout.cc dancegrpo/schedule.cc dancegrpo/sde.cc
   dancegrpo/scored_rollout.cc dancegrpo/trainer.cc dancegrpo/trainer_config.cc dancegrpo/update.cc
   dancegrpo/trainable.cc dancegrpo/io/checkpoint.cc dancegrpo/io/images.cc dancegrpo/io/inputs.cc
-  dancegrpo/io/run_report.cc dancegrpo/io/sample_writer.cc dancegrpo/io/trajectory_store.cc dancegrpo/io/tensorboard.cc
+  dancegrpo/io/run_report.cc dancegrpo/io/sample_writer.cc dancegrpo/io/mp4.cc dancegrpo/io/trajectory_store.cc dancegrpo/io/tensorboard.cc
   dancegrpo/plan/memory_plan.cc dancegrpo/tools/model_flags.cc dancegrpo/tools/run_flags.cc
   dancegrpo/tools/run_setup.cc hpc/blas_kernels.cc hpc/comm/agree.cc hpc/torch_error.cc hpc/fault_injection.cc hpc/topology.cc hpc/h5/h5.cc hpc/h5/sharded_vector.cc models/mlp_velocity.cc models/model_family.cc
   models/dit/dit_family.cc models/torchscript_decoder.cc models/decoder_frames.cc models/vae/wan_vae.cc models/text/precomputed_text_encoder.cc
@@ -218,7 +225,7 @@ ok=1
 for p in "${pids[@]}"; do wait "$p" || ok=0; done
 HDF5_LIB=$(ls "$DEPS_PREFIX"/lib/libhdf5_openmpi.so* "$DEPS_PREFIX"/lib/x86_64-linux-gnu/libhdf5_openmpi.so* 2>/dev/null | head -1)
 EXTRA=(-L"$(dirname "${HDF5_LIB:-/usr/lib/libhdf5_openmpi.so}")" "-l:$(basename "${HDF5_LIB:-libhdf5_openmpi.so}")"
-  -lpng16 -ljpeg -lgif -lprotobuf -lglog -lgflags -ldl)
+  -lpng16 -ljpeg -lgif ${AVLIBS[@]+"${AVLIBS[@]}"} -lprotobuf -lglog -lgflags -ldl)
 if ((ok)) &&
   "$CXX" -o "$BUILD/train" $COMMON $(o "${TRAIN_SRC[@]}" "${DIT[@]}" dancegrpo/tools/train.cc) "${EXTRA[@]}" \
     "${LDFLAGS[@]}" 2>"$BUILD/link_train.log" &&

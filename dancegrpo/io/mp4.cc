@@ -5,6 +5,9 @@
 #include <cstdio>
 #include <memory>
 
+#include "absl/strings/str_cat.h"
+
+#ifndef DANCEGRPO_NO_MP4
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -12,10 +15,20 @@ extern "C" {
 #include <libavutil/opt.h>
 #include <libswscale/swscale.h>
 }
-
-#include "absl/strings/str_cat.h"
+#endif
 
 namespace dancegrpo {
+
+#ifdef DANCEGRPO_NO_MP4
+// Built without FFmpeg (scripts/gpu_check.sh on a machine without its headers): no MP4.
+bool Mp4Supported() { return false; }
+absl::Status WriteMp4(const std::string& path, const torch::Tensor&, const Mp4Options&) {
+  return absl::UnimplementedError(absl::StrCat(path, ": this build has no MP4 (built with DANCEGRPO_NO_MP4)"));
+}
+absl::StatusOr<torch::Tensor> ReadVideoFrames(const std::string& path) {
+  return absl::UnimplementedError(absl::StrCat(path, ": this build has no MP4 (built with DANCEGRPO_NO_MP4)"));
+}
+#else
 namespace {
 
 std::string AvError(int code) {
@@ -73,6 +86,8 @@ absl::Status Encode(AVFormatContext* fmt, AVCodecContext* c, AVStream* st, AVFra
 }
 
 }  // namespace
+
+bool Mp4Supported() { return true; }
 
 absl::Status WriteMp4(const std::string& path, const torch::Tensor& clip, const Mp4Options& options) {
   if (clip.dim() != 4 || clip.size(0) != 3 || clip.size(1) < 1)
@@ -195,5 +210,7 @@ absl::StatusOr<torch::Tensor> ReadVideoFrames(const std::string& path) {
   if (frames.empty()) return absl::DataLossError(absl::StrCat(path, ": no frames decoded"));
   return torch::stack(frames);
 }
+
+#endif  // DANCEGRPO_NO_MP4
 
 }  // namespace dancegrpo

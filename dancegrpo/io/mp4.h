@@ -25,6 +25,10 @@ struct Mp4Options {
 // encoder error.
 absl::Status WriteMp4(const std::string& path, const torch::Tensor& clip, const Mp4Options& options = {});
 
+// False in a build without FFmpeg (-DDANCEGRPO_NO_MP4, as scripts/gpu_check.sh builds where
+// FFmpeg's headers are missing): WriteMp4 and ReadVideoFrames then return Unimplemented.
+bool Mp4Supported();
+
 // Decodes every frame of a video file: uint8 [F, H, W, 3] RGB.
 absl::StatusOr<torch::Tensor> ReadVideoFrames(const std::string& path);
 

@@ -33,7 +33,10 @@ absl::Status Mp4ClipsWriter::Write(const std::string& stem, const SampleSheet& s
 }
 
 std::vector<std::shared_ptr<const SampleWriter>> DefaultSampleWriters() {
-  return {std::make_shared<PngStripWriter>(), std::make_shared<GifSheetWriter>(), std::make_shared<Mp4ClipsWriter>()};
+  std::vector<std::shared_ptr<const SampleWriter>> writers = {std::make_shared<PngStripWriter>(),
+                                                               std::make_shared<GifSheetWriter>()};
+  if (Mp4Supported()) writers.push_back(std::make_shared<Mp4ClipsWriter>());
+  return writers;
 }
 
 }  // namespace dancegrpo
