@@ -28,8 +28,16 @@ absl::StatusOr<ScoredRollout> RolloutAndScore(models::VelocityModel& policy, con
   start = Clock::now();
   out.clips = out.trajectories.final_x0;
   if (decoder) {
-    DGRPO_ASSIGN_OR_RETURN(out.clips, decoder->Decode(out.clips));
-    out.clips = out.clips.to(torch::kCPU, torch::kFloat32);  // rule rewards read CPU fp32; learned ones move it back
+    // One micro-batch at a time, as the policy runs: a video VAE's working set grows with the
+    // batch (Wan's: GBs a clip), and the clips are kept on the CPU in fp32 (rule rewards read
+    // them there; learned ones move them back).
+    const int64_t n = out.clips.size(0);
+    std::vector<torch::Tensor> parts;
+    for (const auto& [begin, end] : MicroBatches(n, config.micro_batch)) {
+      DGRPO_ASSIGN_OR_RETURN(auto part, decoder->Decode(out.clips.narrow(0, begin, end - begin)));
+      parts.push_back(part.to(torch::kCPU, torch::kFloat32));
+    }
+    out.clips = parts.size() == 1 ? parts[0] : torch::cat(parts);
   }
   DGRPO_ASSIGN_OR_RETURN(out.scores, rewards::ScoreAll(rewards, out.clips, prompts));
   out.score_seconds = SecondsSince(start);

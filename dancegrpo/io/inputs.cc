@@ -209,32 +209,17 @@ absl::Status CheckPromptsHaveEmbeddings(const models::PrecomputedTextEncoder& en
 absl::StatusOr<std::shared_ptr<models::LatentDecoder>> LoadDecoder(const std::string& spec, const torch::Device& device,
                                                                   torch::ScalarType dtype) {
   if (spec.empty() || spec == "none") return std::shared_ptr<models::LatentDecoder>();
-  constexpr absl::string_view kWan = "wan-vae:";
-  if (!absl::StartsWith(spec, kWan)) {
+  auto wan = models::vae::ParseWanVaeSpec(spec);
+  if (!wan.ok()) return wan.status();
+  if (!wan->has_value()) {
     auto d = models::TorchScriptDecoder::Load(spec, device);
     if (!d.ok()) return d.status();
     return std::shared_ptr<models::LatentDecoder>(*d);
   }
-  std::vector<std::string> parts = absl::StrSplit(spec.substr(kWan.size()), ',');
-  models::vae::WanVaeOptions options;
+  models::vae::WanVaeOptions options = (*wan)->options;
   options.device = device;
   options.dtype = dtype == torch::kBFloat16 ? torch::kBFloat16 : torch::kFloat;
-  for (size_t i = 1; i < parts.size(); ++i) {
-    std::pair<std::string, std::string> kv = absl::StrSplit(parts[i], absl::MaxSplits('=', 1));
-    int64_t v = 0;
-    if (kv.first == "tiled" && kv.second.empty()) {
-      options.tiling = true;
-    } else if ((kv.first == "tile" || kv.first == "stride") && absl::SimpleAtoi(kv.second, &v)) {
-      options.tiling = true;
-      (kv.first == "tile" ? options.tile : options.tile_stride) = v;
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "'", parts[i], "' in ", spec, " is not a Wan VAE option; use wan-vae:PATH[,tiled][,tile=PIXELS][,stride=PIXELS] ",
-          "(e.g. wan-vae:Wan2.1-T2V-1.3B-Diffusers/vae,tile=256,stride=192)"));
-    }
-  }
-  if (parts[0].empty()) return absl::InvalidArgumentError(absl::StrCat(spec, ": give the VAE's path after wan-vae:"));
-  auto d = models::vae::WanVaeDecoder::Load(parts[0], options);
+  auto d = models::vae::WanVaeDecoder::Load((*wan)->path, options);
   if (!d.ok()) return d.status();
   return std::shared_ptr<models::LatentDecoder>(*d);
 }

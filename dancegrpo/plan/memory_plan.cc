@@ -215,7 +215,13 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
     load += p.masters + p.optimizer + p.ema + p.grad_slice;
     if (in.run.compute_dtype != torch::kFloat32) load += 4 * p.trained_parameters;  // fp32 copies seeding the masters
   }
-  const int64_t rollout = steady + p.params_gathered + p.rollout_activations + p.trajectories;
+  // The decoder runs after the policy's rollout (its activations are freed), one micro-batch
+  // at a time; the decoded clips of every local sample stay until they are scored.
+  const int64_t decode_mb = in.decode_per_sample_bytes > 0 ? in.decode_fixed_bytes + mb * in.decode_per_sample_bytes +
+                                                                   (local - mb) * in.decode_clip_bytes
+                                                             : 0;
+  p.decode = decode_mb;
+  const int64_t rollout = steady + p.params_gathered + std::max(p.rollout_activations, decode_mb) + p.trajectories;
   // Update: the forward holds the block in use and the prefetched one; the backward one
   // block, its gradient and the reduce bucket (ZeRO-3); then the optimizer step's buffers.
   int64_t update = steady + p.trajectories + std::max(p.activations, p.communication);
@@ -268,6 +274,12 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
       o.run.zero_stage = 3;
       o.checkpointing = true;
       options.push_back({"--zero_stage=3 (with activation checkpointing)", o});
+    }
+    if (in.decode_tiled_per_sample_bytes > 0 && in.decode_tiled_per_sample_bytes < in.decode_per_sample_bytes) {
+      auto o = in;
+      o.decode_per_sample_bytes = in.decode_tiled_per_sample_bytes;
+      o.decode_tiled_per_sample_bytes = 0;
+      options.push_back({absl::StrCat("a tiled decode, ", in.decode_tiling_flag), o});
     }
     if (mb > 1) {
       auto o = in;
@@ -373,6 +385,15 @@ std::string FormatPlan(const PlanInput& in, const MemoryPlan& p) {
       absl::StrCat("without checkpointing ", FormatBytes(p.activations_no_ckpt), ", with ",
                    FormatBytes(p.activations_ckpt)));
   row("rollout activations", p.rollout_activations, "no-grad forward");
+  if (p.decode > 0)
+    row("decode", p.decode,
+        absl::StrCat("the decoder on one micro-batch, after the rollout; then every clip until scored",
+                     in.decode_tiled_per_sample_bytes > 0 ? absl::StrCat(" (", in.decode_tiling_flag, ": ",
+                                                                         FormatBytes(static_cast<double>(
+                                                                             in.decode_fixed_bytes +
+                                                                             in.decode_tiled_per_sample_bytes)),
+                                                                         " a clip)")
+                                                          : ""));
   row("trajectories", p.trajectories, "latents of every step, log-probs, text rows");
   row("communication", p.communication, "optimizer step buffers");
   row("runtime", p.runtime, in.run.device.is_cuda() ? "process + CUDA context" : "process (libtorch, MPI, HDF5)");

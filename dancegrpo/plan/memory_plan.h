@@ -15,6 +15,8 @@
 //                  block's operations (see memory_plan.cc), times the blocks kept: all of
 //                  them without checkpointing, inputs only plus one block with it.
 //   trajectories   every local sample's latents at every step, log-probs, text embeddings.
+//   decode         the decoder on one micro-batch (weights, cache, a chunk's working set, the
+//                  clip) after the rollout's activations are gone, and every decoded clip.
 //   communication  the optimizer's flat gradient and gather buffers during a step.
 //   runtime        the process itself (libtorch, MPI, HDF5; on a GPU the CUDA context):
 //                  a measured constant, the only one.
@@ -56,6 +58,17 @@ struct PlanInput {
   double device_bytes = 0;
   double host_bytes = 0;
   int ranks_per_node = 0;  // 0 = all ranks on one node
+  // The decoder (after the rollout, one micro-batch at a time): what it holds whatever the
+  // batch (weights), what it needs per clip of a micro-batch (cache, a chunk's working set,
+  // the clip: models::vae::PlanWanVaeDecode for the native Wan VAE), and one decoded clip, kept
+  // for every local sample until scored. All 0: no decoder, or one plan cannot see into
+  // (TorchScript). decode_tiled_per_sample_bytes: the same with spatial tiling, when tiling is
+  // off (0: no such option); decode_tiling_flag names it in the advice.
+  int64_t decode_fixed_bytes = 0;
+  int64_t decode_per_sample_bytes = 0;
+  int64_t decode_clip_bytes = 0;
+  int64_t decode_tiled_per_sample_bytes = 0;
+  std::string decode_tiling_flag;
 };
 
 struct PlanPhase {
@@ -76,6 +89,7 @@ struct MemoryPlan {
   int64_t activations = 0;        // one micro-batch, as configured
   int64_t activations_no_ckpt = 0, activations_ckpt = 0;
   int64_t rollout_activations = 0;  // no-grad forward working set
+  int64_t decode = 0;               // the decoder on one micro-batch, and every local clip
   int64_t trajectories = 0;
   int64_t communication = 0;      // step buffers
   int64_t runtime = 0;

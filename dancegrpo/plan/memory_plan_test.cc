@@ -214,3 +214,44 @@ TEST(MemoryPlanLora, AdaptersAreTheOnlyTrainedState) {
 
 }  // namespace
 }  // namespace dancegrpo
+
+namespace dancegrpo {
+namespace {
+
+// The decoder's term: its micro-batch's peak after the rollout, then every local clip; where
+// only a tiled decode fits, the advice says so.
+TEST(MemoryPlan, CountsTheDecodeAndSuggestsTiling) {
+  auto in = Wan13(2);
+  in.run.prompts_per_iteration = 2;  // 2 samples per rank
+  in.run.micro_batch = 2;
+  in.run.zero_stage = 3;
+  in.run.lora.rank = 8;  // a small state, so that the decode decides
+  in.run.lora.alpha = 8;
+  const auto without = *PlanMemory(in);
+  in.decode_fixed_bytes = int64_t{300} << 20;
+  in.decode_per_sample_bytes = int64_t{10} << 30;
+  in.decode_clip_bytes = int64_t{100} << 20;
+  in.decode_tiled_per_sample_bytes = int64_t{2} << 30;
+  in.decode_tiling_flag = "--decoder=wan-vae:vae,tile=256,stride=192";
+  auto with = *PlanMemory(in);
+  EXPECT_EQ(with.decode, (int64_t{300} << 20) + 2 * (int64_t{10} << 30));  // the micro-batch holds both samples
+  const auto rollout = [](const MemoryPlan& p) {
+    return std::find_if(p.phases.begin(), p.phases.end(), [](const PlanPhase& ph) { return ph.name == "rollout"; })->bytes;
+  };
+  EXPECT_EQ(rollout(with) - rollout(without), with.decode - std::min(with.decode, without.rollout_activations));
+  EXPECT_NE(FormatPlan(in, with).find("decode"), std::string::npos);
+  // 12 GB per rank: the untiled decode (20.3 GB) does not fit; a tiled one does, and beats
+  // --micro_batch=1 (10.4 GB of decode) in the advice's order only if it fits first.
+  in.device_bytes = 12e9;
+  auto tight = *PlanMemory(in);
+  EXPECT_FALSE(tight.fits);
+  EXPECT_NE(tight.advice.find("a tiled decode, --decoder=wan-vae:vae,tile=256,stride=192"), std::string::npos)
+      << tight.advice;
+  // micro-batch 1 keeps one sample's decode and the other's clip.
+  in.run.micro_batch = 1;
+  in.device_bytes = 0;
+  EXPECT_EQ(PlanMemory(in)->decode, (int64_t{300} << 20) + (int64_t{10} << 30) + (int64_t{100} << 20));
+}
+
+}  // namespace
+}  // namespace dancegrpo

@@ -7,6 +7,7 @@
 #include "hpc/memory.h"
 #include "hpc/status_macros.h"
 #include "models/model_family.h"
+#include "models/vae/wan_vae.h"
 
 namespace {
 // The defaults of every flag below: default-constructed structs, so each is written once.
@@ -196,6 +197,30 @@ absl::StatusOr<PlanInput> PlanInputFor(const RunConfig& run, int world) {
   in.world = world;
   in.checkpointing = run.model.activation_checkpointing;
   in.ranks_per_node = run.ranks_per_node > 0 ? run.ranks_per_node : world;
+  // The native Wan VAE: its decode, planned from its config (plan cannot see into a TorchScript one).
+  auto wan = models::vae::ParseWanVaeSpec(run.model.decoder);
+  if (!wan.ok()) return InFlag("decoder", wan.status());
+  if (wan->has_value()) {
+    auto vae = models::vae::ReadWanVaeConfig((*wan)->path);
+    if (!vae.ok()) return InFlag("decoder", vae.status());
+    auto o = (*wan)->options;
+    o.device = in.run.device;
+    o.dtype = in.run.compute_dtype == torch::kBFloat16 ? torch::kBFloat16 : torch::kFloat;
+    const auto& l = in.run.latent_shape;
+    const auto one = models::vae::PlanWanVaeDecode(*vae, o, 1, l[1], l[2], l[3]);
+    const auto two = models::vae::PlanWanVaeDecode(*vae, o, 2, l[1], l[2], l[3]);
+    in.decode_fixed_bytes = 2 * one.peak() - two.peak();  // the weights: what does not grow with the batch
+    in.decode_per_sample_bytes = two.peak() - one.peak();
+    in.decode_clip_bytes = 4 * 3 * vae->VideoFrames(l[1]) * l[2] * vae->spatial_stride() * l[3] * vae->spatial_stride();
+    if (!o.tiling) {
+      auto tiled = o;
+      tiled.tiling = true;
+      const auto t1 = models::vae::PlanWanVaeDecode(*vae, tiled, 1, l[1], l[2], l[3]);
+      const auto t2 = models::vae::PlanWanVaeDecode(*vae, tiled, 2, l[1], l[2], l[3]);
+      in.decode_tiled_per_sample_bytes = t2.peak() - t1.peak();
+      in.decode_tiling_flag = absl::StrCat("--decoder=", run.model.decoder, ",tile=256,stride=192");
+    }
+  }
   if (run.memory_gb > 0) {
     in.device_bytes = run.memory_gb * 1e9;
   } else if (!in.run.device.is_cuda()) {

@@ -322,41 +322,143 @@ absl::StatusOr<std::shared_ptr<WanVaeDecoder>> WanVaeDecoder::FromFile(const Wan
                      absl::StrCat(file, diffusers ? " (diffusers' names)" : " (Wan's names)"));
 }
 
-absl::StatusOr<std::shared_ptr<WanVaeDecoder>> WanVaeDecoder::Load(const std::string& path,
-                                                                  const WanVaeOptions& options) {
+namespace {
+
+// Where Load finds the weights and the config of `path`.
+struct WanVaeFiles {
+  fs::path config, weights;  // config empty: none found
+};
+
+absl::StatusOr<WanVaeFiles> FindWanVaeFiles(const std::string& path) {
   std::error_code ec;
   fs::path p(path);
   if (!fs::exists(p, ec))
     return absl::NotFoundError(absl::StrCat(path, ": no such file or folder (give a diffusers VAE folder with "
                                             "config.json and diffusion_pytorch_model.safetensors, or a .safetensors "
                                             "file)"));
-  fs::path config_path, weights;
+  WanVaeFiles f;
   if (fs::is_directory(p, ec)) {
     if (fs::exists(p / "vae" / "config.json", ec)) p = p / "vae";
-    config_path = p / "config.json";
-    weights = p / "diffusion_pytorch_model.safetensors";
-    if (!fs::exists(config_path, ec) || !fs::exists(weights, ec))
+    f.config = p / "config.json";
+    f.weights = p / "diffusion_pytorch_model.safetensors";
+    if (!fs::exists(f.config, ec) || !fs::exists(f.weights, ec))
       return absl::NotFoundError(absl::StrCat(path, ": a Wan VAE folder needs config.json and "
                                               "diffusion_pytorch_model.safetensors (diffusers' layout; a model folder "
                                               "with them in vae/ works too)"));
   } else {
-    weights = p;
-    if (fs::exists(p.parent_path() / "config.json", ec)) config_path = p.parent_path() / "config.json";
+    f.weights = p;
+    if (fs::exists(p.parent_path() / "config.json", ec)) f.config = p.parent_path() / "config.json";
   }
+  return f;
+}
+
+}  // namespace
+
+absl::StatusOr<WanVaeConfig> ReadWanVaeConfig(const std::string& path) {
+  auto files = FindWanVaeFiles(path);
+  if (!files.ok()) return files.status();
   WanVaeConfig config = WanVaeConfig::Wan21();
-  if (!config_path.empty()) {
-    std::ifstream in(config_path);
-    std::stringstream text;
-    text << in.rdbuf();
-    auto c = WanVaeConfigFromDiffusersJson(text.str(), config_path.string());
-    if (!c.ok()) {
-      // A config.json beside a bare .safetensors file may belong to something else (the DiT).
-      if (fs::is_directory(fs::path(path), ec)) return c.status();
+  if (files->config.empty()) return config;
+  std::ifstream in(files->config);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto c = WanVaeConfigFromDiffusersJson(text.str(), files->config.string());
+  if (c.ok()) return *c;
+  // A config.json beside a bare .safetensors file may belong to something else (the DiT).
+  std::error_code ec;
+  if (fs::is_directory(fs::path(path), ec)) return c.status();
+  return config;
+}
+
+absl::StatusOr<std::shared_ptr<WanVaeDecoder>> WanVaeDecoder::Load(const std::string& path,
+                                                                  const WanVaeOptions& options) {
+  auto files = FindWanVaeFiles(path);
+  if (!files.ok()) return files.status();
+  auto config = ReadWanVaeConfig(path);
+  if (!config.ok()) return config.status();
+  return FromFile(*config, files->weights.string(), options);
+}
+
+absl::StatusOr<std::optional<WanVaeSpec>> ParseWanVaeSpec(const std::string& spec) {
+  constexpr absl::string_view kWan = "wan-vae:";
+  if (!absl::StartsWith(spec, kWan)) return std::optional<WanVaeSpec>();
+  std::vector<std::string> parts = absl::StrSplit(spec.substr(kWan.size()), ',');
+  WanVaeSpec out;
+  out.path = parts[0];
+  for (size_t i = 1; i < parts.size(); ++i) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(parts[i], absl::MaxSplits('=', 1));
+    int64_t v = 0;
+    if (kv.first == "tiled" && kv.second.empty()) {
+      out.options.tiling = true;
+    } else if ((kv.first == "tile" || kv.first == "stride") && absl::SimpleAtoi(kv.second, &v)) {
+      out.options.tiling = true;
+      (kv.first == "tile" ? out.options.tile : out.options.tile_stride) = v;
     } else {
-      config = *c;
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", parts[i], "' in ", spec, " is not a Wan VAE option; use wan-vae:PATH[,tiled][,tile=PIXELS][,stride=PIXELS] ",
+          "(e.g. wan-vae:Wan2.1-T2V-1.3B-Diffusers/vae,tile=256,stride=192)"));
     }
   }
-  return FromFile(config, weights.string(), options);
+  if (out.path.empty()) return absl::InvalidArgumentError(absl::StrCat(spec, ": give the VAE's path after wan-vae:"));
+  return std::optional<WanVaeSpec>(out);
+}
+
+// Measured by bench/vae_bench (docs/experiments/2026-12-03-wan-vae-numerics.md): the chunk's
+// peak working set in units of its largest tensor.
+constexpr double kChunkTensors = 8.0;
+
+WanVaeDecodeMemory PlanWanVaeDecode(const WanVaeConfig& c, const WanVaeOptions& o, int64_t batch, int64_t frames,
+                                    int64_t height, int64_t width) {
+  WanVaeDecodeMemory m;
+  const int64_t s = o.dtype == torch::kBFloat16 ? 2 : 4;
+  const int64_t s_work = o.device.is_cpu() ? 4 : s;  // bf16 on the CPU computes its convolutions in fp32
+  for (const auto& [name, shape] : WanVaeDecoderLayout(c)) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    m.weights += n * s;
+  }
+  const int64_t st = c.spatial_stride();
+  const int64_t tile_l = o.tile / st;
+  const bool tiled = o.tiling && (height > tile_l || width > tile_l);
+  const int64_t h = tiled ? std::min(height, tile_l) : height, w = tiled ? std::min(width, tile_l) : width;
+  // Walk the decoder as DecodeChunk does: channels, resolution and frames per chunk.
+  std::vector<int64_t> dims = {c.dim * c.dim_mult.back()};
+  for (auto it = c.dim_mult.rbegin(); it != c.dim_mult.rend(); ++it) dims.push_back(c.dim * *it);
+  int64_t scale = 1, t = 1, largest = 0, cache_elems = 0;
+  auto cache_slot = [&](int64_t ch) { cache_elems += 2 * ch * (h * scale) * (w * scale); };
+  auto tensor = [&](int64_t ch) { largest = std::max(largest, ch * t * (h * scale) * (w * scale)); };
+  cache_slot(c.z_dim);  // conv1
+  for (int r = 0; r < 4; ++r) cache_slot(dims[0]);  // the middle's two residual blocks
+  tensor(dims[0]);
+  const size_t stages = c.dim_mult.size();
+  for (size_t i = 0; i < stages; ++i) {
+    int64_t in = i > 0 ? dims[i] / 2 : dims[i];
+    const int64_t out = dims[i + 1];
+    for (int64_t r = 0; r <= c.num_res_blocks; ++r, in = out) cache_slot(in), cache_slot(out), tensor(out);
+    if (i + 1 != stages) {
+      if (c.temporal_downsample[stages - 2 - i] && frames > 1) {
+        cache_slot(out);
+        t *= 2;
+      }
+      scale *= 2;
+      tensor(out);  // the up-sampled input of the resample's convolution
+    }
+  }
+  cache_slot(dims.back());  // head
+  m.cache = cache_elems * s * batch;
+  m.chunk = static_cast<int64_t>(kChunkTensors * static_cast<double>(largest * s_work * batch));
+  const int64_t video = c.VideoFrames(frames);
+  const int64_t clip = batch * 3 * video * height * st * width * st;
+  m.output = clip * (2 * s + 4);  // the chunks, the joined clip, and the clamped fp32 copy
+  if (tiled) {
+    const int64_t stride_l = o.tile_stride / st;
+    int64_t tile_elems = 0;
+    for (int64_t i = 0; i < height; i += stride_l)
+      for (int64_t j = 0; j < width; j += stride_l)
+        tile_elems += batch * 3 * video * std::min(tile_l, height - i) * st * std::min(tile_l, width - j) * st;
+    m.tiles = 2 * tile_elems * s;  // every tile's decode, then its blended copy
+  }
+  return m;
 }
 
 const torch::Tensor& WanVaeDecoder::W(const std::string& name) const {

@@ -79,6 +79,34 @@ struct WanVaeOptions {
   int64_t tile_stride = 192;  // pixels, < tile
 };
 
+// `--decoder`'s native form: "wan-vae:PATH[,tiled][,tile=PIXELS][,stride=PIXELS]" (tile or
+// stride imply tiling; defaults 256 and 192). nullopt when `spec` does not start with wan-vae:.
+struct WanVaeSpec {
+  std::string path;
+  WanVaeOptions options;
+};
+absl::StatusOr<std::optional<WanVaeSpec>> ParseWanVaeSpec(const std::string& spec);
+
+// The config WanVaeDecoder::Load uses for `path`, without reading the weights: the folder's
+// config.json (or vae/config.json), a config.json beside a .safetensors file, else Wan2.1's.
+absl::StatusOr<WanVaeConfig> ReadWanVaeConfig(const std::string& path);
+
+// What one Decode of `batch` clips of latents [z_dim, frames, height, width] holds (bytes),
+// term by term, following DecodeUnclamped's allocations:
+//   weights  the decoder's tensors in its dtype;
+//   cache    every causal convolution's last two input frames, at its resolution (per tile);
+//   chunk    the working set of one chunk (one latent frame; four video frames after the
+//            temporal stages): kChunkTensors tensors the size of the largest one (the
+//            up-sampled input of the last 2-D resample), a factor measured by bench/vae_bench;
+//   tiles    with tiling, every tile's decoded clip until they are blended;
+//   output   the decoded chunks, the clip they are joined into, and its clamped fp32 copy.
+struct WanVaeDecodeMemory {
+  int64_t weights = 0, cache = 0, chunk = 0, tiles = 0, output = 0;
+  int64_t peak() const { return weights + cache + chunk + tiles + output; }
+};
+WanVaeDecodeMemory PlanWanVaeDecode(const WanVaeConfig& c, const WanVaeOptions& o, int64_t batch, int64_t frames,
+                                    int64_t height, int64_t width);
+
 class WanVaeDecoder : public LatentDecoder {
  public:
   // `path`: a diffusers VAE folder (or a model folder with vae/ inside), or a .safetensors
