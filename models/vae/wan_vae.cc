@@ -496,8 +496,14 @@ torch::Tensor WanVaeDecoder::CachedConv(const std::string& prefix, const torch::
     in = torch::cat({old, x}, 2);
     front -= old.size(2);
   }
-  in = PadFront(in, front);
-  auto out = Compute{upcast_}.Conv3d(in, w, W(prefix + ".bias"), {0, ks / 2, ks / 2});
+  torch::Tensor out;
+  if (front > 0 && x.size(2) == 1) {
+    // One output frame: the `front` zero frames meet only the kernel's first taps, which are
+    // skipped (Wan computes them: zeros times weights). The first chunk is all such convolutions.
+    out = Compute{upcast_}.Conv3d(in, w.narrow(2, front, kt - front), W(prefix + ".bias"), {0, ks / 2, ks / 2});
+  } else {
+    out = Compute{upcast_}.Conv3d(PadFront(in, front), w, W(prefix + ".bias"), {0, ks / 2, ks / 2});
+  }
   old = next;
   return out;
 }
