@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The native Wan2.1 VAE decoder (//bench:vae_bench) beside the PyTorch eager twin of Wan's own
+# vae.py (bench/twin/wan_vae_twin.py), Wan2.1's layout (dim 96, z_dim 16), random weights, one
+# process per row: time per decode and the decode's peak RSS, and the C++/Python ratios; then
+# bf16 and tiled rows of ours with plan's decode term (measured/plan). Prints numbers; never
+# fails on time. Needs Debian's python3-torch (the same kernels as our libtorch) and Wan2.1's
+# vae.py (WAN_VAE_PY; e.g. `git -C <Wan2.1 clone> show HEAD:wan/modules/vae.py > /tmp/wan_vae.py`).
+#   WAN_VAE_PY=/tmp/wan_vae.py bench/vae_bench.sh
+#   SIZES="2,8,8 3,12,12" THREADS=2 WAN_VAE_PY=/tmp/wan_vae.py bench/vae_bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZES=${SIZES:-"2,8,8 3,12,12 5,16,16"} THREADS=${THREADS:-1} PYTHON=${PYTHON:-/usr/bin/python3}
+: "${WAN_VAE_PY:?set WAN_VAE_PY to the path of wan/modules/vae.py of Wan2.1}"
+bazel build --config=quiet //bench:vae_bench
+export OMP_NUM_THREADS="${THREADS}"
+# "...: 3.01 s/decode, decode RSS 437 MB, ..." -> the seconds or the MB
+field() { if [ "$2" = seconds ]; then sed -E 's/.*: ([0-9.]+) s\/decode.*/\1/' <<<"$1"; else sed -E 's/.*decode RSS ([0-9]+) MB.*/\1/' <<<"$1"; fi; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { print a / b }'; }
+printf '%-10s %10s %10s %7s %12s %12s %7s\n' latents "C++ s" "Python s" ratio "C++ MB" "Python MB" ratio
+for s in ${SIZES}; do
+  ours=$(bazel-bin/bench/vae_bench --latents="${s}" | tail -1)
+  twin=$("${PYTHON}" bench/twin/wan_vae_twin.py --wan_vae_py="${WAN_VAE_PY}" --latents="${s}" --threads="${THREADS}" | tail -1)
+  t1=$(field "${ours}" seconds); m1=$(field "${ours}" rss)
+  t2=$(field "${twin}" seconds); m2=$(field "${twin}" rss)
+  printf '%-10s %10s %10s %7.2f %12s %12s %7.2f\n' "${s}" "${t1}" "${t2}" "$(ratio "${t1}" "${t2}")" "${m1}" "${m2}" \
+    "$(ratio "${m1}" "${m2}")"
+  echo "  ours: ${ours#vae_bench }"
+done
+mid=$(awk '{print $2}' <<<"${SIZES}"); mid=${mid:-${SIZES%% *}}
+for extra in "--dtype=bf16" "--tile=64 --stride=48" "--dtype=bf16 --tile=64 --stride=48"; do
+  bazel-bin/bench/vae_bench --latents="${mid}" ${extra} | tail -1
+done
