@@ -3,6 +3,7 @@
 // (peak RSS only grows), printed as one line; bench/vae_bench.sh runs the rows and the
 // PyTorch eager twin of Wan's own vae.py (bench/twin/wan_vae_twin.py) on the same latents' shape.
 //   bazel run -c opt //bench:vae_bench -- --latents=5,16,16 --dtype=fp32 [--tile=64 --stride=48]
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -22,6 +23,7 @@ DEFINE_string(dtype, "fp32", "fp32 or bf16");
 DEFINE_int32(tile, 0, "tile size in pixels (0: untiled)");
 DEFINE_int32(stride, 0, "tile stride in pixels (default 3/4 of the tile)");
 DEFINE_int32(repeats, 1, "decodes timed (after one untimed warm-up if > 1)");
+DEFINE_string(device, "cpu", "cpu or cuda (scripts/gpu_check.sh; peak RSS is then host memory only)");
 
 int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
@@ -39,6 +41,13 @@ int main(int argc, char** argv) {
   WanVaeConfig c = WanVaeConfig::Wan21();
   c.dim = FLAGS_dim;
   dancegrpo::models::vae::WanVaeOptions o;
+  try {
+    o.device = torch::Device(FLAGS_device);
+  } catch (const std::exception&) {
+    return std::fprintf(stderr, "--device=%s: use cpu or cuda\n", FLAGS_device.c_str()), 2;
+  }
+  if (o.device.is_cuda() && !torch::cuda::is_available())
+    return std::fprintf(stderr, "--device=%s: this libtorch sees no CUDA GPU\n", FLAGS_device.c_str()), 2;
   o.dtype = FLAGS_dtype == "bf16" ? torch::kBFloat16 : torch::kFloat;
   if (FLAGS_tile > 0) {
     o.tiling = true;
@@ -61,16 +70,17 @@ int main(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     auto out = (*d)->Decode(z);
     if (!out.ok()) return std::fprintf(stderr, "vae_bench: %s\n", std::string(out.status().message()).c_str()), 1;
+    if (o.device.is_cuda()) torch::cuda::synchronize();
     if (r > 0 || FLAGS_repeats == 1)
       seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   seconds /= FLAGS_repeats;
   const auto plan = dancegrpo::models::vae::PlanWanVaeDecode(c, o, FLAGS_batch, fhw[0], fhw[1], fhw[2]);
   const double peak = static_cast<double>(dancegrpo::hpc::PeakRss() - base_rss);
-  std::printf("vae_bench latents %ldx%ldx%ld batch %d %s %s: %.2f s/decode, decode RSS %.0f MB, plan %.0f MB "
+  std::printf("vae_bench latents %ldx%ldx%ld batch %d %s %s %s: %.2f s/decode, decode RSS %.0f MB, plan %.0f MB "
               "(weights %.0f, cache %.0f, chunk %.0f, tiles %.0f, output %.0f), measured/plan %.2f, threads %d, BLAS %s\n",
               static_cast<long>(fhw[0]), static_cast<long>(fhw[1]), static_cast<long>(fhw[2]), FLAGS_batch,
-              FLAGS_dtype.c_str(), o.tiling ? absl::StrCat("tiles ", o.tile, "/", o.tile_stride).c_str() : "untiled",
+              FLAGS_dtype.c_str(), o.device.str().c_str(), o.tiling ? absl::StrCat("tiles ", o.tile, "/", o.tile_stride).c_str() : "untiled",
               seconds, peak / 1e6, plan.peak() / 1e6, plan.weights / 1e6, plan.cache / 1e6, plan.chunk / 1e6,
               plan.tiles / 1e6, plan.output / 1e6, peak / static_cast<double>(plan.peak()), at::get_num_threads(),
               blas.ok() ? blas->Describe().c_str() : "?");

@@ -34,7 +34,8 @@
 #      a latent-space TorchScript reward, TRAIN_LATENT latents (default 16,21,60,104: Wan's
 #      480x832 at 81 frames), TRAIN_ITERS iterations (5); prints s/iteration and MFU against
 #      PEAK_TFLOPS (989, H100/H200 SXM dense bf16); and the same model's bf16 forward+backward
-#      MFU from bench/dit_bench (set SKIP_TRAIN=1 to leave section 5 out).
+#      MFU from bench/dit_bench; and Wan2.1's VAE decoder (bench/vae_bench, random weights) on a whole
+#      16x21x60x104 latent in bf16, tiled and untiled (set SKIP_TRAIN=1 to leave section 5 out).
 # Exit status: 0 when no check failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -217,7 +218,8 @@ TRAIN_SRC=(dancegrpo/advantage.cc dancegrpo/rng.cc dancegrpo/rollout.cc dancegrp
   rewards/reward.cc rewards/registry.cc rewards/video_rewards.cc world/toy_world.cc world/shapes_world.cc
   world/shapes_rewards.cc "$GEN/dancegrpo/io/tensorboard.pb.cc")
 pids=()
-for src in "${TRAIN_SRC[@]}" dancegrpo/tools/train.cc tests/fixtures/make_fixtures.cc bench/dit_bench.cc; do
+for src in "${TRAIN_SRC[@]}" dancegrpo/tools/train.cc tests/fixtures/make_fixtures.cc bench/dit_bench.cc \
+  bench/vae_bench.cc; do
   "$CXX" "${ALLFLAGS[@]}" -O2 -c "$src" -o "$BUILD/$(echo "$src" | tr / _).o" 2>"$BUILD/$(echo "$src" | tr / _).o.log" &
   pids+=($!)
 done
@@ -233,7 +235,10 @@ if ((ok)) &&
     models/text/precomputed_text_encoder.cc hpc/h5/h5.cc tests/fixtures/make_fixtures.cc) "${EXTRA[@]}" \
     "${LDFLAGS[@]}" 2>"$BUILD/link_fixtures.log" &&
   "$CXX" -o "$BUILD/dit_bench" $(o "${DIT[@]}" hpc/comm/communicator.cc hpc/blas_kernels.cc bench/dit_bench.cc) "${EXTRA[@]}" \
-    "${LDFLAGS[@]}" 2>"$BUILD/link_bench.log"; then
+    "${LDFLAGS[@]}" 2>"$BUILD/link_bench.log" &&
+  "$CXX" -o "$BUILD/vae_bench" $(o "${DIT[@]}" hpc/comm/communicator.cc models/vae/wan_vae.cc \
+    models/torchscript_decoder.cc hpc/torch_error.cc hpc/blas_kernels.cc bench/vae_bench.cc) "${EXTRA[@]}" \
+    "${LDFLAGS[@]}" 2>"$BUILD/link_vae_bench.log"; then
   PEAK=${PEAK_TFLOPS:-989}
   "$BUILD/make_fixtures" --out="$BUILD/fixtures" --text_dim=4096 >/dev/null
   check train_cuda_bf16 "${RUN[@]}" -np 1 "$BUILD/train" --model=wan2.1-1.3b --embeddings="$BUILD/fixtures/embeddings.h5" \
@@ -254,6 +259,11 @@ if ((ok)) &&
     sed 's/^/  [train_cuda_bf16_zero3] /'
   check dit_bench_cuda_bf16 "$BUILD/dit_bench" --device=cuda --precision=bf16 --preset=wan2.1-1.3b \
     --latent="${TRAIN_LATENT:-16,21,60,104}" --peak_tflops="$PEAK"
+  # Wan2.1's VAE decoder (random weights, its layout) on a whole 81 x 480 x 832 clip, bf16, tiled
+  # as diffusers tiles it, then untiled: seconds per decode (docs/experiments: the GPU's row).
+  check vae_bench_cuda_bf16_tiled "$BUILD/vae_bench" --device=cuda --dtype=bf16 --latents=21,60,104 --tile=256 --stride=192
+  check vae_bench_cuda_bf16 "$BUILD/vae_bench" --device=cuda --dtype=bf16 --latents=21,60,104
+  grep -h "vae_bench latents" "$BUILD"/vae_bench_cuda_bf16*.log | sed 's/^/  [vae_bench] /' 
 else
   echo "FAIL build_train"; bad=1
   cat "$BUILD"/link_*.log 2>/dev/null | grep -m10 -i "error\|undefined"
