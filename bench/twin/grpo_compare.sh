@@ -21,7 +21,8 @@ work=$(mktemp -d)
 trap 'rm -rf "${work}"' EXIT
 inputs="${work}/inputs"
 bazel-bin/world/tools/shapes_inputs --base=configs/base/shapes_base.safetensors --out="${inputs}" >/dev/null
-flags=(--flagfile=configs/shapes.flags --model="${inputs}/config.json" --weights="${inputs}/dit.safetensors"
+# One optimizer step an iteration, as the twin takes (the demo's flags now take four).
+flags=(--flagfile=configs/shapes.flags --grad_accum_samples=0 --clip_range=1e-4 --model="${inputs}/config.json" --weights="${inputs}/dit.safetensors"
        --embeddings="${inputs}/embeddings.h5" --prompts="${inputs}/train.jsonl" --threads="${THREADS}"
        --sample_every=0 --tensorboard=false)
 tcmalloc=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
