@@ -8,8 +8,6 @@
 #include <torch/torch.h>
 
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -19,7 +17,6 @@
 namespace dancegrpo::models::vae {
 namespace {
 
-namespace fs = std::filesystem;
 const char kDir[] = "tests/fixtures/wan_vae";
 
 struct Case {
