@@ -28,18 +28,28 @@ namespace F = torch::nn::functional;
 
 std::string ShapeText(const std::vector<int64_t>& s) { return absl::StrCat("[", absl::StrJoin(s, ", "), "]"); }
 
-// Wan's RMS_norm: F.normalize over channels (dim 1), times sqrt(C) and gamma. In float32
-// whatever the dtype (as autocast runs normalisations), so bf16 rounds only the convolutions.
-torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& gamma) {
+// Wan's RMS_norm: F.normalize over channels (dim 1), times sqrt(C) and gamma, then (when `silu`)
+// SiLU. In float32 whatever the dtype (as autocast runs normalisations), so bf16 rounds only the
+// convolutions. One temporary and in-place passes: x.norm over the strided channel dimension and
+// the chain of broadcasts Wan writes cost 4-10x this (measured, 384 x 4 x 24 x 24 and
+// 96 x 4 x 96 x 96 on one core); clamping the squared sum at 1e-24 is F.normalize's 1e-12.
+torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& gamma, bool silu) {
   const double scale = std::sqrt(static_cast<double>(x.size(1)));
-  if (x.scalar_type() == torch::kFloat)
-    return x / x.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-12) * scale * gamma;
   const auto xf = x.to(torch::kFloat);
-  return (xf / xf.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-12) * scale * gamma.to(torch::kFloat)).to(x.scalar_type());
+  auto y = xf * (xf * xf).sum(1, /*keepdim=*/true).clamp_min_(1e-24).rsqrt_();
+  y.mul_(gamma.to(torch::kFloat) * scale);
+  if (silu) torch::silu_(y);
+  return y.to(x.scalar_type());
 }
 
-// Nearest x2 in H and W (Wan's "nearest-exact" at scale 2 picks the same source pixels).
-torch::Tensor Upsample2x(const torch::Tensor& x) { return x.repeat_interleave(2, -1).repeat_interleave(2, -2); }
+// Nearest x2 in H and W of [N, C, H, W] or [B, C, T, H, W] (Wan's "nearest-exact" at scale 2
+// picks the same source pixels).
+torch::Tensor Upsample2x(const torch::Tensor& x) {
+  auto size = x.sizes().slice(2).vec();
+  size[size.size() - 1] *= 2;
+  size[size.size() - 2] *= 2;
+  return F::interpolate(x, F::InterpolateFuncOptions().size(size).mode(torch::kNearest));
+}
 
 // Zero-pads `front` frames before x (dim 2).
 torch::Tensor PadFront(const torch::Tensor& x, int64_t front) {
@@ -483,46 +493,48 @@ struct WanVaeDecoder::Cache {
 // Wan's cached causal convolution: the input's last two frames (with the previous cache's last
 // frame in front when the input has one) become the cache; the previous cache replaces as many
 // frames of zero padding.
-torch::Tensor WanVaeDecoder::CachedConv(const std::string& prefix, const torch::Tensor& x, Cache& cache) {
+torch::Tensor WanVaeDecoder::CachedConv(const std::string& prefix, torch::Tensor x, Cache& cache) {
   const int64_t i = cache.idx++;
   torch::Tensor& old = cache.feats[i];
   torch::Tensor next = LastFrames(x, 2).clone();
   if (next.size(2) < 2 && old.defined()) next = torch::cat({LastFrames(old, 1), next}, 2);
   const auto& w = W(prefix + ".weight");
-  const int64_t kt = w.size(2), ks = w.size(3);
+  const int64_t kt = w.size(2), ks = w.size(3), frames = x.size(2);
   int64_t front = kt - 1;  // causal padding 2 * (kt / 2)
-  torch::Tensor in = x;
+  torch::Tensor in = std::move(x);  // one live copy of the input at a time
   if (old.defined() && front > 0) {
-    in = torch::cat({old, x}, 2);
+    in = torch::cat({old, in}, 2);
     front -= old.size(2);
   }
   torch::Tensor out;
-  if (front > 0 && x.size(2) == 1) {
+  if (front > 0 && frames == 1) {
     // One output frame: the `front` zero frames meet only the kernel's first taps, which are
     // skipped (Wan computes them: zeros times weights). The first chunk is all such convolutions.
     out = Compute{upcast_}.Conv3d(in, w.narrow(2, front, kt - front), W(prefix + ".bias"), {0, ks / 2, ks / 2});
   } else {
-    out = Compute{upcast_}.Conv3d(PadFront(in, front), w, W(prefix + ".bias"), {0, ks / 2, ks / 2});
+    in = PadFront(in, front);
+    out = Compute{upcast_}.Conv3d(in, w, W(prefix + ".bias"), {0, ks / 2, ks / 2});
   }
   old = next;
   return out;
 }
 
-torch::Tensor WanVaeDecoder::Residual(const std::string& prefix, const torch::Tensor& x, Cache& cache) {
+torch::Tensor WanVaeDecoder::Residual(const std::string& prefix, torch::Tensor x, Cache& cache) {
   torch::Tensor h = x;
   if (w_.count(prefix + ".shortcut.weight"))
     h = Compute{upcast_}.Conv3d(x, W(prefix + ".shortcut.weight"), W(prefix + ".shortcut.bias"));
-  auto y = torch::silu(RmsNorm(x, W(prefix + ".residual.0.gamma")));
-  y = CachedConv(prefix + ".residual.2", y, cache);
-  y = torch::silu(RmsNorm(y, W(prefix + ".residual.3.gamma")));
-  y = CachedConv(prefix + ".residual.6", y, cache);
-  return y + h;
+  auto y = RmsNorm(x, W(prefix + ".residual.0.gamma"), /*silu=*/true);
+  if (w_.count(prefix + ".shortcut.weight")) x.reset();  // h holds what the sum needs
+  y = CachedConv(prefix + ".residual.2", std::move(y), cache);
+  y = RmsNorm(y, W(prefix + ".residual.3.gamma"), /*silu=*/true);
+  y = CachedConv(prefix + ".residual.6", std::move(y), cache);
+  return y.add_(h);
 }
 
 torch::Tensor WanVaeDecoder::Attention(const std::string& prefix, const torch::Tensor& x) {
   const int64_t b = x.size(0), c = x.size(1), t = x.size(2), h = x.size(3), w = x.size(4);
   auto y = x.permute({0, 2, 1, 3, 4}).reshape({b * t, c, h, w});
-  y = RmsNorm(y, W(prefix + ".norm.gamma"));
+  y = RmsNorm(y, W(prefix + ".norm.gamma"), /*silu=*/false);
   const Compute compute{upcast_};
   auto qkv = compute.In(compute.Conv2d(y, W(prefix + ".to_qkv.weight"), W(prefix + ".to_qkv.bias")));
   qkv = qkv.reshape({b * t, 3 * c, h * w}).permute({0, 2, 1});  // [bt, hw, 3c]
@@ -539,9 +551,7 @@ torch::Tensor WanVaeDecoder::Attention(const std::string& prefix, const torch::T
   return a.view({b, t, c, h, w}).permute({0, 2, 1, 3, 4}) + x;
 }
 
-torch::Tensor WanVaeDecoder::Upsample(const std::string& prefix, bool temporal, const torch::Tensor& in,
-                                      Cache& cache) {
-  torch::Tensor x = in;
+torch::Tensor WanVaeDecoder::Upsample(const std::string& prefix, bool temporal, torch::Tensor x, Cache& cache) {
   const int64_t b = x.size(0), c = x.size(1), h = x.size(3), w = x.size(4);
   if (temporal) {
     const int64_t i = cache.idx++;
@@ -554,33 +564,42 @@ torch::Tensor WanVaeDecoder::Upsample(const std::string& prefix, bool temporal, 
       torch::Tensor padded = cache.rep[i] ? PadFront(x, 2) : PadFront(torch::cat({cache.feats[i], x}, 2),
                                                                         2 - cache.feats[i].size(2));
       auto y = Compute{upcast_}.Conv3d(padded, wt, W(prefix + ".time_conv.bias"));  // [b, 2c, t, h, w]
+      padded.reset();
       cache.rep[i] = false;
       cache.feats[i] = next;
       const int64_t t = x.size(2);
       x = torch::stack({y.narrow(1, 0, c), y.narrow(1, c, c)}, 3).reshape({b, c, 2 * t, h, w});
     }
   }
-  const int64_t t = x.size(2);
-  auto y = x.permute({0, 2, 1, 3, 4}).reshape({b * t, c, h, w});
-  y = Compute{upcast_}.Conv2d(Upsample2x(y), W(prefix + ".resample.1.weight"), W(prefix + ".resample.1.bias"), 1);
-  return y.view({b, t, y.size(1), 2 * h, 2 * w}).permute({0, 2, 1, 3, 4});
+  // Wan's per-frame Conv2d. One frame: as a 2D convolution. More: as a 3D one with a 1x3x3
+  // kernel on the up-sampled [B, C, T, 2H, 2W], which saves the two transpositions of the
+  // frames-as-batch layout (a quarter of the stage's time at 4 frames, measured).
+  const auto& w2 = W(prefix + ".resample.1.weight");
+  const auto& b2 = W(prefix + ".resample.1.bias");
+  if (x.size(2) == 1) {
+    x = Upsample2x(x.squeeze(2));
+    return Compute{upcast_}.Conv2d(x, w2, b2, 1).unsqueeze(2);
+  }
+  x = Upsample2x(x);  // the input goes before the convolution runs
+  return Compute{upcast_}.Conv3d(x, w2.unsqueeze(2), b2, {0, 1, 1});
 }
 
 torch::Tensor WanVaeDecoder::DecodeChunk(const torch::Tensor& in, Cache& cache) {
   cache.idx = 0;
   auto x = CachedConv("decoder.conv1", in, cache);
-  x = Residual("decoder.middle.0", x, cache);
+  x = Residual("decoder.middle.0", std::move(x), cache);
   x = Attention("decoder.middle.1", x);
-  x = Residual("decoder.middle.2", x, cache);
+  x = Residual("decoder.middle.2", std::move(x), cache);
   int64_t k = 0;
   const size_t stages = config_.dim_mult.size();
   for (size_t i = 0; i < stages; ++i) {
-    for (int64_t r = 0; r <= config_.num_res_blocks; ++r) x = Residual(absl::StrCat("decoder.upsamples.", k++), x, cache);
+    for (int64_t r = 0; r <= config_.num_res_blocks; ++r) x = Residual(absl::StrCat("decoder.upsamples.", k++), std::move(x), cache);
     if (i + 1 != stages)
-      x = Upsample(absl::StrCat("decoder.upsamples.", k++), config_.temporal_downsample[stages - 2 - i], x, cache);
+      x = Upsample(absl::StrCat("decoder.upsamples.", k++), config_.temporal_downsample[stages - 2 - i], std::move(x),
+                   cache);
   }
-  x = torch::silu(RmsNorm(x, W("decoder.head.0.gamma")));
-  x = CachedConv("decoder.head.2", x, cache);
+  x = RmsNorm(x, W("decoder.head.0.gamma"), /*silu=*/true);
+  x = CachedConv("decoder.head.2", std::move(x), cache);
   CHECK_EQ(cache.idx, cached_convs_) << "Wan VAE: cache slots out of step";
   return x;
 }

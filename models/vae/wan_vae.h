@@ -136,10 +136,12 @@ class WanVaeDecoder : public LatentDecoder {
   torch::Tensor DecodeWhole(const torch::Tensor& x);  // after conv2, one plane
   torch::Tensor DecodeTiled(const torch::Tensor& x);
   torch::Tensor DecodeChunk(const torch::Tensor& x, Cache& cache);
-  torch::Tensor Residual(const std::string& prefix, const torch::Tensor& x, Cache& cache);
+  // Take their input by value: a caller that moves it in lets it go as soon as it is used (the
+  // decode's peak is a chunk's few live activations).
+  torch::Tensor Residual(const std::string& prefix, torch::Tensor x, Cache& cache);
   torch::Tensor Attention(const std::string& prefix, const torch::Tensor& x);
-  torch::Tensor Upsample(const std::string& prefix, bool temporal, const torch::Tensor& x, Cache& cache);
-  torch::Tensor CachedConv(const std::string& prefix, const torch::Tensor& x, Cache& cache);
+  torch::Tensor Upsample(const std::string& prefix, bool temporal, torch::Tensor x, Cache& cache);
+  torch::Tensor CachedConv(const std::string& prefix, torch::Tensor x, Cache& cache);
   const torch::Tensor& W(const std::string& name) const;
 
   WanVaeConfig config_;
