@@ -44,11 +44,24 @@ struct RewardRegistration {
 // The registered rewards, by name.
 std::vector<RewardInfo> RegisteredRewards();
 
+// A reward set: one --rewards item that yields several weighted rewards, each its own
+// advantage term ("oip=HOST:PORT/videoalign?outputs=VQ:1;MQ:0.5;TA:1", rewards/oip/). The
+// item's whole argument goes to the factory (weights are inside it, not after a ':').
+using RewardSetFactory = std::function<absl::StatusOr<std::vector<WeightedReward>>(const RewardArgs& args)>;
+void RegisterRewardSet(const RewardInfo& info, RewardSetFactory factory);
+struct RewardSetRegistration {
+  RewardSetRegistration(const RewardInfo& info, RewardSetFactory factory) {
+    RegisterRewardSet(info, std::move(factory));
+  }
+};
+std::vector<RewardInfo> RegisteredRewardSets();
+
 // Builds the reward `spec` names ("jpeg", "torchscript=model.pt"). Fails for an unknown name
 // (listing the registered ones), a missing or unexpected argument, or the factory's error.
 absl::StatusOr<std::shared_ptr<Reward>> MakeReward(const std::string& spec, const torch::Device& device = torch::kCPU);
 
-// Parses "alignment:1,motion_quality:0.3,jpeg:0.1" (weights default to 1).
+// Parses "alignment:1,motion_quality:0.3,jpeg:0.1" (weights default to 1); an item that
+// starts with a reward set's name and '=' is that set's (its rewards, in order).
 absl::StatusOr<std::vector<WeightedReward>> ParseRewardSpec(const std::string& spec,
                                                            const torch::Device& device = torch::kCPU);
 

@@ -15,6 +15,8 @@ absl::StatusOr<std::vector<std::vector<double>>> ScoreAll(const std::vector<Weig
         "the rewards take clips [B, C, F, H, W] with one prompt each; got ",
         videos.defined() ? absl::StrCat(videos.dim(), "-d clips of ", videos.dim() ? videos.size(0) : 0) : "no clips",
         " and ", prompts.size(), " prompts"));
+  // Served models send their requests first, so they score while the rest run here.
+  for (const auto& wr : rewards) wr.reward->Start(videos, prompts);
   std::vector<std::vector<double>> out;
   for (const auto& wr : rewards) {
     auto scores = wr.reward->Score(videos, prompts);

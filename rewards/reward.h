@@ -27,6 +27,10 @@ class Reward {
   // Returns B scores.
   virtual absl::StatusOr<std::vector<double>> Score(const torch::Tensor& videos,
                                                     const std::vector<Prompt>& prompts) = 0;
+  // Starts scoring these clips without waiting: a served model (rewards/oip/) sends its
+  // request, and the Score of the same clips (same storage, same prompts) then waits for the
+  // answer. In-process rewards do nothing here. The clips must stay alive until Score.
+  virtual void Start(const torch::Tensor& videos, const std::vector<Prompt>& prompts) {}
 };
 
 struct WeightedReward {

@@ -18,6 +18,9 @@ PACKAGES=(
   libgif-dev               # sample clips as animated GIF (giflib)
   libavformat-dev libavcodec-dev libswscale-dev  # sample clips as H.264 MP4 (FFmpeg, libx264)
   libprotobuf-dev protobuf-compiler  # TensorBoard event files (Event/Summary messages)
+  libgrpc++-dev protobuf-compiler-grpc  # the Open Inference Protocol client (served rewards)
+  python3-grpcio python3-protobuf       # scripts/reward_server/ (the reference server, its tests)
+  python3-torch            # the reference server's TorchScript example; scripts/wan_vae/pth_to_safetensors.py
   libboost-dev             # header-only Boost.CRC: CRC-32C of TensorBoard's record framing
   libtcmalloc-minimal4     # tcmalloc, preloaded by demo.sh: 20-30% faster DiT, more memory (docs/experiments/2026-11-30-dit-speed.md)
 )

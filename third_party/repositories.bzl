@@ -57,6 +57,11 @@ def dancegrpo_system_dependencies():
         },
     )
     protobuf_configure(name = "system_protobuf")
+    pkg_config_library(
+        name = "system_grpc",
+        what = "gRPC C++ (libgrpc++-dev)",
+        targets = {"grpcpp": ["grpc++"]},
+    )
     system_headers(
         name = "system_boost",
         target = "boost",

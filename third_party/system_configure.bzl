@@ -287,9 +287,17 @@ def _protobuf_configure_impl(ctx):
             library_version,
         ) + "Install the protobuf-compiler that matches libprotobuf-dev, or put the matching protoc first on PATH.")
     ctx.symlink(protoc, "protoc")
+
+    # gRPC's C++ code generator (protobuf-compiler-grpc), for the inference client's stubs. Its
+    # absence fails only the targets that generate stubs, naming the package.
+    plugin = ctx.which("grpc_cpp_plugin")
+    if plugin:
+        ctx.symlink(plugin, "grpc_cpp_plugin")
+    else:
+        ctx.file("grpc_cpp_plugin", "#!/bin/sh\necho 'grpc_cpp_plugin not found on PATH. %s (protobuf-compiler-grpc).' >&2\nexit 1\n" % _SETUP_HINT, executable = True)
     names = _symlink_include_dirs(ctx, incdirs)
     ctx.file("BUILD.bazel", _library_build("protobuf", names, linkopts, defines = defines) + """
-exports_files(["protoc"])
+exports_files(["protoc", "grpc_cpp_plugin"])
 """)
 
 protobuf_configure = repository_rule(
