@@ -34,6 +34,15 @@ for s in ${SIZES}; do
   echo "  ours: ${ours#vae_bench }"
 done
 mid=$(awk '{print $2}' <<<"${SIZES}"); mid=${mid:-${SIZES%% *}}
+# glibc's peak RSS follows its heap layout as much as what is live (a freed block moves its
+# mmap threshold up, later blocks come from the heap): the same decode moves by 5-10% with the
+# order of frees. With a fixed threshold, in both processes, large blocks go back when freed.
+echo "live memory at ${mid}, MALLOC_MMAP_THRESHOLD_=1048576 in both processes:"
+ours=$(MALLOC_MMAP_THRESHOLD_=1048576 bazel-bin/bench/vae_bench --latents="${mid}" | tail -1)
+twin=$(MALLOC_MMAP_THRESHOLD_=1048576 "${PYTHON}" bench/twin/wan_vae_twin.py --wan_vae_py="${WAN_VAE_PY}" \
+  --latents="${mid}" --threads="${THREADS}" | tail -1)
+printf '  C++ %s MB, Python %s MB, ratio %.2f\n' "$(field "${ours}" rss)" "$(field "${twin}" rss)" \
+  "$(ratio "$(field "${ours}" rss)" "$(field "${twin}" rss)")"
 for extra in "--dtype=bf16" "--tile=64 --stride=48" "--dtype=bf16 --tile=64 --stride=48"; do
   bazel-bin/bench/vae_bench --latents="${mid}" ${extra} | tail -1
 done

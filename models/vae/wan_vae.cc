@@ -36,7 +36,9 @@ std::string ShapeText(const std::vector<int64_t>& s) { return absl::StrCat("[", 
 torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& gamma, bool silu) {
   const double scale = std::sqrt(static_cast<double>(x.size(1)));
   const auto xf = x.to(torch::kFloat);
-  auto y = xf * (xf * xf).sum(1, /*keepdim=*/true).clamp_min_(1e-24).rsqrt_();
+  // Its own statement: the squares' temporary is gone before y is made.
+  const auto inv_norm = (xf * xf).sum(1, /*keepdim=*/true).clamp_min_(1e-24).rsqrt_();
+  auto y = xf * inv_norm;
   y.mul_(gamma.to(torch::kFloat) * scale);
   if (silu) torch::silu_(y);
   return y.to(x.scalar_type());
@@ -563,11 +565,11 @@ torch::Tensor WanVaeDecoder::Upsample(const std::string& prefix, bool temporal, 
       const auto& wt = W(prefix + ".time_conv.weight");
       torch::Tensor padded = cache.rep[i] ? PadFront(x, 2) : PadFront(torch::cat({cache.feats[i], x}, 2),
                                                                         2 - cache.feats[i].size(2));
+      const int64_t t = x.size(2);
       auto y = Compute{upcast_}.Conv3d(padded, wt, W(prefix + ".time_conv.bias"));  // [b, 2c, t, h, w]
       padded.reset();
       cache.rep[i] = false;
       cache.feats[i] = next;
-      const int64_t t = x.size(2);
       x = torch::stack({y.narrow(1, 0, c), y.narrow(1, c, c)}, 3).reshape({b, c, 2 * t, h, w});
     }
   }
