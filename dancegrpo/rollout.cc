@@ -67,7 +67,7 @@ SdeWindow WindowForIteration(const SdeWindow& window, uint64_t seed, int64_t ite
 Trajectories Rollout(models::VelocityModel& policy, const RolloutConfig& config,
                      const std::vector<double>& sigmas, int64_t iteration,
                      const std::vector<SampleId>& samples, const models::Conditioning& conditions,
-                     const models::Conditioning& null_condition) {
+                     const models::Conditioning& null_condition, const MicroBatchDone& micro_batch_done) {
   torch::NoGradGuard no_grad;
   const int steps = static_cast<int>(sigmas.size()) - 1;
   SdeConfig sde = WithSchedule(config.sde, sigmas);
@@ -129,6 +129,7 @@ Trajectories Rollout(models::VelocityModel& policy, const RolloutConfig& config,
       if (i == steps - 1) traj.final_x0.narrow(0, begin, b).copy_(step.x0_hat);
       x = step.next;
     }
+    if (micro_batch_done) micro_batch_done(traj, begin, end);
   }
   return traj;
 }

@@ -17,6 +17,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "dancegrpo/sde.h"
@@ -78,10 +79,14 @@ struct SampleId {
 
 // Draws the given samples. `conditions` has one row per sample; `null_condition` one row
 // (used when cfg_scale != 1). Runs without gradients.
+// `micro_batch_done(begin, end)`, when given, runs after each micro-batch's last step, with
+// rows [begin, end) of the trajectories complete: scored_rollout.h decodes them and sends
+// them to served rewards there, while the next micro-batch is drawn.
+using MicroBatchDone = std::function<void(const Trajectories& so_far, int64_t begin, int64_t end)>;
 Trajectories Rollout(models::VelocityModel& policy, const RolloutConfig& config,
                      const std::vector<double>& sigmas, int64_t iteration,
                      const std::vector<SampleId>& samples, const models::Conditioning& conditions,
-                     const models::Conditioning& null_condition);
+                     const models::Conditioning& null_condition, const MicroBatchDone& micro_batch_done = nullptr);
 
 // [begin, end) sample ranges of the micro-batches over n samples.
 std::vector<std::pair<int64_t, int64_t>> MicroBatches(int64_t n, int micro_batch);

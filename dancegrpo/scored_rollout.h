@@ -22,11 +22,14 @@ struct ScoredRollout {
   torch::Tensor clips;
   std::vector<std::vector<double>> scores;  // [reward][sample]
   double rollout_seconds = 0;               // the SDE rollout alone
-  double score_seconds = 0;                 // decoding and scoring
+  double score_seconds = 0;                 // decoding, and scoring not hidden behind the rollout
 };
 
 // Draws `samples` (rollout.h), decodes their x0_hat with `decoder` (null: none) and scores
 // the clips with every reward against `prompts` (one per sample). Runs without gradients.
+// Pipelined by micro-batch: each is decoded as soon as it is drawn and handed to the rewards'
+// Start, so a served reward (rewards/oip/) scores micro-batch k while k + 1 is drawn; the
+// rewards then score micro-batch by micro-batch (the batches the requests carried).
 absl::StatusOr<ScoredRollout> RolloutAndScore(models::VelocityModel& policy, const RolloutConfig& config,
                                               const std::vector<double>& sigmas, int64_t iteration,
                                               const std::vector<SampleId>& samples,

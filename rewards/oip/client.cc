@@ -54,7 +54,46 @@ inference::ModelInferRequest InferRequest(const std::string& model, const std::s
   return req;
 }
 
+// The outputs of a response: raw contents, or (for servers that answer with typed contents)
+// FP32 contents; in the order of `outputs` (all, as answered, when it is empty).
+absl::StatusOr<std::vector<RawTensor>> OutputsOf(const std::string& model, const inference::ModelInferResponse& resp,
+                                                 const std::vector<std::string>& outputs) {
+  std::vector<RawTensor> got;
+  for (int i = 0; i < resp.outputs_size(); ++i) {
+    const auto& o = resp.outputs(i);
+    RawTensor t{{o.name(), o.datatype(), {o.shape().begin(), o.shape().end()}}, ""};
+    if (i < resp.raw_output_contents_size()) {
+      t.raw = resp.raw_output_contents(i);
+    } else if (o.datatype() == "FP32" && o.has_contents()) {
+      const auto& v = o.contents().fp32_contents();
+      t.raw.resize(v.size() * sizeof(float));
+      if (!v.empty()) std::memcpy(t.raw.data(), v.data(), t.raw.size());
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("model '", model, "' answered output '", o.name(),
+                                                     "' without raw contents or FP32 contents"));
+    }
+    got.push_back(std::move(t));
+  }
+  if (outputs.empty()) return got;
+  std::vector<RawTensor> ordered;
+  for (const auto& name : outputs) {
+    auto it = std::find_if(got.begin(), got.end(), [&](const RawTensor& t) { return t.spec.name == name; });
+    if (it == got.end())
+      return absl::InvalidArgumentError(absl::StrCat("model '", model, "' did not return the output '", name, "'"));
+    ordered.push_back(*it);
+  }
+  return ordered;
+}
+
 }  // namespace
+
+absl::StatusOr<std::vector<RawTensor>> ParseInferResponse(const std::string& model, const std::string& bytes,
+                                                          const std::vector<std::string>& outputs) {
+  inference::ModelInferResponse resp;
+  if (!resp.ParseFromString(bytes))
+    return absl::InvalidArgumentError(absl::StrCat("model '", model, "': the response is not a ModelInferResponse"));
+  return OutputsOf(model, resp, outputs);
+}
 
 std::string SerializeInferRequest(const std::string& model, const std::string& version,
                                   const std::vector<RawTensor>& inputs, const std::vector<std::string>& outputs) {
@@ -247,32 +286,7 @@ absl::StatusOr<std::vector<RawTensor>> Client::Infer(const std::string& model, c
                                },
                                policy, absl::StrCat("ModelInfer of '", model, "'"));
   if (!s.ok()) return s;
-  // Raw contents, or (for servers that answer with typed contents) FP32 contents.
-  std::vector<RawTensor> got;
-  for (int i = 0; i < resp.outputs_size(); ++i) {
-    const auto& o = resp.outputs(i);
-    RawTensor t{{o.name(), o.datatype(), {o.shape().begin(), o.shape().end()}}, ""};
-    if (i < resp.raw_output_contents_size()) {
-      t.raw = resp.raw_output_contents(i);
-    } else if (o.datatype() == "FP32" && o.has_contents()) {
-      const auto& v = o.contents().fp32_contents();
-      t.raw.resize(v.size() * sizeof(float));
-      if (!v.empty()) std::memcpy(t.raw.data(), v.data(), t.raw.size());
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat("model '", model, "' answered output '", o.name(),
-                                                     "' without raw contents or FP32 contents"));
-    }
-    got.push_back(std::move(t));
-  }
-  if (outputs.empty()) return got;
-  std::vector<RawTensor> ordered;
-  for (const auto& name : outputs) {
-    auto it = std::find_if(got.begin(), got.end(), [&](const RawTensor& t) { return t.spec.name == name; });
-    if (it == got.end())
-      return absl::InvalidArgumentError(absl::StrCat("model '", model, "' did not return the output '", name, "'"));
-    ordered.push_back(*it);
-  }
-  return ordered;
+  return OutputsOf(model, resp, outputs);
 }
 
 }  // namespace dancegrpo::rewards::oip

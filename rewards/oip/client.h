@@ -61,6 +61,11 @@ absl::StatusOr<std::vector<std::string>> DecodeBytes(const std::string& raw);
 std::string SerializeInferRequest(const std::string& model, const std::string& version,
                                   const std::vector<RawTensor>& inputs, const std::vector<std::string>& outputs);
 
+// A serialised ModelInferResponse's outputs, as Client::Infer reads them (raw contents, or
+// FP32 contents), in the order of `outputs` (every output when empty).
+absl::StatusOr<std::vector<RawTensor>> ParseInferResponse(const std::string& model, const std::string& bytes,
+                                                          const std::vector<std::string>& outputs);
+
 // "[2, -1, 3]".
 std::string ShapeText(const std::vector<int64_t>& shape);
 

@@ -19,7 +19,7 @@ namespace {
 
 constexpr const char* kForm =
     "oip=HOST:PORT[+HOST:PORT...]/MODEL[@VERSION][?outputs=NAME:W;NAME[K]:W&frames=all|every:K|even:N"
-    "&resize=HxW&deadline=S&retries=N&backoff=S&max_message_mb=N]";
+    "&resize=HxW&deadline=S&retries=N&backoff=S&max_message_mb=N&overlap=0|1]";
 
 absl::Status Bad(const std::string& text, const std::string& why) {
   return absl::InvalidArgumentError(absl::StrCat("--rewards item oip=", text, ": ", why, "; the form is ", kForm));
@@ -105,6 +105,9 @@ absl::StatusOr<RemoteSpec> ParseRemoteSpec(const std::string& text) {
       if (!absl::SimpleAtod(value, &d) || !std::isfinite(d) || d < 0)
         return Bad(text, absl::StrCat("backoff=", value, " is not a number of seconds >= 0"));
       spec.policy.backoff_seconds = d;
+    } else if (key == "overlap") {
+      if (value != "0" && value != "1") return Bad(text, absl::StrCat("overlap=", value, " is not 0 or 1"));
+      spec.overlap = value == "1";
     } else if (key == "max_message_mb") {
       if (!absl::SimpleAtoi(value, &n) || n <= 0 || n > 2047)
         return Bad(text, absl::StrCat("max_message_mb=", value, " is not from 1 to 2047 (gRPC's limit is 2 GB)"));
@@ -212,6 +215,7 @@ class RemoteModel {
   }
 
   const std::vector<Column>& columns() const { return columns_; }
+  bool overlap() const { return spec_.overlap; }
 
  private:
   struct Pending {
@@ -303,7 +307,9 @@ class RemoteOutputReward : public Reward {
   RemoteOutputReward(std::shared_ptr<RemoteModel> model, size_t column, std::string name)
       : model_(std::move(model)), column_(column), name_(std::move(name)) {}
   std::string name() const override { return name_; }
-  void Start(const torch::Tensor& videos, const std::vector<Prompt>& prompts) override { model_->Start(videos, prompts); }
+  void Start(const torch::Tensor& videos, const std::vector<Prompt>& prompts) override {
+    if (model_->overlap()) model_->Start(videos, prompts);
+  }
   absl::StatusOr<std::vector<double>> Score(const torch::Tensor& videos, const std::vector<Prompt>& prompts) override {
     return model_->Result(videos, prompts, column_);
   }

@@ -14,6 +14,8 @@
 //   deadline=SECONDS                     per request (default 60); retries=N (default 3)
 //   backoff=SECONDS                      before the first retry, doubled for each next (0.5)
 //   max_message_mb=N                     gRPC's message limit both ways (default 1024)
+//   overlap=0                            send each request only when its scores are needed (no
+//                                        overlap with the rollout; for measuring what overlap buys)
 //
 // A request carries the clips as UINT8 [B, F, H, W, 3] (0..255), or FP32 [B, F, H, W, 3] in
 // [-1, 1] when the model's metadata declares its video input FP32, and the prompts as BYTES [B].
@@ -55,6 +57,7 @@ struct RemoteSpec {
   int64_t resize_h = 0, resize_w = 0;  // 0: as decoded
   CallPolicy policy;
   int64_t max_message_bytes = int64_t{1024} << 20;
+  bool overlap = true;  // Reward::Start sends the request
 };
 
 // Parses what follows "oip=" in a --rewards item. Errors name the bad part and show the form.

@@ -238,6 +238,29 @@ TEST(OipWire, RequestBytesAreTheProtocols) {
   EXPECT_EQ(wire, expected);
 }
 
+// A response as the protocol writes it: outputs = 5 {name = 1, datatype = 2, shape = 3,
+// contents = 5 {fp32_contents = 6 (packed)}}, raw_output_contents = 6; floats little endian.
+TEST(OipWire, ResponseBytesAreReadAsTheProtocolWritesThem) {
+  const std::string floats("\x00\x00\xc0\x3f\x00\x00\x00\xc0", 8);  // 1.5f, -2.0f
+  const std::string raw = std::string("\x2a\x0c" "\x0a\x01s" "\x12\x04" "FP32" "\x1a\x01\x02", 14) +
+                          std::string("\x32\x08", 2) + floats;
+  auto got = ParseInferResponse("m", raw, {"s"});
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), 1u);
+  EXPECT_EQ((*got)[0].spec.shape, (std::vector<int64_t>{2}));
+  EXPECT_EQ((*got)[0].raw, floats);
+  // The same scores as typed contents (servers that do not answer raw).
+  const std::string typed = std::string("\x2a\x18" "\x0a\x01s" "\x12\x04" "FP32" "\x1a\x01\x02" "\x2a\x0a\x32\x08", 18) +
+                            floats;
+  got = ParseInferResponse("m", typed, {});
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ((*got)[0].raw, floats);
+  auto missing = ParseInferResponse("m", raw, {"t"});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("did not return the output 't'"), std::string::npos);
+  EXPECT_FALSE(ParseInferResponse("m", "\xff\xff\xff", {}).ok());
+}
+
 TEST(OipServer, ServedTorchScriptRewardEqualsInProcessBitForBit) {
   at::set_num_threads(1);  // the served example runs at one thread; so does this reference
   torch::jit::Module m("ColourAndPrompt");

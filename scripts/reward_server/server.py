@@ -42,8 +42,16 @@ from concurrent import futures
 import grpc
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_PROTO = os.path.normpath(os.path.join(HERE, "..", "..", "rewards", "oip", "inference.proto"))
+def default_proto():
+    """rewards/oip/inference.proto of the checkout this script is in (followed through links)."""
+    for here in (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.realpath(__file__))):
+        path = os.path.normpath(os.path.join(here, "..", "..", "rewards", "oip", "inference.proto"))
+        if os.path.exists(path):
+            return path
+    return "rewards/oip/inference.proto"
+
+
+DEFAULT_PROTO = default_proto()
 SERVICE = "inference.GRPCInferenceService"
 
 

@@ -11,7 +11,8 @@ export HOME="${TEST_TMPDIR}" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CON
 export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
 work="${TEST_TMPDIR}/readme"
 rm -rf "${work}"; mkdir -p "${work}"
-ln -s "${root}/tests" "${work}/tests"  # the README runs from the repository's root (its fixtures)
+# The README runs from the repository's root (its fixtures, the reward server and its protocol).
+for d in tests scripts rewards; do ln -s "${root}/${d}" "${work}/${d}"; done
 fail() { echo "README COMMANDS FAILED: $*" >&2; exit 1; }
 
 # The ```sh blocks, one file each, with line continuations kept.
