@@ -5,12 +5,12 @@
 # the rollout + scoring phase per iteration (metrics' rollout_seconds + reward_seconds) and
 # the whole iteration, with the requests sent as each micro-batch is drawn (the default) and
 # with overlap=0 (each request sent when its scores are needed), beside max(rollout, scoring)
-# and their sum. Prints numbers; never fails on time.
-#   bench/served_reward_bench.sh                  # about 3 minutes on 2 cores
-#   MICRO_BATCHES=16 ITERS=4 bench/served_reward_bench.sh
+# and their sum (medians over the iterations after the first). Prints numbers; never fails on time.
+#   bench/served_reward_bench.sh                  # about 2 minutes on 2 cores
+#   MICRO_BATCHES=8 STEPS=6 ITERS=4 bench/served_reward_bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ITERS=${ITERS:-4} MICRO_BATCHES=${MICRO_BATCHES:-8} STEPS=${STEPS:-6}
+ITERS=${ITERS:-6} MICRO_BATCHES=${MICRO_BATCHES:-16} STEPS=${STEPS:-40}
 work=${WORK:-/tmp/served_reward_bench}
 bazel build --config=quiet //dancegrpo/tools:train //tests/fixtures:make_fixtures
 rm -rf "${work}"; mkdir -p "${work}"
@@ -25,13 +25,14 @@ run() {  # run NAME [train flags]
   bazel-bin/dancegrpo/tools/train "${ARGS[@]}" --out="${work}/${name}" "$@" >"${work}/${name}.log" 2>&1 ||
     { tail -5 "${work}/${name}.log"; echo "served_reward_bench: ${name} failed" >&2; exit 1; }
 }
-# Means over the iterations after the first: rollout, reward, whole iteration (seconds).
+# Medians over the iterations after the first (a shared machine has slow outliers): rollout,
+# reward, whole iteration (seconds).
 stats() {
   /usr/bin/python3 - "$1" <<'PY'
-import json, sys
+import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])][1:]
-mean = lambda k: sum(r[k] for r in rows) / len(rows)
-print(f"{mean('rollout_seconds'):.3f} {mean('reward_seconds'):.3f} {mean('seconds'):.3f}")
+med = lambda k: statistics.median(r[k] for r in rows)
+print(f"{med('rollout_seconds'):.3f} {med('reward_seconds'):.3f} {med('seconds'):.3f}")
 PY
 }
 run local --rewards="torchscript=${fx}/reward.pt"
