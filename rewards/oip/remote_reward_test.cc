@@ -314,6 +314,21 @@ TEST(OipServer, ScoresAreTheScorersClosedForm) {
   EXPECT_NEAR((*a)[0][1], u8[1].mean().item<double>() / 255.0, 1e-6);
 }
 
+// The example the Triton model repository mirrors (triton_example_test checks the mirror).
+TEST(OipServer, RednessExampleScoresTheUint8ClipsItIsSent) {
+  Server server("scripts/reward_server/examples/redness.py:Redness", "redness");
+  auto remote = Remote("oip=" + server.Endpoint() + "/redness");
+  ASSERT_TRUE(remote.ok()) << remote.status() << server.Log();
+  auto clips = Clips(2);
+  auto got = ScoreAll(*remote, clips, Prompts(2));
+  ASSERT_TRUE(got.ok()) << got.status() << server.Log();
+  const auto x = ClipsForRequest(RemoteSpec{}, clips, false).to(torch::kFloat) / 127.5 - 1;  // [B, F, H, W, 3]
+  for (int i = 0; i < 2; ++i) {
+    const double want = (x[i].select(-1, 0).mean() - x[i].select(-1, 2).mean()).item<double>();
+    EXPECT_NEAR((*got)[0][i], want, 1e-5) << "clip " << i;
+  }
+}
+
 TEST(OipServer, SeveralOutputsAreSeveralWeightedRewardsFromOneRequest) {
   Server server(absl::StrCat(kScorers, ":VideoAlignLike"), "videoalign");
   auto remote = Remote("oip=" + server.Endpoint() + "+" + server.Endpoint() +
