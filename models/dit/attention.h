@@ -32,15 +32,19 @@ class LocalAttention : public AttentionKernel {
 // Ulysses sequence-parallel self-attention: q, k, v arrive as this rank's sequence shard
 // with all heads, [B, H, L/sp, d]; an all-to-all turns them into all of the sequence for
 // H/sp heads, a local kernel attends, and a second all-to-all restores the sequence shard.
+// With an `inner` kernel (USP: ring attention across the Ulysses groups) the all-to-all
+// gathers the group's part of the sequence and `inner` attends over the rest.
 class UlyssesAttention : public AttentionKernel {
  public:
-  explicit UlyssesAttention(std::shared_ptr<hpc::Communicator> sp) : sp_(std::move(sp)) {}
+  explicit UlyssesAttention(std::shared_ptr<hpc::Communicator> sp,
+                            std::shared_ptr<AttentionKernel> inner = std::make_shared<LocalAttention>())
+      : sp_(std::move(sp)), inner_(std::move(inner)) {}
   torch::Tensor Attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                        const torch::Tensor& key_mask) override;
 
  private:
   std::shared_ptr<hpc::Communicator> sp_;
-  LocalAttention local_;
+  std::shared_ptr<AttentionKernel> inner_;
 };
 
 }  // namespace dancegrpo::models

@@ -12,6 +12,7 @@
 #include "hpc/seqpar.h"
 #include "models/dit/cpu_attention.h"
 #include "models/dit/cpu_ops.h"
+#include "models/dit/ring_attention.h"
 #include "models/timestep_embedding.h"
 
 namespace dancegrpo::models {
@@ -44,7 +45,7 @@ torch::Tensor UlyssesAttention::Attend(const torch::Tensor& q, const torch::Tens
                                        const torch::Tensor& key_mask) {
   // [B, H, L/sp, d] -> [B, H/sp, L, d]: scatter heads (dim 1), gather sequence (dim 2).
   auto qh = hpc::AllToAll(q, *sp_, 1, 2), kh = hpc::AllToAll(k, *sp_, 1, 2), vh = hpc::AllToAll(v, *sp_, 1, 2);
-  auto out = local_.Attend(qh, kh, vh, key_mask);
+  auto out = inner_->Attend(qh, kh, vh, key_mask);
   return hpc::AllToAll(out, *sp_, 2, 1);
 }
 
@@ -230,6 +231,29 @@ absl::Status VideoDit::SetSequenceParallel(std::shared_ptr<hpc::Communicator> sp
   sp_ = sp->size() > 1 ? std::move(sp) : nullptr;
   self_attention_ = sp_ ? std::shared_ptr<AttentionKernel>(std::make_shared<UlyssesAttention>(sp_))
                         : std::make_shared<LocalAttention>();
+  return absl::OkStatus();
+}
+
+absl::Status VideoDit::SetSequenceParallel(std::shared_ptr<hpc::Communicator> sp, int ulysses) {
+  if (!sp) return absl::InvalidArgumentError("no sequence-parallel communicator");
+  const int n = sp->size();
+  if (ulysses < 1 || n % ulysses != 0)
+    return absl::InvalidArgumentError(absl::StrCat("the Ulysses degree ", ulysses, " does not divide sp = ", n));
+  if (config_.heads % ulysses != 0)
+    return absl::InvalidArgumentError(absl::StrCat("the Ulysses degree ", ulysses, " does not divide the ", config_.heads,
+                                                   " attention heads of DiT '", config_.name, "'"));
+  if (ulysses == n) return SetSequenceParallel(std::move(sp));
+  const int r = sp->rank();
+  auto ring = sp->Split(/*color=*/r % ulysses, /*key=*/r / ulysses);  // the same place in every stage
+  if (!ring.ok()) return ring.status();
+  std::shared_ptr<AttentionKernel> kernel = std::make_shared<RingAttention>(*ring);
+  if (ulysses > 1) {
+    auto stage = sp->Split(/*color=*/r / ulysses, /*key=*/r % ulysses);  // consecutive sequence blocks
+    if (!stage.ok()) return stage.status();
+    kernel = std::make_shared<UlyssesAttention>(*stage, kernel);
+  }
+  sp_ = std::move(sp);
+  self_attention_ = std::move(kernel);
   return absl::OkStatus();
 }
 

@@ -107,6 +107,12 @@ class VideoDit : public VelocityModel {
   // attends through UlyssesAttention; the head's output is gathered. Fails if sp does not
   // divide the number of heads. Token counts must then be divisible by sp.
   absl::Status SetSequenceParallel(std::shared_ptr<hpc::Communicator> sp) override;
+  // USP (Ulysses x Ring): `sp`'s ranks form sp / ulysses ring stages of `ulysses` consecutive
+  // ranks; the Ulysses all-to-all runs inside each stage (ulysses must divide the heads) and
+  // ring attention (ring_attention.h) across the stages, so any head count splits.
+  // ulysses = sp is SetSequenceParallel(sp); ulysses = 1 is ring attention alone. Collective
+  // over `sp` (it splits it). Not yet reachable from train's flags (issue 31).
+  absl::Status SetSequenceParallel(std::shared_ptr<hpc::Communicator> sp, int ulysses);
   // The transformer blocks, run through the block runner (ZeRO-3, checkpointing).
   std::vector<torch::nn::Module*> Blocks() override;
   hpc::BlockRunner* block_runner() override { return &runner_; }
