@@ -223,7 +223,17 @@ absl::Status WithRetries(Pick pick, Rpc rpc, const CallPolicy& policy, const std
 
 }  // namespace
 
-absl::Status Client::CheckReady(const std::string& model, const std::string& version, const CallPolicy& policy) {
+// Health and metadata calls answer at once on a live server: their attempts wait at most 10 s
+// (an inference deadline may be minutes), so an absent server is named within about 30 s.
+namespace {
+CallPolicy QuickCalls(CallPolicy policy) {
+  policy.deadline_seconds = std::min(policy.deadline_seconds, 10.0);
+  return policy;
+}
+}  // namespace
+
+absl::Status Client::CheckReady(const std::string& model, const std::string& version, const CallPolicy& slow_policy) {
+  const CallPolicy policy = QuickCalls(slow_policy);
   for (auto& e : channels_) {
     auto pick = [&]() -> Endpoint& { return *e; };
     inference::ServerLiveResponse live;
@@ -255,7 +265,8 @@ absl::Status Client::CheckReady(const std::string& model, const std::string& ver
 }
 
 absl::StatusOr<ModelMetadata> Client::Metadata(const std::string& model, const std::string& version,
-                                               const CallPolicy& policy) {
+                                               const CallPolicy& slow_policy) {
+  const CallPolicy policy = QuickCalls(slow_policy);
   inference::ModelMetadataRequest req;
   req.set_name(model);
   req.set_version(version);

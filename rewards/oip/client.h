@@ -79,8 +79,8 @@ class Client {
   ~Client();
 
   // ServerLive, ServerReady and ModelReady on every endpoint; the first that is not live or
-  // ready (or cannot be reached within the policy's deadline and retries) is the error,
-  // naming the endpoint and what to check.
+  // ready (or cannot be reached within the policy's retries, each attempt waiting at most
+  // 10 s) is the error, naming the endpoint and what to check.
   absl::Status CheckReady(const std::string& model, const std::string& version, const CallPolicy& policy);
 
   // The model's metadata from the first endpoint (every endpoint must serve the same model).

@@ -27,6 +27,11 @@ absl::Status Bad(const std::string& text, const std::string& why) {
   return absl::InvalidArgumentError(absl::StrCat("--rewards item oip=", text, ": ", why, "; the form is ", kForm));
 }
 
+// "model 'hps' at host:8001+host2:8001", for errors.
+std::string ModelWhere(const RemoteSpec& spec) {
+  return absl::StrCat("model '", spec.model, "' at ", absl::StrJoin(spec.endpoints, "+"));
+}
+
 bool PositiveDouble(absl::string_view s, double* v) { return absl::SimpleAtod(s, v) && std::isfinite(*v) && *v > 0; }
 
 }  // namespace
@@ -183,7 +188,7 @@ class RemoteModel {
         columns_(std::move(columns)),
         output_names_(std::move(output_names)) {}
 
-  std::string Where() const { return absl::StrCat("model '", spec_.model, "' at ", absl::StrJoin(spec_.endpoints, "+")); }
+  std::string Where() const { return ModelWhere(spec_); }
 
   void Start(const torch::Tensor& videos, const std::vector<Prompt>& prompts) {
     const std::string key = Key(videos, prompts);
@@ -216,7 +221,6 @@ class RemoteModel {
     return (*scores)[column];
   }
 
-  const std::vector<Column>& columns() const { return columns_; }
   bool overlap() const { return spec_.overlap; }
 
  private:
@@ -327,7 +331,7 @@ class RemoteOutputReward : public Reward {
 absl::StatusOr<std::vector<WeightedReward>> ConnectRemoteRewards(const RemoteSpec& spec) {
   auto client = Client::Create(spec.endpoints, spec.max_message_bytes);
   if (!client.ok()) return client.status();
-  const std::string where = absl::StrCat("model '", spec.model, "' at ", absl::StrJoin(spec.endpoints, "+"));
+  const std::string where = ModelWhere(spec);
   if (auto s = (*client)->CheckReady(spec.model, spec.version, spec.policy); !s.ok())
     return absl::Status(s.code(), absl::StrCat("reward ", where, ": ", s.message()));
   auto meta = (*client)->Metadata(spec.model, spec.version, spec.policy);
