@@ -125,6 +125,21 @@ absl::Status Trainer::PlaceRanks(std::shared_ptr<hpc::Communicator> world,
                                                    " does not divide the ", trained,
                                                    " samples trained per iteration; choose a divisor"));
   }
+  // UpdatePolicy's own condition for several optimizer steps an iteration, checked here so a
+  // misfit stops the job before its first rollout and checkpoint.
+  const int64_t steps = config.grad_accum_samples > 0 ? trained / config.grad_accum_samples : 1;
+  const int64_t n_local = layout_.samples_per_rank;
+  if (steps > 1 && (config.micro_batch < 1 || n_local % (config.micro_batch * steps) != 0 ||
+                    layout_.first_sample % config.micro_batch != 0)) {
+    int64_t fits = 0;  // the largest micro_batch that would fit
+    for (int64_t m = 1; m <= n_local / steps; ++m)
+      if (n_local % (m * steps) == 0 && layout_.first_sample % m == 0) fits = m;
+    return absl::InvalidArgumentError(absl::StrCat(
+        "grad_accum_samples = ", config.grad_accum_samples, " makes ", steps,
+        " optimizer steps an iteration, which need the ", n_local,
+        " samples of each data-parallel rank to be a multiple of micro_batch (", config.micro_batch,
+        ") x steps (", steps, "); set --micro_batch=", fits, " or a larger grad_accum_samples"));
+  }
   if (config.global_normalization || config.pooled_std) {
     DGRPO_ASSIGN_OR_RETURN(group_comm_, grid_.dp->Split(0, grid_.topology.dp_rank));
   } else {
@@ -174,7 +189,9 @@ absl::Status Trainer::PlacePolicy(std::shared_ptr<models::VelocityModel> policy)
       named[i].value().set_requires_grad(false);  // frozen: no gradient, no optimizer state
     }
   }
-  if (config.sequence_parallel > 1) DGRPO_RETURN_IF_ERROR(policy_->SetSequenceParallel(data_grid_.sp));
+  if (config.sequence_parallel > 1) {
+    DGRPO_ASSIGN_OR_RETURN(ulysses_, policy_->SetSequenceParallel(data_grid_.sp, config.ulysses));
+  }
   DGRPO_ASSIGN_OR_RETURN(optimizer_,
                          hpc::ShardedAdamW::Create(trained_.values(), data_grid_.world, config.optimizer, sharded_));
   if (compute_copy()) optimizer_->LoadFlat(optimizer_->Flatten(fp32_values));
@@ -205,7 +222,7 @@ absl::Status Trainer::MakeReference(std::shared_ptr<models::VelocityModel> refer
     d->copy_(item.value());
     d->set_requires_grad(false);
   }
-  if (config.sequence_parallel > 1) DGRPO_RETURN_IF_ERROR(reference->SetSequenceParallel(data_grid_.sp));
+  if (config.sequence_parallel > 1) DGRPO_RETURN_IF_ERROR(reference->SetSequenceParallel(data_grid_.sp, ulysses_).status());
   reference_ = std::move(reference);
   return absl::OkStatus();
 }

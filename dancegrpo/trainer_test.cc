@@ -201,6 +201,11 @@ TEST(Trainer, RejectsBadConfigsWithClearErrors) {
   c = ToyConfig(1);
   c.sde.window = {c.steps - 2, 2};  // runs into the last step, which is never trained
   EXPECT_NE(make(c).status().message().find("SDE window"), std::string::npos) << make(c).status();
+  c = ToyConfig(1);
+  c.grad_accum_samples = 2;  // 16 steps of 2 samples: micro_batch 4 does not fit, at start-up
+  EXPECT_NE(make(c).status().message().find("set --micro_batch=2"), std::string::npos) << make(c).status();
+  c.micro_batch = 2;
+  EXPECT_TRUE(make(c).ok());
 }
 
 TEST(Trainer, LearnsWithAnSdeWindow) {
