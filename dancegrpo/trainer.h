@@ -133,6 +133,9 @@ class Trainer {
   const torch::OrderedDict<std::string, torch::Tensor>& trained_parameters() const { return trained_; }
   const std::vector<double>& sigmas() const { return sigmas_; }
   const hpc::ProcessGrid& grid() const { return grid_; }
+  // The Ulysses degree inside sp (the policy's choice when config().ulysses = 0); the ring
+  // degree is sp / ulysses(). 1 without sequence parallelism.
+  int ulysses() const { return ulysses_; }
   const hpc::SampleLayout& layout() const { return layout_; }
   // After each iteration (Step or ReplayStep), in the order added.
   void AddObserver(std::shared_ptr<IterationObserver> observer) { observers_.push_back(std::move(observer)); }
@@ -193,6 +196,7 @@ class Trainer {
   hpc::ProcessGrid grid_;       // control (MPI)
   hpc::ProcessGrid data_grid_;  // data plane: grid_ itself unless a data_world was given
   hpc::SampleLayout layout_;
+  int ulysses_ = 1;             // the Ulysses degree inside sp
   std::shared_ptr<hpc::Communicator> group_comm_;  // reward exchange inside a sampling group
   Trajectories last_trajectories_;
   std::vector<std::shared_ptr<IterationObserver>> observers_;

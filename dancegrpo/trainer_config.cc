@@ -40,6 +40,7 @@ absl::Status ValidateTrainerConfig(const TrainerConfig& c) {
   // Settings whose 0 means "all", "off" or "never" (their help says so): below zero is refused.
   for (const auto& f : {Count{"iterations", c.iterations}, {"micro_batch", c.micro_batch},
                         {"grad_accum_samples", c.grad_accum_samples}, {"best_of_n", c.best_of_n},
+                        {"ulysses", c.ulysses},
                         {"sde_window_begin", c.sde.window.begin}, {"sde_window_size", c.sde.window.size}}) {
     if (f.value < 0) return Negative(f.name, f.value);
   }
@@ -47,6 +48,10 @@ absl::Status ValidateTrainerConfig(const TrainerConfig& c) {
                         {"steps", c.steps}, {"sp", c.sequence_parallel}}) {
     if (f.value < 1) return BelowOne(f.name, f.value);
   }
+  if (c.ulysses > 0 && c.sequence_parallel % c.ulysses != 0)
+    return absl::InvalidArgumentError(absl::StrCat("--ulysses=", c.ulysses, " does not divide --sp=", c.sequence_parallel,
+                                                   "; use a divisor of sp (the ring degree is sp / ulysses), or 0 for "
+                                                   "the largest that divides sp and the heads"));
   if (c.group_size < 2 && !c.global_normalization)
     return absl::InvalidArgumentError(
         "group_size = 1 cannot be normalised per group; use group_size >= 2 or global normalisation");
@@ -108,6 +113,7 @@ std::string DescribeConfig(const TrainerConfig& c) {
   add("pooled_std", c.pooled_std);
   add("best_of_n", c.best_of_n);
   add("sequence_parallel", c.sequence_parallel);
+  add("ulysses", c.ulysses);
   add("cfg_scale", c.cfg_scale);
   add("kl_beta", c.kl_beta);
   add("lr", c.optimizer.lr);

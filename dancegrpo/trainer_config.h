@@ -39,6 +39,7 @@ struct TrainerConfig {
   bool pooled_std = false;          // group means, one within-group std over the iteration
   int best_of_n = 0;                // 0 = off
   int sequence_parallel = 1;        // sp: ranks that split each sample's sequence
+  int ulysses = 0;                  // Ulysses degree inside sp (ring: sp / ulysses); 0 = gcd(sp, heads)
   double cfg_scale = 1.0;
   double kl_beta = 0.0;
   OptimizerConfig optimizer;        // hpc::AdamWConfig: its defaults (lr 3e-3, ...) are the run's

@@ -30,6 +30,8 @@ struct ActivationQuery {
   int64_t full_tokens = 0;      // video tokens of the whole sequence
   int64_t text_tokens = 0;
   int sequence_parallel = 1;
+  int ulysses = 1;              // the Ulysses degree inside sp; ring attention when sp / ulysses > 1
+  int dtype_bytes = 4;          // of the compute dtype (ring attention keeps fp32 state)
   int64_t extra_per_token = 0;  // elements more per token and block (LoRA's A x)
   bool fused_attention = false; // attention keeps no score matrices (scaled_dot_product_attention)
 };
@@ -69,6 +71,12 @@ class ModelFamily {
   virtual int64_t BlockInput(const ActivationQuery& q) const = 0;
   // Elements of a forward without gradients at its widest, per sample (rollout).
   virtual int64_t ForwardWorkingSet(const ActivationQuery& q) const = 0;
+  // Elements one block's backward holds at once beyond its kept activations and their
+  // gradients (ring attention's score blocks and travelling buffers), per sample.
+  virtual int64_t BackwardWorkingSet(const ActivationQuery& q) const { return 0; }
+  // Elements per token that sequence parallelism moves for one block's self-attention, per
+  // query/key/value/output tensor: the attention width (heads x head_dim); 0 = none.
+  virtual int64_t AttentionWidth() const { return 0; }
 };
 
 // Parses a preset name or a config path; NotFound when the config is not this family's.

@@ -45,9 +45,12 @@ class VelocityModel : public torch::nn::Module {
   // x: [B, C, F, H, W]; sigma: [B]; returns the velocity, shaped like x.
   virtual torch::Tensor Velocity(const torch::Tensor& x, const torch::Tensor& sigma,
                                  const Conditioning& condition) = 0;
-  // Splits each sample's token sequence over the ranks of `sp` (Ulysses). Models that
-  // cannot do it refuse, and the trainer reports that sp > 1 needs such a model.
-  virtual absl::Status SetSequenceParallel(std::shared_ptr<hpc::Communicator> sp) {
+  // Splits each sample's token sequence over the ranks of `sp`: Ulysses (an all-to-all over
+  // the heads) inside stages of `ulysses` consecutive ranks, ring attention across the
+  // sp / ulysses stages. ulysses = 0 picks the largest degree dividing both sp and the heads.
+  // Returns the Ulysses degree in use. Collective over `sp`. Models that cannot do it refuse,
+  // and the trainer reports that sp > 1 needs such a model.
+  virtual absl::StatusOr<int> SetSequenceParallel(std::shared_ptr<hpc::Communicator> sp, int ulysses) {
     return absl::UnimplementedError("this policy does not support sequence parallelism; use sp = 1 or a VideoDit");
   }
   // The blocks a wrapper runs one at a time (hpc/block_runner.h: ZeRO-3's gather, prefetch

@@ -56,9 +56,16 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
   if (in.run.sequence_parallel > 1 && c.Heads() == 0)
     return absl::InvalidArgumentError(absl::StrCat("sp = ", in.run.sequence_parallel, ": the model (", c.family(),
                                                    ") has no attention heads to split; use --sp=1"));
-  if (in.run.sequence_parallel > 1 && c.Heads() % in.run.sequence_parallel != 0)
-    return absl::InvalidArgumentError(absl::StrCat("sp = ", in.run.sequence_parallel, " does not divide the model's ",
-                                                   c.Heads(), " heads; Ulysses splits the heads over sp ranks"));
+  // USP: Ulysses inside stages of `ulysses` ranks (it splits the heads), ring attention across
+  // the sp / ulysses stages (any head count). 0 = the largest degree dividing sp and the heads.
+  const int sp = in.run.sequence_parallel;
+  const int best_ulysses = sp > 1 ? std::gcd(sp, c.Heads()) : 1;
+  const int ulysses = sp == 1 ? 1 : in.run.ulysses > 0 ? in.run.ulysses : best_ulysses;
+  if (sp > 1 && c.Heads() % ulysses != 0)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--ulysses=", ulysses, " does not divide the model's ", c.Heads(), " heads (Ulysses splits the heads over its ",
+        "ranks); use --ulysses=", best_ulysses, ", the largest that divides sp = ", sp,
+        " and the heads: ring attention covers the rest (ring degree ", sp / best_ulysses, ")"));
   if (in.run.latent_shape.size() != 4) return absl::InvalidArgumentError("latent_shape must be C,F,H,W");
   const int dp = in.world / in.run.sequence_parallel;
   const int64_t global = static_cast<int64_t>(in.run.prompts_per_iteration) * in.run.group_size;
@@ -172,20 +179,46 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
   q.full_tokens = Lfull;
   q.text_tokens = Lt;
   q.sequence_parallel = in.run.sequence_parallel;
+  q.ulysses = ulysses;
+  q.dtype_bytes = static_cast<int>(s);
   q.extra_per_token = lora_per_token;
   q.fused_attention = in.run.device.is_cuda();  // scaled_dot_product_attention (libtorch 2.x) keeps no L x L matrix
   const int64_t per_block = rows * s * c.BlockActivations(q);
   const int64_t block_input = rows * s * c.BlockInput(q);
+  const int64_t backward_extra = rows * s * c.BackwardWorkingSet(q);  // one block's backward at a time
   const int blocks_with_grad = embeddings_trained ? layers : layers - first_trained_block;
-  p.activations_no_ckpt = per_block * blocks_with_grad;
+  p.activations_no_ckpt = per_block * blocks_with_grad + (blocks_with_grad > 0 ? backward_extra : 0);
   // Checkpointing keeps each block's input, and recomputes one block at a time; its backward
   // holds that block's activations and their gradients (as large again, at most).
-  p.activations_ckpt = block_input * blocks_with_grad + 2 * per_block;
+  p.activations_ckpt = block_input * blocks_with_grad + 2 * per_block + backward_extra;
   const bool ckpt = in.checkpointing || in.run.zero_stage == 3;  // ZeRO-3 trains with recompute
   p.activations = blocks_with_grad > 0 ? (ckpt ? p.activations_ckpt : p.activations_no_ckpt) : 0;
   // A no-grad forward: the context and the widest block temporaries.
   q.extra_per_token = 0;
   p.rollout_activations = rows * s * c.ForwardWorkingSet(q);
+
+  // Sequence-parallel traffic, bytes each rank sends, per block and sample: Ulysses moves the
+  // (U - 1) / U of q, k, v (forward) and the output (back) that other ranks of its stage hold,
+  // in the compute dtype, and as much again backward; the ring passes the fp32 key/value
+  // blocks R - 1 times forward, and backward again with their fp32 gradients (R times).
+  p.ulysses = ulysses;
+  if (sp > 1) {
+    const int ring = sp / ulysses;
+    const double width = static_cast<double>(L) * c.AttentionWidth();  // elements of one q/k/v block per rank
+    const double a2a = ulysses > 1 ? 4.0 * (ulysses - 1) / ulysses * width * s : 0.0;
+    p.sp_forward_bytes = static_cast<int64_t>(a2a + (ring - 1) * 2.0 * width * 4);
+    p.sp_backward_bytes = static_cast<int64_t>(a2a + ((ring - 1) * 2.0 + ring * 2.0) * width * 4);
+    auto trained_steps = TrainedStepCount(in.run.steps, in.run.timestep_fraction, in.run.sde.window);
+    const double rollout_evals = static_cast<double>(local) * in.run.steps;
+    const double update_evals = static_cast<double>(local) * (trained_steps.ok() ? *trained_steps : in.run.steps);
+    const double per_row = (in.run.cfg_scale != 1.0) ? 2.0 : 1.0;
+    // Every block runs forward in the rollout and the update; the blocks with gradients run
+    // backward, and forward once more under checkpointing.
+    const double backward_blocks = blocks_with_grad, recompute = ckpt ? 1.0 : 0.0;
+    p.sp_iteration_bytes =
+        per_row * (layers * (rollout_evals + update_evals) * p.sp_forward_bytes +
+                   backward_blocks * update_evals * (recompute * p.sp_forward_bytes + p.sp_backward_bytes));
+  }
 
   // Trajectories: latents of every step, log-probs, final x0, the text rows.
   const int64_t latent = in.run.latent_shape[0] * in.run.latent_shape[1] * in.run.latent_shape[2] * in.run.latent_shape[3];
@@ -291,11 +324,13 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
       o.run.compute_dtype = torch::kBFloat16;
       options.push_back({"--precision=bf16 (fp32 masters and moments stay)", o});
     }
-    for (int sp = in.run.sequence_parallel * 2; sp <= in.world && c.Heads() > 0 && c.Heads() % sp == 0; sp *= 2) {
-      if (in.world % sp != 0 || grid % sp != 0) continue;
+    for (int more = sp * 2; more <= in.world && c.Heads() > 0; more *= 2) {
+      if (in.world % more != 0 || grid % more != 0) continue;
       auto o = in;
-      o.run.sequence_parallel = sp;
-      options.push_back({absl::StrCat("--sp=", sp), o});
+      o.run.sequence_parallel = more;
+      o.run.ulysses = 0;  // the largest Ulysses degree dividing sp and the heads, ring for the rest
+      const int u = std::gcd(more, c.Heads());
+      options.push_back({absl::StrCat("--sp=", more, u == more ? "" : absl::StrCat(" (Ulysses ", u, " x ring ", more / u, ")")), o});
     }
     for (const auto& o : options) {
       auto q = Plan(o.changed, false);
@@ -365,10 +400,15 @@ std::string FormatPlan(const PlanInput& in, const MemoryPlan& p) {
                         c.name().empty() ? c.family() : c.name(), p.parameters / 1e9, p.trained_parameters / 1e9,
                         in.run.lora.rank > 0 ? absl::StrCat(": LoRA r=", in.run.lora.rank) : std::string(),
                         absl::StrJoin(in.run.latent_shape, "x"), in.text_tokens > 0 ? in.text_tokens : c.TextTokens(0));
+  const int sp = in.run.sequence_parallel;
+  const std::string layout = sp == 1            ? ""
+                             : p.ulysses == sp  ? absl::StrCat(": Ulysses ", sp)
+                             : p.ulysses == 1   ? absl::StrCat(": ring ", sp)
+                                                : absl::StrCat(": Ulysses ", p.ulysses, " x ring ", sp / p.ulysses);
   absl::StrAppendFormat(&out,
-                        "      %d ranks (dp %d x sp %d), ZeRO-%d, %s, checkpointing %s, micro-batch %d, group %d, "
+                        "      %d ranks (dp %d x sp %d%s), ZeRO-%d, %s, checkpointing %s, micro-batch %d, group %d, "
                         "%d steps\n",
-                        in.world, in.world / in.run.sequence_parallel, in.run.sequence_parallel, in.run.zero_stage, in.run.compute_dtype == torch::kFloat32 ? "fp32" : "bf16",
+                        in.world, in.world / sp, sp, layout, in.run.zero_stage, in.run.compute_dtype == torch::kFloat32 ? "fp32" : "bf16",
                         in.checkpointing || in.run.zero_stage == 3 ? "on" : "off", in.run.micro_batch, in.run.group_size, in.run.steps);
   auto row = [&](const char* name, int64_t bytes, const std::string& note) {
     absl::StrAppendFormat(&out, "  %-28s %10s  %s\n", name, FormatBytes(static_cast<double>(bytes)), note);
@@ -396,6 +436,12 @@ std::string FormatPlan(const PlanInput& in, const MemoryPlan& p) {
                                                           : ""));
   row("trajectories", p.trajectories, "latents of every step, log-probs, text rows");
   row("communication", p.communication, "optimizer step buffers");
+  if (sp > 1)
+    absl::StrAppendFormat(&out, "  %-28s %10s  per block and sample: forward %s, backward %s%s\n",
+                          "sequence-parallel traffic", FormatBytes(p.sp_iteration_bytes),
+                          FormatBytes(static_cast<double>(p.sp_forward_bytes)),
+                          FormatBytes(static_cast<double>(p.sp_backward_bytes)),
+                          p.ulysses < sp ? " (the ring's key/value blocks travel in fp32)" : "");
   row("runtime", p.runtime, in.run.device.is_cuda() ? "process + CUDA context" : "process (libtorch, MPI, HDF5)");
   out += "phases:\n";
   for (const auto& ph : p.phases)

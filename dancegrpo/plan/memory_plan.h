@@ -92,6 +92,13 @@ struct MemoryPlan {
   int64_t decode = 0;               // the decoder on one micro-batch, and every local clip
   int64_t trajectories = 0;
   int64_t communication = 0;      // step buffers
+  // Sequence parallelism (sp > 1): the Ulysses degree in use (ring degree sp / ulysses), and
+  // the bytes this rank sends for self-attention: per block and sample, forward and
+  // backward, and over one iteration (rollout, and the update's forward, recompute and
+  // backward). Traffic, not held memory.
+  int ulysses = 1;
+  int64_t sp_forward_bytes = 0, sp_backward_bytes = 0;
+  double sp_iteration_bytes = 0;
   int64_t runtime = 0;
   std::vector<PlanPhase> phases;  // load, rollout, update, checkpoint
   int64_t peak = 0;               // per rank
@@ -103,8 +110,9 @@ struct MemoryPlan {
   std::string advice;             // empty when it fits
 };
 
-// Fails for a layout that cannot run: sp or the world not dividing, a stage other than 2/3,
-// a trainable pattern that matches nothing.
+// Fails for a layout that cannot run: sp or the world not dividing, a Ulysses degree that does
+// not divide the heads (naming the one that does), a stage other than 2/3, a trainable pattern
+// that matches nothing.
 absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& input);
 
 // The table `plan` prints.

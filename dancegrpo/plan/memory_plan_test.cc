@@ -147,6 +147,52 @@ TEST(MemoryPlan, BadLayoutsNameTheNumbers) {
   EXPECT_FALSE(PlanMemory(in).ok());
 }
 
+// USP: 12 heads at sp = 8 run as Ulysses 4 x ring 2 by default; a Ulysses degree that does
+// not divide the heads is refused naming the one that does; the traffic is the closed form.
+TEST(MemoryPlan, SequenceParallelForAnyHeadCount) {
+  auto in = Wan13(8);
+  in.run.latent_shape = {16, 4, 16, 16};  // 4 x 8 x 8 = 256 tokens, 32 per rank at sp 8
+  in.run.sequence_parallel = 8;
+  in.run.prompts_per_iteration = 1;
+  in.run.group_size = 2;
+  auto usp = PlanMemory(in);
+  ASSERT_TRUE(usp.ok()) << usp.status();
+  EXPECT_EQ(usp->ulysses, 4);
+  EXPECT_NE(FormatPlan(in, *usp).find("sp 8: Ulysses 4 x ring 2"), std::string::npos) << FormatPlan(in, *usp);
+  const double block = 32.0 * 1536;  // elements of one q, k or v block per rank
+  const double a2a = 4 * 0.75 * block * 4, kv = 2 * block * 4;  // fp32 run: 4 bytes an element
+  EXPECT_EQ(usp->sp_forward_bytes, static_cast<int64_t>(a2a + kv));
+  EXPECT_EQ(usp->sp_backward_bytes, static_cast<int64_t>(a2a + kv + 2 * kv));
+  in.run.ulysses = 8;
+  auto refused = PlanMemory(in);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(std::string(refused.status().message()).find("use --ulysses=4"), std::string::npos) << refused.status();
+  in.run.ulysses = 1;  // ring alone: no all-to-all
+  auto ring = *PlanMemory(in);
+  EXPECT_EQ(ring.sp_forward_bytes, static_cast<int64_t>(7 * 2 * block * 4));
+  // On the CPU (no fused kernel) Ulysses keeps [h/sp, L, L] scores per block; the ring keeps
+  // its fp32 output and log-sum-exp and holds one key block's scores at a time.
+  auto longer = Wan13(4);
+  longer.run.latent_shape = {16, 8, 32, 32};  // 2048 tokens
+  longer.run.sequence_parallel = 4;
+  longer.run.prompts_per_iteration = 1;
+  longer.run.group_size = 4;
+  longer.run.ulysses = 4;
+  auto ulysses4 = *PlanMemory(longer);
+  longer.run.ulysses = 1;
+  auto ring4 = *PlanMemory(longer);
+  EXPECT_EQ(ulysses4.sp_forward_bytes, static_cast<int64_t>(4 * 0.75 * 512 * 1536 * 4));
+  // Per block, Ulysses keeps 2 x [3, 2048, 2048] scores; the ring keeps its output [12, 512, 128]
+  // and log-sum-exp [12, 512], and its backward holds 3 x [12, 512, 512] scores and 11 blocks of
+  // [512, 1536] (fp32 run: 4 bytes an element; 30 blocks, one micro-batch).
+  const double ulysses_kept = 2.0 * 3 * 2048 * 2048, ring_kept = 512.0 * 1536 + 12 * 512;
+  const double ring_backward = 3.0 * 12 * 512 * 512 + 11.0 * 512 * 1536;
+  EXPECT_EQ(ulysses4.activations_no_ckpt - ring4.activations_no_ckpt,
+            static_cast<int64_t>(4 * (30 * (ulysses_kept - ring_kept) - ring_backward)));
+  EXPECT_LT(ring4.activations_no_ckpt, ulysses4.activations_no_ckpt * 2 / 3);
+  EXPECT_LT(ring4.rollout_activations, ulysses4.rollout_activations);
+}
+
 }  // namespace
 }  // namespace dancegrpo
 

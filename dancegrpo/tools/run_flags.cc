@@ -63,7 +63,12 @@ DEFINE_string(reduce_dtype, dancegrpo::PrecisionName(D().optimizer.reduce_dtype)
 // Layout and what trains.
 DEFINE_int32(micro_batch, D().micro_batch, "samples per policy evaluation; 0 = all of a rank's samples at once");
 DEFINE_int32(sp, D().sequence_parallel,
-             "sequence-parallel ranks per sample (Ulysses); must divide the ranks and the heads");
+             "sequence-parallel ranks per sample; must divide the ranks and the video tokens (any head count: "
+             "see --ulysses)");
+DEFINE_int32(ulysses, D().ulysses,
+             "with --sp: the Ulysses degree, ranks of consecutive sequence blocks that split the heads by all-to-all; "
+             "ring attention runs across the sp / ulysses stages. Must divide sp and the heads; 0 = the largest that "
+             "does (e.g. 4 for 12 heads at sp 8: Ulysses 4 x ring 2)");
 DEFINE_int32(zero_stage, D().zero_stage,
              "2: the optimizer state is sharded; 3: the DiT blocks' parameters too, gathered one block at a time "
              "(turns activation checkpointing on)");
@@ -150,6 +155,7 @@ absl::StatusOr<RunConfig> RunConfigFromFlags() {
   c.pooled_std = FLAGS_pooled_std;
   c.best_of_n = FLAGS_best_of_n;
   c.sequence_parallel = FLAGS_sp;
+  c.ulysses = FLAGS_ulysses;
   c.cfg_scale = FLAGS_cfg_scale;
   c.kl_beta = FLAGS_kl_beta;
   c.optimizer.lr = FLAGS_lr;

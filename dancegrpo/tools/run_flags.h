@@ -24,6 +24,7 @@ DECLARE_int32(group_size);
 DECLARE_int32(steps);
 DECLARE_int32(micro_batch);
 DECLARE_int32(sp);
+DECLARE_int32(ulysses);
 DECLARE_int32(zero_stage);
 DECLARE_double(cfg_scale);
 DECLARE_bool(ema);

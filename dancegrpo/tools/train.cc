@@ -139,6 +139,17 @@ std::string DecoderText(const tools::LoadedRun& loaded, const std::vector<int64_
   return absl::StrCat(d->source(), ", video frames ", d->rule().ToString(), " = ", d->rule().Frames(latent_shape[1]));
 }
 
+// " (Ulysses 4 x ring 2, the largest Ulysses degree dividing sp and the 12 heads)" for sp > 1.
+std::string SequenceParallelText(const dancegrpo::TrainerConfig& c, const Trainer& t) {
+  if (c.sequence_parallel <= 1) return "";
+  const int u = t.ulysses(), ring = c.sequence_parallel / u;
+  const std::string layout = u == c.sequence_parallel ? absl::StrCat("Ulysses ", u)
+                             : u == 1                 ? absl::StrCat("ring ", ring)
+                                                      : absl::StrCat("Ulysses ", u, " x ring ", ring);
+  return absl::StrCat(" (", layout, c.ulysses == 0 ? ": --ulysses=0 took the largest degree dividing sp and the heads" : "",
+                      ")");
+}
+
 // One line that says what this job is, before the first (possibly long) iteration.
 std::string StartLine(const tools::RunConfig& run, Trainer& t, const tools::LoadedRun& loaded,
                       const std::optional<dancegrpo::MemoryPlan>& plan, int world_size, const hpc::BlasChoice& blas) {
@@ -150,14 +161,15 @@ std::string StartLine(const tools::RunConfig& run, Trainer& t, const tools::Load
     for (const auto& p : loaded.policy->parameters()) parameters += p.numel();
   }
   return absl::StrFormat(
-      "train: %s, %.3g M parameters (%.3g M trained%s), on %d rank(s) = dp %d x sp %d, %s (%d thread(s) per rank), %s, "
+      "train: %s, %.3g M parameters (%.3g M trained%s), on %d rank(s) = dp %d x sp %d%s, %s (%d thread(s) per rank), %s, "
       "ZeRO-%d, latents %s, %ld samples per iteration (%d prompts x group %d) from %zu prompts, %ld iterations%s, "
       "decoder: %s, BLAS: %s",
       FLAGS_model, parameters / 1e6, t.optimizer().total_elements() / 1e6,
       c.lora.enabled() ? absl::StrFormat(": LoRA r=%d alpha %g on %d layers, base %s", c.lora.rank, c.lora.alpha,
                                          loaded.lora_layers, c.base_checksum)
                        : "",
-      world_size, world_size / c.sequence_parallel, c.sequence_parallel, c.device.str(), at::get_num_threads(),
+      world_size, world_size / c.sequence_parallel, c.sequence_parallel, SequenceParallelText(c, t), c.device.str(),
+      at::get_num_threads(),
       FLAGS_precision, c.zero_stage, absl::StrJoin(c.latent_shape, "x"), t.TrainedSamplesPerIteration(),
       c.prompts_per_iteration, c.group_size, loaded.prompts.size(), c.iterations,
       plan ? absl::StrCat(", planned peak ", dancegrpo::FormatBytes(static_cast<double>(plan->peak)), " per rank (",

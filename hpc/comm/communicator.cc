@@ -107,6 +107,47 @@ absl::Status Communicator::SendRecv(const torch::Tensor& send, int to, const tor
 }
 
 namespace {
+// Several started transfers finished together, in the order started.
+class AllOf : public PendingCollective {
+ public:
+  explicit AllOf(std::vector<std::unique_ptr<PendingCollective>> parts) : parts_(std::move(parts)) {}
+  absl::Status Wait() override {
+    absl::Status first;
+    for (auto& p : parts_) {
+      auto s = p->Wait();
+      if (first.ok() && !s.ok()) first = s;
+    }
+    parts_.clear();
+    return first;
+  }
+
+ private:
+  std::vector<std::unique_ptr<PendingCollective>> parts_;
+};
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PendingCollective>> Communicator::StartSendRecv(const std::vector<torch::Tensor>& send,
+                                                                             int to,
+                                                                             const std::vector<torch::Tensor>& recv,
+                                                                             int from, int tag) {
+  if (send.size() != recv.size())
+    return absl::InvalidArgumentError(absl::StrCat("StartSendRecv: ", send.size(), " tensors to send, ", recv.size(),
+                                                   " to receive; give one receive per send"));
+  std::vector<std::unique_ptr<PendingCollective>> parts;
+  for (size_t i = 0; i < recv.size(); ++i) {  // the receives first: a send to oneself finds them posted
+    auto r = StartRecv(recv[i], from, tag + static_cast<int>(i));
+    if (!r.ok()) return r.status();
+    parts.push_back(*std::move(r));
+  }
+  for (size_t i = 0; i < send.size(); ++i) {
+    auto s = StartSend(send[i], to, tag + static_cast<int>(i));
+    if (!s.ok()) return s.status();
+    parts.push_back(*std::move(s));
+  }
+  return std::unique_ptr<PendingCollective>(new AllOf(std::move(parts)));
+}
+
+namespace {
 // A receive from oneself, completed at Wait from the mailbox.
 class LocalRecv : public PendingCollective {
  public:

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -88,6 +89,15 @@ class Communicator {
   // every rank sends and receives, without the deadlock of blocking sends. NCCL runs it as
   // one group.
   virtual absl::Status SendRecv(const torch::Tensor& send, int to, const torch::Tensor& recv, int from, int tag = 0);
+  // One ring step of several tensors, started: send[i] goes to `to` and recv[i] comes from
+  // `from` (tags tag + i; NCCL, which has no tags, matches in posting order), all without
+  // waiting; Wait finishes every transfer. The default posts each receive, then each send;
+  // NCCL queues them as one group (ncclGroupStart/End), the only safe way on a GPU when every
+  // rank both sends and receives.
+  virtual absl::StatusOr<std::unique_ptr<PendingCollective>> StartSendRecv(const std::vector<torch::Tensor>& send,
+                                                                         int to,
+                                                                         const std::vector<torch::Tensor>& recv,
+                                                                         int from, int tag = 0);
 
   // A sub-communicator of the ranks that pass the same `color`, ordered by `key`.
   // Collective over this communicator.

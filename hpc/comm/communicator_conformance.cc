@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <vector>
+
 namespace dancegrpo::hpc {
 
 torch::Device CommunicatorConformance::device() const {
@@ -193,6 +195,31 @@ TEST_P(CommunicatorConformance, StartedSendsAndReceivesMatchByPeerAndTag) {
   }
   EXPECT_TRUE(torch::equal(got_first.cpu(), Iota(5, torch::kFloat64, torch::kCPU) + 10 * from));
   EXPECT_TRUE(torch::equal(got_second.cpu(), Iota(9, torch::kFloat64, torch::kCPU) - 10 * from));
+}
+
+// Ring attention's step: several tensors of other dtypes and sizes to the next rank and from
+// the previous, started together; a second step started before the first is waited for (the
+// backward's key/value and gradient blocks) matches by tag base on MPI, by order on NCCL.
+TEST_P(CommunicatorConformance, StartedRingStepsOfSeveralTensors) {
+  const int r = comm_->rank(), n = comm_->size();
+  const int to = (r + 1) % n, from = (r - 1 + n) % n;
+  std::vector<torch::Tensor> kv = {(Iota(7, torch::kFloat32, device()) + 100 * r).contiguous(),
+                                   (Iota(3, torch::kFloat64, device()) - 100 * r).contiguous()};
+  std::vector<torch::Tensor> grads = {torch::full({5}, static_cast<float>(r), torch::TensorOptions().device(device()))};
+  std::vector<torch::Tensor> got_kv = {torch::empty_like(kv[0]), torch::empty_like(kv[1])};
+  std::vector<torch::Tensor> got_grads = {torch::empty_like(grads[0])};
+  auto first = comm_->StartSendRecv(kv, to, got_kv, from, 0);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = comm_->StartSendRecv(grads, to, got_grads, from, 2);
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_TRUE((*second)->Wait().ok());
+  ASSERT_TRUE((*first)->Wait().ok());
+  EXPECT_TRUE(torch::equal(got_kv[0].cpu(), Iota(7, torch::kFloat32, torch::kCPU) + 100 * from));
+  EXPECT_TRUE(torch::equal(got_kv[1].cpu(), Iota(3, torch::kFloat64, torch::kCPU) - 100 * from));
+  EXPECT_EQ(got_grads[0].cpu()[4].item<float>(), from);
+  auto mismatched = comm_->StartSendRecv(kv, to, got_grads, from, 0);
+  ASSERT_FALSE(mismatched.ok());
+  EXPECT_NE(mismatched.status().message().find("one receive per send"), std::string::npos) << mismatched.status();
 }
 
 // Blocking pairs: even ranks send then receive, odd ranks receive then send.

@@ -259,6 +259,36 @@ absl::Status NcclCommunicator::SendRecv(const torch::Tensor& send, int to, const
   return s.ok() ? Finish(absl::StrCat("SendRecv to rank ", to, ", from rank ", from)) : s;
 }
 
+absl::StatusOr<std::unique_ptr<PendingCollective>> NcclCommunicator::StartSendRecv(
+    const std::vector<torch::Tensor>& send, int to, const std::vector<torch::Tensor>& recv, int from, int /*tag*/) {
+  if (send.size() != recv.size())
+    return absl::InvalidArgumentError(absl::StrCat("StartSendRecv: ", send.size(), " tensors to send, ", recv.size(),
+                                                   " to receive; give one receive per send"));
+  std::vector<ncclDataType_t> types;
+  for (size_t i = 0; i < send.size(); ++i) {
+    if (auto s = CheckPointToPointArgs("StartSendRecv (send)", send[i], to, 0, size()); !s.ok()) return s;
+    if (auto s = CheckPointToPointArgs("StartSendRecv (receive)", recv[i], from, 0, size()); !s.ok()) return s;
+    if (auto s = CheckCuda(send[i], "StartSendRecv"); !s.ok()) return s;
+    if (auto s = CheckCuda(recv[i], "StartSendRecv"); !s.ok()) return s;
+    if (recv[i].scalar_type() != send[i].scalar_type() || recv[i].numel() != send[i].numel())
+      return absl::InvalidArgumentError("StartSendRecv: a receive tensor differs from its send in dtype or size");
+    if (send[i].data_ptr() == recv[i].data_ptr())
+      return absl::InvalidArgumentError("StartSendRecv: a send and its receive share memory; receive into another");
+    auto type = NcclType(send[i]);
+    if (!type.ok()) return type.status();
+    types.push_back(*type);
+  }
+  auto stream = static_cast<cudaStream_t>(stream_);
+  ncclGroupStart();
+  for (size_t i = 0; i < send.size(); ++i) {
+    ncclSend(send[i].data_ptr(), send[i].numel(), types[i], to, handle_.comm, stream);
+    ncclRecv(recv[i].data_ptr(), recv[i].numel(), types[i], from, handle_.comm, stream);
+  }
+  if (auto s = Nccl(ncclGroupEnd(), "ncclGroupEnd(StartSendRecv)"); !s.ok()) return s;
+  const std::string what = absl::StrCat("SendRecv of ", send.size(), " tensors to rank ", to, ", from rank ", from);
+  return std::unique_ptr<PendingCollective>(new QueuedOnStream([this, what] { return Finish(what); }));
+}
+
 absl::StatusOr<std::shared_ptr<Communicator>> NcclCommunicator::Split(int color, int key) {
   auto sub = mpi_->Split(color, key);
   if (!sub.ok()) return sub.status();

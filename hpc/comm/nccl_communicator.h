@@ -47,6 +47,11 @@ class NcclCommunicator : public Communicator {
   absl::StatusOr<std::unique_ptr<PendingCollective>> StartSend(const torch::Tensor& tensor, int peer, int tag) override;
   absl::StatusOr<std::unique_ptr<PendingCollective>> StartRecv(const torch::Tensor& tensor, int peer, int tag) override;
   absl::Status SendRecv(const torch::Tensor& send, int to, const torch::Tensor& recv, int from, int tag) override;
+  // Every send and receive in one ncclGroupStart/End on the stream, waited for at Wait.
+  // Tags are ignored: NCCL matches in posting order, which is the same on every rank.
+  absl::StatusOr<std::unique_ptr<PendingCollective>> StartSendRecv(const std::vector<torch::Tensor>& send, int to,
+                                                                 const std::vector<torch::Tensor>& recv, int from,
+                                                                 int tag) override;
 
  private:
   NcclCommunicator() = default;

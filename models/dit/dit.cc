@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <mutex>
+#include <numeric>
 #include <string>
 
 #include "glog/logging.h"
@@ -221,40 +222,42 @@ VideoDit::VideoDit(const DitConfig& config) : config_(config) {
   self_attention_ = std::make_shared<LocalAttention>();
 }
 
-absl::Status VideoDit::SetSequenceParallel(std::shared_ptr<hpc::Communicator> sp) {
-  if (!sp) return absl::InvalidArgumentError("no sequence-parallel communicator");
-  if (config_.heads % sp->size() != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("sequence parallel size sp = ", sp->size(), " does not divide the ",
-                                                   config_.heads, " attention heads of DiT '", config_.name,
-                                                   "'; choose sp among the divisors of ", config_.heads));
-  }
-  sp_ = sp->size() > 1 ? std::move(sp) : nullptr;
-  self_attention_ = sp_ ? std::shared_ptr<AttentionKernel>(std::make_shared<UlyssesAttention>(sp_))
-                        : std::make_shared<LocalAttention>();
-  return absl::OkStatus();
-}
-
-absl::Status VideoDit::SetSequenceParallel(std::shared_ptr<hpc::Communicator> sp, int ulysses) {
+absl::StatusOr<int> VideoDit::SetSequenceParallel(std::shared_ptr<hpc::Communicator> sp, int ulysses) {
   if (!sp) return absl::InvalidArgumentError("no sequence-parallel communicator");
   const int n = sp->size();
+  const int heads = static_cast<int>(config_.heads);
+  const int best = std::gcd(n, heads);  // the largest degree that divides sp and the heads
+  if (ulysses == 0) ulysses = best;
   if (ulysses < 1 || n % ulysses != 0)
-    return absl::InvalidArgumentError(absl::StrCat("the Ulysses degree ", ulysses, " does not divide sp = ", n));
-  if (config_.heads % ulysses != 0)
-    return absl::InvalidArgumentError(absl::StrCat("the Ulysses degree ", ulysses, " does not divide the ", config_.heads,
-                                                   " attention heads of DiT '", config_.name, "'"));
-  if (ulysses == n) return SetSequenceParallel(std::move(sp));
+    return absl::InvalidArgumentError(absl::StrCat("the Ulysses degree ", ulysses, " does not divide sp = ", n,
+                                                   "; use a divisor of sp (the ring degree is sp / ulysses), e.g. ",
+                                                   best));
+  if (heads % ulysses != 0)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the Ulysses degree ", ulysses, " does not divide the ", heads, " attention heads of DiT '", config_.name,
+        "'; use --ulysses=", best, " (the largest that divides sp = ", n, " and the heads; ring attention covers the rest)"));
+  if (n == 1) {
+    sp_ = nullptr;
+    self_attention_ = std::make_shared<LocalAttention>();
+    return 1;
+  }
   const int r = sp->rank();
-  auto ring = sp->Split(/*color=*/r % ulysses, /*key=*/r / ulysses);  // the same place in every stage
-  if (!ring.ok()) return ring.status();
-  std::shared_ptr<AttentionKernel> kernel = std::make_shared<RingAttention>(*ring);
-  if (ulysses > 1) {
-    auto stage = sp->Split(/*color=*/r / ulysses, /*key=*/r % ulysses);  // consecutive sequence blocks
-    if (!stage.ok()) return stage.status();
-    kernel = std::make_shared<UlyssesAttention>(*stage, kernel);
+  std::shared_ptr<AttentionKernel> kernel;
+  if (ulysses == n) {
+    kernel = std::make_shared<UlyssesAttention>(sp);
+  } else {
+    auto ring = sp->Split(/*color=*/r % ulysses, /*key=*/r / ulysses);  // the same place in every stage
+    if (!ring.ok()) return ring.status();
+    kernel = std::make_shared<RingAttention>(*ring);
+    if (ulysses > 1) {
+      auto stage = sp->Split(/*color=*/r / ulysses, /*key=*/r % ulysses);  // consecutive sequence blocks
+      if (!stage.ok()) return stage.status();
+      kernel = std::make_shared<UlyssesAttention>(*stage, kernel);
+    }
   }
   sp_ = std::move(sp);
   self_attention_ = std::move(kernel);
-  return absl::OkStatus();
+  return ulysses;
 }
 
 RopeTables VideoDit::CachedRopeTables(const std::array<int64_t, 3>& grid, const torch::Device& device) {

@@ -103,16 +103,15 @@ class VideoDit : public VelocityModel {
   }
   // Replaces the self-attention kernel.
   void set_self_attention(std::shared_ptr<AttentionKernel> kernel) { self_attention_ = std::move(kernel); }
-  // Ulysses: each rank of `sp` runs the blocks on its slice of the token sequence and
-  // attends through UlyssesAttention; the head's output is gathered. Fails if sp does not
-  // divide the number of heads. Token counts must then be divisible by sp.
-  absl::Status SetSequenceParallel(std::shared_ptr<hpc::Communicator> sp) override;
-  // USP (Ulysses x Ring): `sp`'s ranks form sp / ulysses ring stages of `ulysses` consecutive
-  // ranks; the Ulysses all-to-all runs inside each stage (ulysses must divide the heads) and
-  // ring attention (ring_attention.h) across the stages, so any head count splits.
-  // ulysses = sp is SetSequenceParallel(sp); ulysses = 1 is ring attention alone. Collective
-  // over `sp` (it splits it). Not yet reachable from train's flags (issue 31).
-  absl::Status SetSequenceParallel(std::shared_ptr<hpc::Communicator> sp, int ulysses);
+  // Sequence parallelism: each rank of `sp` runs the blocks on its slice of the token
+  // sequence (token counts must then be divisible by sp) and the head's output is gathered.
+  // Self-attention is USP (Ulysses x Ring): `sp`'s ranks form sp / ulysses ring stages of
+  // `ulysses` consecutive ranks; the Ulysses all-to-all (UlyssesAttention) runs inside each
+  // stage, so ulysses must divide the heads, and ring attention (ring_attention.h) across the
+  // stages, so any head count splits. ulysses = sp is Ulysses alone, 1 ring attention alone,
+  // 0 the largest degree dividing sp and the heads (gcd). Returns the degree in use; fails,
+  // naming the fix, for a degree that does not divide sp or the heads. Collective over `sp`.
+  absl::StatusOr<int> SetSequenceParallel(std::shared_ptr<hpc::Communicator> sp, int ulysses) override;
   // The transformer blocks, run through the block runner (ZeRO-3, checkpointing).
   std::vector<torch::nn::Module*> Blocks() override;
   hpc::BlockRunner* block_runner() override { return &runner_; }

@@ -1,5 +1,7 @@
 #include "models/dit/dit_family.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "models/dit/dit.h"
 
@@ -71,11 +73,32 @@ double DitFamily::ForwardFlops(int64_t batch, int64_t tokens, int64_t text_token
 //  4 x dim + 2 x ffn (norm2, modulated input, hidden, GELU, out, gated), residuals 2 x dim;
 //  per text token: k, v and normed k of the context (3 x dim);
 //  attention matrices without a fused kernel (libtorch 1.13 on the CPU): scores and softmax
-//  for self [h/sp, L, L] and cross [h/sp, L, Lt] attention.
+//  for self [h/sp, L, L] and cross [h/sp, L, Lt] attention. Ring attention (sp / ulysses > 1,
+//  ring_attention.cc) keeps no score matrix: its autograd node saves the fp32 output and
+//  log-sum-exp of the rank's query block ([h/U, L/R, d] and [h/U, L/R]), and computes one key
+//  block's scores at a time (the working sets below).
+namespace {
+struct RingShape {
+  int64_t ring = 1, heads = 0, block = 0, fp32 = 1;  // degree, heads per rank, tokens per block, fp32 in elements
+};
+RingShape Ring(const DitConfig& c, const ActivationQuery& q) {
+  RingShape r;
+  const int u = std::max(1, q.ulysses);
+  r.ring = q.sequence_parallel / u;
+  r.heads = c.heads / u;
+  r.block = q.full_tokens / std::max<int64_t>(1, r.ring);
+  r.fp32 = Ceil(4, std::max(1, q.dtype_bytes));
+  return r;
+}
+}  // namespace
+
 int64_t DitFamily::Scores(const ActivationQuery& q) const {
+  const int64_t cross = q.fused_attention ? 0 : 2 * config_.heads * q.tokens * q.text_tokens;
+  const auto r = Ring(config_, q);
+  if (r.ring > 1) return r.fp32 * (q.tokens * config_.dim + r.heads * r.block) + cross;
   if (q.fused_attention) return 0;
   const int64_t h = config_.heads / q.sequence_parallel;
-  return 2 * (h * q.full_tokens * q.full_tokens + config_.heads * q.tokens * q.text_tokens);
+  return 2 * h * q.full_tokens * q.full_tokens + cross;
 }
 
 int64_t DitFamily::BlockActivations(const ActivationQuery& q) const {
@@ -86,9 +109,23 @@ int64_t DitFamily::BlockActivations(const ActivationQuery& q) const {
 int64_t DitFamily::BlockInput(const ActivationQuery& q) const { return q.tokens * config_.dim; }
 
 int64_t DitFamily::ForwardWorkingSet(const ActivationQuery& q) const {
-  // The context and the widest block temporaries.
+  // The context and the widest block temporaries; under ring attention one key block's fp32
+  // scores and probabilities, the scaled queries, the running output, and the key/value
+  // blocks in hand and arriving.
   const int64_t d = config_.dim, f = config_.ffn_dim;
-  return q.text_tokens * d * 3 + q.tokens * (4 * d + 2 * f) + Scores(q) / 2;
+  const auto r = Ring(config_, q);
+  const int64_t attention = r.ring > 1 ? r.fp32 * (2 * r.heads * r.block * r.block + 6 * q.tokens * d) + Scores(q) / 2
+                                       : Scores(q) / 2;
+  return q.text_tokens * d * 3 + q.tokens * (4 * d + 2 * f) + attention;
+}
+
+int64_t DitFamily::BackwardWorkingSet(const ActivationQuery& q) const {
+  // Ring attention's backward: a key block's probabilities, dP and dS in fp32, and the scaled
+  // queries, output gradient, dq, the key/value blocks and their travelling gradients, in
+  // hand and arriving.
+  const auto r = Ring(config_, q);
+  if (r.ring <= 1) return 0;
+  return r.fp32 * (3 * r.heads * r.block * r.block + 11 * q.tokens * config_.dim);
 }
 
 }  // namespace dancegrpo::models

@@ -34,6 +34,8 @@ class DitFamily : public ModelFamily {
   int64_t BlockActivations(const ActivationQuery& q) const override;
   int64_t BlockInput(const ActivationQuery& q) const override;
   int64_t ForwardWorkingSet(const ActivationQuery& q) const override;
+  int64_t BackwardWorkingSet(const ActivationQuery& q) const override;
+  int64_t AttentionWidth() const override { return config_.dim; }
 
  private:
   // Elements of the attention score matrices one sample keeps (none when fused).

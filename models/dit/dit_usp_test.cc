@@ -6,6 +6,8 @@
 #include <mpi.h>
 #include <torch/torch.h>
 
+#include <numeric>
+
 #include "gtest/gtest.h"
 #include "hpc/comm/mpi_communicator.h"
 #include "models/dit/dit.h"
@@ -38,17 +40,34 @@ TEST(DitRingAndUsp, ForwardAndGradientsEqualNoSequenceParallel) {
 
 TEST(DitRingAndUsp, RefusesAUlyssesDegreeThatDoesNotDivide) {
   auto world = World();
+  const int n = world->size();
   auto c = *DitPreset("tiny");
   c.heads = 3;
   c.dim = 48;
   VideoDit m(c);
-  auto s = m.SetSequenceParallel(world, 0);
+  auto s = m.SetSequenceParallel(world, n + 1);
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("does not divide sp"), std::string::npos) << s;
-  if (world->size() % 2 == 0) {
+  EXPECT_NE(s.status().message().find("does not divide sp"), std::string::npos) << s.status();
+  s = m.SetSequenceParallel(world, -1);
+  ASSERT_FALSE(s.ok());
+  if (n % 2 == 0) {
     s = m.SetSequenceParallel(world, 2);
     ASSERT_FALSE(s.ok());
-    EXPECT_NE(s.message().find("does not divide the 3 attention heads"), std::string::npos) << s;
+    EXPECT_NE(s.status().message().find("does not divide the 3 attention heads"), std::string::npos) << s.status();
+  }
+}
+
+TEST(DitRingAndUsp, DefaultDegreeIsTheLargestDividingSpAndHeads) {
+  auto world = World();
+  const int n = world->size();
+  for (const int64_t heads : {4, 3, 12}) {
+    auto c = *DitPreset("tiny");
+    c.heads = heads;
+    c.dim = heads * 16;
+    VideoDit m(c);
+    auto u = m.SetSequenceParallel(world, 0);
+    ASSERT_TRUE(u.ok()) << u.status();
+    EXPECT_EQ(*u, std::gcd(n, static_cast<int>(heads))) << heads << " heads, sp " << n;
   }
 }
 

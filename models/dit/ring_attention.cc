@@ -15,33 +15,25 @@ using hpc::PendingCollective;
 void Check(const absl::Status& s, const char* what) { TORCH_CHECK(s.ok(), "ring attention: ", what, " failed: ", s.ToString()); }
 
 // Sends `send` to the next rank of the ring and receives the same shapes from the previous one,
-// started now; Wait() finishes. Tags keep the tensors of one step apart (NCCL, which has no tags,
-// matches them in posting order, which is the same on every rank).
+// started now (one Communicator::StartSendRecv: MPI started requests, one NCCL group on a
+// GPU); Wait() finishes. Tags keep the tensors of one step apart.
 class RingStep {
  public:
   RingStep(Communicator& ring, const std::vector<torch::Tensor>& send, int tag_base = 0) {
     const int n = ring.size(), r = ring.rank();
-    for (size_t i = 0; i < send.size(); ++i) {
-      recv_.push_back(torch::empty_like(send[i]));
-      auto rv = ring.StartRecv(recv_.back(), (r + n - 1) % n, tag_base + static_cast<int>(i));
-      Check(rv.status(), "receive");
-      pending_.push_back(std::move(*rv));
-    }
-    for (size_t i = 0; i < send.size(); ++i) {
-      auto sd = ring.StartSend(send[i], (r + 1) % n, tag_base + static_cast<int>(i));
-      Check(sd.status(), "send");
-      pending_.push_back(std::move(*sd));
-    }
+    for (const auto& t : send) recv_.push_back(torch::empty_like(t));
+    auto started = ring.StartSendRecv(send, (r + 1) % n, recv_, (r + n - 1) % n, tag_base);
+    Check(started.status(), "send/receive");
+    pending_ = std::move(*started);
   }
   std::vector<torch::Tensor> Wait() {
-    for (auto& p : pending_) Check(p->Wait(), "transfer");
-    pending_.clear();
+    Check(pending_->Wait(), "transfer");
     return recv_;
   }
 
  private:
   std::vector<torch::Tensor> recv_;
-  std::vector<std::unique_ptr<PendingCollective>> pending_;
+  std::unique_ptr<PendingCollective> pending_;
 };
 
 // The scaled scores of the local queries against one key block, masked: [B, H, Lq, Lk].

@@ -6,8 +6,9 @@
 // blocks around again with their gradient accumulators, which arrive back at their owner after
 // a full turn; the queries' gradients stay local.
 //
-// Issue 31 (Part 15) builds USP (Ulysses x Ring) and the DiT's --sp/--ulysses flags on this;
-// this file is the kernel and its equivalence test only (not yet selectable in train).
+// VideoDit::SetSequenceParallel(sp, ulysses) runs it across Ulysses stages (USP); train selects
+// it with --sp and --ulysses. Each key block's scores are computed whole (no tiling inside a
+// block): [B, H, L/n, L/n] in fp32 at a time, which plan counts.
 #ifndef DANCEGRPO_MODELS_DIT_RING_ATTENTION_H_
 #define DANCEGRPO_MODELS_DIT_RING_ATTENTION_H_
 

@@ -6,7 +6,13 @@
 #include <mpi.h>
 #include <torch/torch.h>
 
+#include <cstdlib>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "world/toy_world.h"
+#include "dancegrpo/io/checkpoint.h"
 #include "dancegrpo/trainer.h"
 #include "gtest/gtest.h"
 #include "hpc/comm/mpi_communicator.h"
@@ -113,38 +119,97 @@ TEST(TrainerEquivalence, PooledStdOverGroupsOnAllRanks) {
   RunBoth(c);
 }
 
-// Sequence parallelism wired through the trainer: a tiny DiT with sp = 2 (dp = world / 2)
-// trains to the same parameters as one process.
+// Sequence parallelism wired through the trainer: a tiny DiT split over sp ranks (dp = world /
+// sp) trains to the same parameters as one process.
 std::unique_ptr<Trainer> MakeDitTrainer(const TrainerConfig& c, std::shared_ptr<hpc::Communicator> world) {
   auto t = testing::MakeTinyDitTrainer(c, std::move(world));
   EXPECT_TRUE(t.ok()) << t.status();
   return t.ok() ? *std::move(t) : nullptr;
 }
 
-TEST(TrainerEquivalence, SequenceParallelDit) {
-  auto world = World();
-  if (world->size() % 2 != 0) GTEST_SKIP() << "needs an even number of ranks";
+// The sequence-parallel layouts (sp, Ulysses degree) a world of n ranks runs for the tiny DiT
+// (4 heads): Ulysses alone, USP (Ulysses x ring) and ring alone, at every sp dividing n.
+std::vector<std::pair<int, int>> Layouts(int n) {
+  std::vector<std::pair<int, int>> out;
+  for (int sp = 2; sp <= n; sp *= 2)
+    if (n % sp == 0)
+      for (int u = sp; u >= 1; u /= 2) out.push_back({sp, u});
+  return out;
+}
+
+TrainerConfig SequenceParallelConfig() {
   auto c = BaseConfig();
   c.latent_shape = {4, 2, 4, 4};  // 2 x 2 x 2 = 8 tokens
   c.prompts_per_iteration = 2;
   c.group_size = 2;
   c.iterations = 1;
   c.optimizer.lr = 1e-3;
-  auto sp = c;
-  sp.sequence_parallel = 2;
-  auto distributed = MakeDitTrainer(sp, world);
-  auto single = MakeDitTrainer(c, nullptr);
-  ASSERT_TRUE(distributed && single);
-  ASSERT_TRUE(distributed->Run(nullptr).ok());
-  ASSERT_TRUE(single->Run(nullptr).ok());
-  // The gradients agree to fp32 rounding (dit_seqpar_test); AdamW's first step maps each
-  // gradient element g to about lr * g / (|g| + eps), which magnifies that rounding for
-  // elements near eps, hence 1e-5 here.
-  auto a = distributed->policy().named_parameters();
-  for (const auto& p : single->policy().named_parameters()) {
+  return c;
+}
+
+// The gradients agree to fp32 rounding (dit_seqpar_test, dit_usp_test); AdamW's first step maps
+// each gradient element g to about lr * g / (|g| + eps), which magnifies that rounding for
+// elements near eps, hence 1e-5 here.
+void ExpectSameDitParameters(Trainer& distributed, Trainer& single) {
+  auto a = distributed.policy().named_parameters();
+  for (const auto& p : single.policy().named_parameters()) {
     const double diff = (a[p.key()] - p.value()).norm().item<double>(), scale = p.value().norm().item<double>();
     EXPECT_LE(diff, 1e-5 * scale) << p.key();
   }
+}
+
+// One whole GRPO iteration (rollout, rewards, advantages, clipped update) with Ulysses, ring
+// attention and USP equals one process without sequence parallelism.
+TEST(TrainerEquivalence, SequenceParallelDitInEveryLayout) {
+  auto world = World();
+  if (world->size() % 2 != 0) GTEST_SKIP() << "needs an even number of ranks";
+  const auto c = SequenceParallelConfig();
+  auto single = MakeDitTrainer(c, nullptr);
+  ASSERT_TRUE(single && single->Run(nullptr).ok());
+  for (const auto& [sp, u] : Layouts(world->size())) {
+    SCOPED_TRACE(::testing::Message() << "sp " << sp << ", Ulysses " << u << " x ring " << sp / u);
+    auto layout = c;
+    layout.sequence_parallel = sp;
+    layout.ulysses = u;
+    auto distributed = MakeDitTrainer(layout, world);
+    ASSERT_TRUE(distributed);
+    EXPECT_EQ(distributed->ulysses(), u);
+    ASSERT_TRUE(distributed->Run(nullptr).ok());
+    ExpectSameDitParameters(*distributed, *single);
+  }
+}
+
+// A checkpoint written under one sequence-parallel layout resumes under another (Ulysses ->
+// ring alone, at another sp) and ends where an uninterrupted one-process run ends.
+TEST(TrainerEquivalence, CheckpointResumesUnderAnotherSequenceParallelLayout) {
+  auto world = World();
+  if (world->size() % 2 != 0) GTEST_SKIP() << "needs an even number of ranks";
+  auto c = SequenceParallelConfig();
+  c.iterations = 2;
+  auto whole = MakeDitTrainer(c, nullptr);
+  ASSERT_TRUE(whole && whole->Run(nullptr).ok());
+
+  auto first = c;
+  first.iterations = 1;
+  first.sequence_parallel = 2;
+  first.ulysses = 2;  // Ulysses alone
+  auto a = MakeDitTrainer(first, world);
+  ASSERT_TRUE(a && a->Run(nullptr).ok());
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  auto path = SaveCheckpoint(*a, std::string(tmp ? tmp : "/tmp") + "/sp_layouts", 2);
+  ASSERT_TRUE(path.ok()) << path.status();
+  a.reset();
+
+  auto second = c;
+  second.sequence_parallel = world->size();
+  second.ulysses = 1;  // ring attention alone over every rank
+  auto b = MakeDitTrainer(second, world);
+  ASSERT_TRUE(b);
+  auto report = LoadCheckpoint(*b, *path);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->iteration, 1);
+  ASSERT_TRUE(b->Run(nullptr).ok());
+  ExpectSameDitParameters(*b, *whole);
 }
 
 // bf16 compute weights with fp32 masters: N ranks train to the same masters as one process
