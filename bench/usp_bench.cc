@@ -3,8 +3,8 @@
 // Every rank builds the same blocks, splits the sequence over the world with
 // SetSequenceParallel(world, --ulysses), and times forward (no gradients, as in the rollout)
 // and forward + backward (as in the update). Rank 0 prints one row: tokens/s of both, the
-// peak RSS of the worst rank above its RSS before the first forward, and the planner's count of
-// the same activations (models::DitFamily). bench/usp_bench.sh runs the layouts of 4 ranks.
+// worst rank's peak RSS above its RSS at the start of each, and the planner's count of the same
+// (models::DitFamily's activation terms; for forward + backward also the parameters' gradients). bench/usp_bench.sh runs the layouts of 4 ranks.
 // A benchmark: it prints numbers and never passes or fails on time.
 #include <mpi.h>
 #include <torch/torch.h>
@@ -107,7 +107,8 @@ int main(int argc, char** argv) {
     const int64_t train_peak = Max(*world, dancegrpo::hpc::PeakRss() - base);
 
     // The planner's count of the same evaluation (memory_plan.cc): the kept activations of
-    // every block plus one block's backward working set; the forward's widest working set.
+    // every block plus one block's backward working set, and the parameters' gradients; the
+    // forward's widest working set.
     const auto family = m::DitFamily::Make(c);
     m::ActivationQuery q;
     q.tokens = tokens / n;
@@ -117,8 +118,10 @@ int main(int argc, char** argv) {
     q.ulysses = u;
     q.dtype_bytes = dtype == torch::kFloat32 ? 4 : 2;
     const int64_t s = q.dtype_bytes;
-    const double planned_train =
-        static_cast<double>(b * s * (c.layers * family->BlockActivations(q) + family->BackwardWorkingSet(q)));
+    int64_t parameters = 0;  // their gradients appear in the first backward
+    for (const auto& p : dit.parameters()) parameters += p.numel();
+    const double planned_train = static_cast<double>(
+        b * s * (c.layers * family->BlockActivations(q) + family->BackwardWorkingSet(q)) + s * parameters);
     const double planned_forward = static_cast<double>(b * s * family->ForwardWorkingSet(q));
     if (world->rank() == 0) {
       const std::string layout = u == n      ? "Ulysses " + std::to_string(u)

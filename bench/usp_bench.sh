@@ -4,20 +4,20 @@
 # sequence. Per layout: tokens/s of a forward without gradients (the rollout's) and of forward +
 # backward (the update's), and the worst rank's peak RSS above its RSS at the start of each,
 # beside the planner's count of the same (plan's activation terms, models/dit/dit_family.cc).
-#   bench/usp_bench.sh                     (4 ranks, 4x32x32 latents = 1024 tokens, 1 block)
-#   LATENT=8,32,32 LAYERS=2 bench/usp_bench.sh   (2048 tokens, 2 blocks)
+#   bench/usp_bench.sh                     (4 ranks, 4x64x64 latents = 4096 tokens, 1 block; ~6 min)
+#   LATENT=4,32,32 REPEATS=2 bench/usp_bench.sh   (1024 tokens, a minute)
 #   WAN=1 bench/usp_bench.sh               (then a real GRPO iteration at Wan2.1-1.3B's shapes,
 #                                           sp 8 on 8 ranks, RSS per rank against plan: part 2)
-# Knobs: RANKS (4), LATENT (F,H,W), LAYERS (1), PRECISION (fp32|bf16), REPEATS (2), LAYOUTS
+# Knobs: RANKS (4), LATENT (F,H,W), LAYERS (1), PRECISION (fp32|bf16), REPEATS (1), LAYOUTS
 # (Ulysses degrees, default "4 1 2"); part 2: WAN_LATENT, WAN_ULYSSES, WAN_TRAINABLE, WORK.
 # A benchmark: it prints numbers and never fails on time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RANKS="${RANKS:-4}"
-LATENT="${LATENT:-4,32,32}"
+LATENT="${LATENT:-4,64,64}"
 LAYERS="${LAYERS:-1}"
 PRECISION="${PRECISION:-fp32}"
-REPEATS="${REPEATS:-2}"
+REPEATS="${REPEATS:-1}"
 LAYOUTS="${LAYOUTS:-4 1 2}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
 bazel build --config=quiet //bench:usp_bench

@@ -110,22 +110,23 @@ int64_t DitFamily::BlockInput(const ActivationQuery& q) const { return q.tokens 
 
 int64_t DitFamily::ForwardWorkingSet(const ActivationQuery& q) const {
   // The context and the widest block temporaries; under ring attention one key block's fp32
-  // scores and probabilities, the scaled queries, the running output, and the key/value
+  // scores (exponentiated in place), the scaled queries, the running output, and the key/value
   // blocks in hand and arriving.
   const int64_t d = config_.dim, f = config_.ffn_dim;
   const auto r = Ring(config_, q);
-  const int64_t attention = r.ring > 1 ? r.fp32 * (2 * r.heads * r.block * r.block + 6 * q.tokens * d) + Scores(q) / 2
+  const int64_t attention = r.ring > 1 ? r.fp32 * (r.heads * r.block * r.block + 6 * q.tokens * d) + Scores(q) / 2
                                        : Scores(q) / 2;
   return q.text_tokens * d * 3 + q.tokens * (4 * d + 2 * f) + attention;
 }
 
 int64_t DitFamily::BackwardWorkingSet(const ActivationQuery& q) const {
-  // Ring attention's backward: a key block's probabilities, dP and dS in fp32, and the scaled
+  // Ring attention's backward: a key block's probabilities and dP (then dS, in place) in fp32,
+  // and the scaled
   // queries, output gradient, dq, the key/value blocks and their travelling gradients, in
   // hand and arriving.
   const auto r = Ring(config_, q);
   if (r.ring <= 1) return 0;
-  return r.fp32 * (3 * r.heads * r.block * r.block + 11 * q.tokens * config_.dim);
+  return r.fp32 * (2 * r.heads * r.block * r.block + 11 * q.tokens * config_.dim);
 }
 
 }  // namespace dancegrpo::models

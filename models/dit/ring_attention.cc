@@ -66,11 +66,11 @@ struct RingFunction : public torch::autograd::Function<RingFunction> {
       const int64_t block = (r - step + n) % n;  // whose keys this rank holds now
       std::unique_ptr<RingStep> next;
       if (step + 1 < n) next = std::make_unique<RingStep>(ring, kv);  // overlaps this block's compute
-      auto s = Scores(qs, kv[0], key_mask, block, len);
-      auto m_new = torch::maximum(m, std::get<0>(s.max(-1, /*keepdim=*/true)));
+      auto p = Scores(qs, kv[0], key_mask, block, len);  // the scores, then in place their exp
+      auto m_new = torch::maximum(m, std::get<0>(p.max(-1, /*keepdim=*/true)));
       // A query with no key yet (all masked so far) keeps m = -inf: exp against 0 then gives 0.
       auto m_safe = torch::where(torch::isinf(m_new), torch::zeros_like(m_new), m_new);
-      auto p = torch::exp(s - m_safe);
+      p.sub_(m_safe).exp_();  // one [B, H, Lq, Lk] block at a time
       auto alpha = torch::exp(m - m_safe);
       l = l * alpha + p.sum(-1, /*keepdim=*/true);
       o = o * alpha + torch::matmul(p, kv[1]);
@@ -106,9 +106,11 @@ struct RingFunction : public torch::autograd::Function<RingFunction> {
       const int64_t block = (r - step + n) % n;
       std::unique_ptr<RingStep> next;
       if (step + 1 < n) next = std::make_unique<RingStep>(ring, kv);
-      auto p = torch::exp(Scores(qs, kv[0], key_mask, block, len) - lse);  // the softmax, [B, H, Lq, Lk]
+      auto p = Scores(qs, kv[0], key_mask, block, len);
+      p.sub_(lse).exp_();  // the softmax, [B, H, Lq, Lk]
       dkv[1] += torch::matmul(p.transpose(-2, -1), dout);
-      auto ds = p * (torch::matmul(dout, kv[1].transpose(-2, -1)) - delta);
+      auto ds = torch::matmul(dout, kv[1].transpose(-2, -1));  // dP, then in place dS
+      ds.sub_(delta).mul_(p);  // two score blocks at a time
       dq += torch::matmul(ds, kv[0]);
       dkv[0] += torch::matmul(ds.transpose(-2, -1), qs);
       // The gradients follow their block; after n moves they are back with its owner.
