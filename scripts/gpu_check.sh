@@ -183,7 +183,7 @@ if ((nfail == 0)); then echo "PASS compile_all_${#ALL[@]}_files_with_this_libtor
 fi
 # The DiT and what it links: its fused CPU kernels, LoRA (every linear is a LoraLinear; the
 # adapter files need safetensors, atomic writes and CRC-32C).
-DIT=(models/dit/dit.cc models/dit/dit_config.cc models/dit/cpu_attention.cc models/dit/cpu_ops.cc models/lora.cc
+DIT=(models/dit/dit.cc models/dit/dit_config.cc models/dit/cpu_attention.cc models/dit/cpu_ops.cc models/dit/ring_attention.cc models/lora.cc
   models/lora_keys.cc models/safetensors.cc hpc/atomic_file.cc hpc/crc32c.cc hpc/seqpar.cc models/timestep_embedding.cc
   models/velocity_model.cc hpc/block_runner.cc hpc/sharding.cc hpc/zero3.cc hpc/memory.cc)
 pids=()
