@@ -139,7 +139,8 @@ std::string DecoderText(const tools::LoadedRun& loaded, const std::vector<int64_
   return absl::StrCat(d->source(), ", video frames ", d->rule().ToString(), " = ", d->rule().Frames(latent_shape[1]));
 }
 
-// " (Ulysses 4 x ring 2, the largest Ulysses degree dividing sp and the 12 heads)" for sp > 1.
+// " (Ulysses 4 x ring 2: --ulysses=0 took the largest degree dividing sp and the heads)" for sp > 1;
+// without that note when --ulysses was given.
 std::string SequenceParallelText(const dancegrpo::TrainerConfig& c, const Trainer& t) {
   if (c.sequence_parallel <= 1) return "";
   const int u = t.ulysses(), ring = c.sequence_parallel / u;
