@@ -184,10 +184,10 @@ fi
 # The DiT and what it links: its fused CPU kernels, LoRA (every linear is a LoraLinear; the
 # adapter files need safetensors, atomic writes and CRC-32C).
 DIT=(models/dit/dit.cc models/dit/dit_config.cc models/dit/cpu_attention.cc models/dit/cpu_ops.cc models/dit/ring_attention.cc models/lora.cc
-  models/lora_keys.cc models/safetensors.cc hpc/atomic_file.cc hpc/crc32c.cc hpc/seqpar.cc models/timestep_embedding.cc
+  models/lora_keys.cc models/safetensors.cc hpc/atomic_file.cc hpc/crc32c.cc hpc/seqpar.cc hpc/usp.cc models/timestep_embedding.cc
   models/velocity_model.cc hpc/block_runner.cc hpc/sharding.cc hpc/zero3.cc hpc/memory.cc)
 pids=()
-for src in "${DIT[@]}" models/dit/dit_test.cc models/dit/dit_seqpar_test.cc tests/smoke/torch_autograd_test.cc; do
+for src in "${DIT[@]}" models/dit/dit_test.cc models/dit/dit_seqpar_test.cc models/dit/dit_usp_test.cc tests/smoke/torch_autograd_test.cc; do
   "$CXX" "${CXXFLAGS[@]}" -c "$src" -o "$BUILD/$(echo "$src" | tr / _).o" 2>"$BUILD/$(echo "$src" | tr / _).o.log" &
   pids+=($!)
 done
@@ -199,7 +199,7 @@ if ((ok)) &&
     "${TESTLIBS[@]}" "${LDFLAGS[@]}" &&
   "$CXX" -o "$BUILD/torch_autograd_test" $(o tests/smoke/torch_autograd_test.cc) "$MAIN" "${TESTLIBS[@]}" \
     "${LDFLAGS[@]}" &&
-  "$CXX" -o "$BUILD/dit_seqpar_test" $COMMON $(o "${DIT[@]}" models/dit/dit_seqpar_test.cc tests/mpi_gtest_main.cc) \
+  "$CXX" -o "$BUILD/dit_seqpar_test" $COMMON $(o "${DIT[@]}" models/dit/dit_seqpar_test.cc models/dit/dit_usp_test.cc tests/mpi_gtest_main.cc) \
     "${TESTLIBS[@]}" "${LDFLAGS[@]}"; then
   check torch_autograd_test "$BUILD/torch_autograd_test"
   check dit_test "$BUILD/dit_test"

@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "dancegrpo/trainable.h"
+#include "hpc/usp.h"
 
 namespace dancegrpo {
 namespace {
@@ -59,13 +60,12 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
   // USP: Ulysses inside stages of `ulysses` ranks (it splits the heads), ring attention across
   // the sp / ulysses stages (any head count). 0 = the largest degree dividing sp and the heads.
   const int sp = in.run.sequence_parallel;
-  const int best_ulysses = sp > 1 ? std::gcd(sp, c.Heads()) : 1;
-  const int ulysses = sp == 1 ? 1 : in.run.ulysses > 0 ? in.run.ulysses : best_ulysses;
-  if (sp > 1 && c.Heads() % ulysses != 0)
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--ulysses=", ulysses, " does not divide the model's ", c.Heads(), " heads (Ulysses splits the heads over its ",
-        "ranks); use --ulysses=", best_ulysses, ", the largest that divides sp = ", sp,
-        " and the heads: ring attention covers the rest (ring degree ", sp / best_ulysses, ")"));
+  int ulysses = 1;
+  if (sp > 1) {
+    auto degree = hpc::UlyssesDegree(sp, c.Heads(), in.run.ulysses);
+    if (!degree.ok()) return degree.status();
+    ulysses = *degree;
+  }
   if (in.run.latent_shape.size() != 4) return absl::InvalidArgumentError("latent_shape must be C,F,H,W");
   const int dp = in.world / in.run.sequence_parallel;
   const int64_t global = static_cast<int64_t>(in.run.prompts_per_iteration) * in.run.group_size;
@@ -329,8 +329,7 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
       auto o = in;
       o.run.sequence_parallel = more;
       o.run.ulysses = 0;  // the largest Ulysses degree dividing sp and the heads, ring for the rest
-      const int u = std::gcd(more, c.Heads());
-      options.push_back({absl::StrCat("--sp=", more, u == more ? "" : absl::StrCat(" (Ulysses ", u, " x ring ", more / u, ")")), o});
+      options.push_back({absl::StrCat("--sp=", more, " (", hpc::UspLayout(more, *hpc::UlyssesDegree(more, c.Heads(), 0)), ")"), o});
     }
     for (const auto& o : options) {
       auto q = Plan(o.changed, false);
@@ -401,10 +400,7 @@ std::string FormatPlan(const PlanInput& in, const MemoryPlan& p) {
                         in.run.lora.rank > 0 ? absl::StrCat(": LoRA r=", in.run.lora.rank) : std::string(),
                         absl::StrJoin(in.run.latent_shape, "x"), in.text_tokens > 0 ? in.text_tokens : c.TextTokens(0));
   const int sp = in.run.sequence_parallel;
-  const std::string layout = sp == 1            ? ""
-                             : p.ulysses == sp  ? absl::StrCat(": Ulysses ", sp)
-                             : p.ulysses == 1   ? absl::StrCat(": ring ", sp)
-                                                : absl::StrCat(": Ulysses ", p.ulysses, " x ring ", sp / p.ulysses);
+  const std::string layout = sp > 1 ? absl::StrCat(": ", hpc::UspLayout(sp, p.ulysses)) : "";
   absl::StrAppendFormat(&out,
                         "      %d ranks (dp %d x sp %d%s), ZeRO-%d, %s, checkpointing %s, micro-batch %d, group %d, "
                         "%d steps\n",

@@ -40,6 +40,7 @@
 #include "hpc/memory.h"
 #include "hpc/topology.h"
 #include "hpc/torch_error.h"
+#include "hpc/usp.h"
 #include "models/decoder_frames.h"
 
 DEFINE_string(out, "runs/default", "output directory: checkpoints/, trajectories/, metrics.jsonl");
@@ -143,12 +144,8 @@ std::string DecoderText(const tools::LoadedRun& loaded, const std::vector<int64_
 // without that note when --ulysses was given.
 std::string SequenceParallelText(const dancegrpo::TrainerConfig& c, const Trainer& t) {
   if (c.sequence_parallel <= 1) return "";
-  const int u = t.ulysses(), ring = c.sequence_parallel / u;
-  const std::string layout = u == c.sequence_parallel ? absl::StrCat("Ulysses ", u)
-                             : u == 1                 ? absl::StrCat("ring ", ring)
-                                                      : absl::StrCat("Ulysses ", u, " x ring ", ring);
-  return absl::StrCat(" (", layout, c.ulysses == 0 ? ": --ulysses=0 took the largest degree dividing sp and the heads" : "",
-                      ")");
+  return absl::StrCat(" (", hpc::UspLayout(c.sequence_parallel, t.ulysses()),
+                      c.ulysses == 0 ? ": --ulysses=0 took the largest degree dividing sp and the heads" : "", ")");
 }
 
 // One line that says what this job is, before the first (possibly long) iteration.

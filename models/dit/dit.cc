@@ -5,12 +5,12 @@
 #include <cmath>
 #include <cstdint>
 #include <mutex>
-#include <numeric>
 #include <string>
 
 #include "glog/logging.h"
 #include "absl/strings/str_cat.h"
 #include "hpc/seqpar.h"
+#include "hpc/usp.h"
 #include "models/dit/cpu_attention.h"
 #include "models/dit/cpu_ops.h"
 #include "models/dit/ring_attention.h"
@@ -225,17 +225,10 @@ VideoDit::VideoDit(const DitConfig& config) : config_(config) {
 absl::StatusOr<int> VideoDit::SetSequenceParallel(std::shared_ptr<hpc::Communicator> sp, int ulysses) {
   if (!sp) return absl::InvalidArgumentError("no sequence-parallel communicator");
   const int n = sp->size();
-  const int heads = static_cast<int>(config_.heads);
-  const int best = std::gcd(n, heads);  // the largest degree that divides sp and the heads
-  if (ulysses == 0) ulysses = best;
-  if (ulysses < 1 || n % ulysses != 0)
-    return absl::InvalidArgumentError(absl::StrCat("the Ulysses degree ", ulysses, " does not divide sp = ", n,
-                                                   "; use a divisor of sp (the ring degree is sp / ulysses), e.g. ",
-                                                   best));
-  if (heads % ulysses != 0)
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the Ulysses degree ", ulysses, " does not divide the ", heads, " attention heads of DiT '", config_.name,
-        "'; use --ulysses=", best, " (the largest that divides sp = ", n, " and the heads; ring attention covers the rest)"));
+  auto degree = hpc::UlyssesDegree(n, static_cast<int>(config_.heads), ulysses);
+  if (!degree.ok())
+    return absl::InvalidArgumentError(absl::StrCat("DiT '", config_.name, "': ", degree.status().message()));
+  ulysses = *degree;
   if (n == 1) {
     sp_ = nullptr;
     self_attention_ = std::make_shared<LocalAttention>();

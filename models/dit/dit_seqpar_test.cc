@@ -19,6 +19,7 @@ using testing_util::World;
 
 TEST(DitSequenceParallel, ForwardAndGradientsEqualNoSequenceParallel) {
   auto world = World();
+  if (4 % world->size() != 0) GTEST_SKIP() << "Ulysses alone needs sp to divide the tiny DiT's 4 heads";
   for (const int64_t stem : {0, 8}) {
     auto c = *DitPreset("tiny");  // 4 heads: sp = 2 or 4
     c.stem_channels = stem;       // the pixel-level stem runs before the tokens are split
@@ -51,8 +52,8 @@ TEST(DitSequenceParallel, TokenCountThatDoesNotSplitIsAClearError) {
   auto world = World();
   const auto c = *DitPreset("tiny");
   auto m = Build(c);
-  ASSERT_TRUE(m->SetSequenceParallel(world, world->size()).ok());
-  auto x = torch::randn({2, 4, 1, 2, 6});  // 1 x 1 x 3 = 3 tokens
+  ASSERT_TRUE(m->SetSequenceParallel(world, 0).ok());
+  auto x = torch::randn({2, 4, 1, 2, 10});  // 1 x 1 x 5 = 5 tokens: no split over 2, 3 or 4 ranks
   try {
     m->Velocity(x, torch::tensor({0.5f, 0.5f}), Text(c));
     FAIL() << "expected an error";
