@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "hpc/buckets.h"
 
 namespace dancegrpo::hpc {
 
@@ -27,7 +28,8 @@ absl::Status ValidateAdamWConfig(const AdamWConfig& c) {
     return absl::InvalidArgumentError(absl::StrCat("EMA decay ", c.ema_decay, " must lie in [0, 1]"));
   if (c.reduce_dtype != torch::kFloat32 && c.reduce_dtype != torch::kBFloat16)
     return absl::InvalidArgumentError("gradients are reduced in fp32 or bf16");
-  if (c.bucket_elements < 1) return absl::InvalidArgumentError("bucket_elements must be >= 1");
+  if (c.bucket_elements < 0)
+    return absl::InvalidArgumentError("bucket_elements must be >= 1, or 0 for the default (hpc/buckets.h)");
   return absl::OkStatus();
 }
 
@@ -40,6 +42,7 @@ absl::StatusOr<std::unique_ptr<ShardedAdamW>> ShardedAdamW::Create(std::vector<t
   std::unique_ptr<ShardedAdamW> o(new ShardedAdamW());
   o->config_ = config;
   o->comm_ = std::move(comm);
+  if (o->config_.bucket_elements == 0) o->config_.bucket_elements = BucketElementsPerRank(o->comm_->size());
   o->sharded_ = std::move(sharded);
   o->parameters_ = std::move(parameters);
   o->options_ = torch::TensorOptions().dtype(torch::kFloat32);
@@ -157,7 +160,7 @@ absl::StatusOr<std::unique_ptr<ShardedAdamW>> ShardedAdamW::Create(std::vector<t
   }
   if (o->sharded_) {
     o->sharded_->set_reduce_dtype(config.reduce_dtype);
-    o->sharded_->set_bucket_elements(config.bucket_elements);
+    o->sharded_->set_bucket_elements(o->config_.bucket_elements);
   }
   return o;
 }

@@ -7,7 +7,7 @@
 //
 // Step() is collective over the communicator:
 //   1. the gradients are packed into the flat layout and reduce-scattered (SUM) in buckets
-//      of `bucket_elements` per rank, so each rank receives the summed gradient of its shard;
+//      of `bucket_elements` per rank (hpc/buckets.h), so each rank receives the summed gradient of its shard;
 //   2. the global gradient norm is all-reduced from the shards' squared norms and the shard
 //      is scaled by max_norm / (norm + 1e-6) when that is below 1 (torch's clip_grad_norm_);
 //   3. AdamW (torch's update, decoupled weight decay) steps the shard; the EMA follows;
@@ -61,7 +61,9 @@ struct AdamWConfig {
   double max_grad_norm = 1.0;  // <= 0 disables clipping
   bool ema = false;
   double ema_decay = 0.995;
-  int64_t bucket_elements = 1 << 22;  // per rank, per collective
+  // Elements per rank of one bucketed collective; 0 = hpc::BucketElementsPerRank(ranks)
+  // (32 MB of fp32 messages whatever the world size, hpc/buckets.h).
+  int64_t bucket_elements = 0;
   // The dtype gradients are reduce-scattered in: fp32 (default) or bf16.
   torch::ScalarType reduce_dtype = torch::kFloat32;
 };

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "hpc/buckets.h"
 #include "hpc/memory.h"
 
 // Prefetch: over MPI the next block's gather is an MPI_Iallgather, progressed while the
@@ -25,6 +26,7 @@ absl::StatusOr<std::shared_ptr<ShardedParameters>> ShardedParameters::Shard(std:
   if (!comm) return absl::InvalidArgumentError("ZeRO-3 sharding needs a communicator");
   std::shared_ptr<ShardedParameters> s(new ShardedParameters());
   s->comm_ = std::move(comm);
+  s->bucket_elements_ = BucketElementsPerRank(s->comm_->size());
   s->compute_dtype_ = compute_dtype;
   s->reduce_dtype_ = reduce_dtype;
   const int n = s->comm_->size(), r = s->comm_->rank();

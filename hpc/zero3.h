@@ -100,7 +100,8 @@ class ShardedParameters : public ParameterGatherer {
   Communicator& comm() { return *comm_; }
   torch::ScalarType compute_dtype() const { return compute_dtype_; }
   void set_reduce_dtype(torch::ScalarType t) { reduce_dtype_ = t; }
-  // Gradient elements per rank reduce-scattered at once (the send buffer is N of them).
+  // Gradient elements per rank reduce-scattered at once (the send buffer is N of them);
+  // hpc::BucketElementsPerRank(ranks) unless set.
   void set_bucket_elements(int64_t n) { bucket_elements_ = std::max<int64_t>(1, n); }
   // Bytes this rank keeps for the sharded parameters (compute slices and masters).
   int64_t resident_bytes() const;
@@ -123,7 +124,7 @@ class ShardedParameters : public ParameterGatherer {
   std::shared_ptr<Communicator> comm_;
   torch::ScalarType compute_dtype_ = torch::kFloat32;
   torch::ScalarType reduce_dtype_ = torch::kFloat32;
-  int64_t bucket_elements_ = int64_t{1} << 22;
+  int64_t bucket_elements_ = 0;  // set by Shard
   int64_t gathers_ = 0, prefetches_ = 0;
   struct Started {
     absl::Status status;

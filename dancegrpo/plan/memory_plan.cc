@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "dancegrpo/trainable.h"
+#include "hpc/buckets.h"
 #include "hpc/usp.h"
 
 namespace dancegrpo {
@@ -161,9 +162,11 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
     }
     p.params_gathered = 2 * s * block_max;  // the block in use and the next one, prefetched
     // The replicated trained parameters' gradients, and one block's full gradient with its
-    // reduce-scatter bucket (N x up to 4 Mi elements).
-    p.gradients = s * rep_trained + s * block_trained_max +
-                  (block_trained_max > 0 ? rb * N * std::min<int64_t>(Ceil(block_trained_max, N), int64_t{1} << 22) : 0);
+    // reduce-scatter bucket (hpc/buckets.h) and the collective's temporaries.
+    const int64_t message =
+        block_trained_max > 0 ? rb * N * std::min<int64_t>(Ceil(block_trained_max, N), hpc::BucketElementsPerRank(N)) : 0;
+    p.gradients = s * rep_trained + s * block_trained_max + message +
+                  hpc::ReduceScatterTemporaryBytes(message, N, in.run.device.is_cuda());
   }
 
   // Activations of one evaluation, counted per block from its operations (dit.cc):
@@ -227,14 +230,23 @@ absl::StatusOr<MemoryPlan> Plan(const PlanInput& in, bool advise) {
   // Optimizer step buffers. ZeRO-2: the flat fp32 gradient (and its reduce-dtype copy) of
   // every trained parameter; fp32 parameters are flattened again to take the slice. Both
   // stages: the fp64 norm and AdamW's denominator over the slice.
-  // The step's temporaries are bucketed (4 Mi elements: fp64 squares, AdamW's denominator).
-  const int64_t bucket = std::min<int64_t>(state, int64_t{1} << 22);
+  // The step's temporaries are bucketed (hpc/buckets.h: fp64 squares, AdamW's denominator),
+  // and so are the reduce-scatters (with their temporaries, on the CPU) and all-gathers.
+  const int64_t bucket = std::min<int64_t>(state, hpc::BucketElementsPerRank(N));
   const int64_t step_tmp = 8 * bucket + 8 * bucket;
+  // A reduce-scatter of the replicated gradients: the bucket's contiguous message and the
+  // collective's temporaries.
+  auto reduce = [&](int64_t per_rank) -> int64_t {
+    if (per_rank == 0) return 0;
+    const int64_t message = rb * N * std::min(per_rank, hpc::BucketElementsPerRank(N));
+    return message + hpc::ReduceScatterTemporaryBytes(message, N, in.run.device.is_cuda());
+  };
   if (in.run.zero_stage == 2) {
     const int64_t flat = 4 * N * Ceil(p.trained_parameters, N);
-    p.communication = std::max(flat + (rb != 4 ? rb * p.trained_parameters : 0), flat + 4 * state) + step_tmp;
+    p.communication =
+        std::max(flat + (rb != 4 ? rb * p.trained_parameters : 0) + reduce(state), flat + 4 * state) + step_tmp;
   } else {
-    p.communication = 4 * N * Ceil(rep_trained, N) + step_tmp;
+    p.communication = 4 * N * Ceil(rep_trained, N) + reduce(Ceil(rep_trained, N)) + step_tmp;
   }
   p.runtime = in.run.device.is_cuda() ? kRuntimeCuda : kRuntimeCpu;
 

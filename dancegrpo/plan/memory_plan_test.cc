@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "hpc/buckets.h"
 #include "models/dit/dit.h"
 #include "models/dit/dit_family.h"
 
@@ -81,6 +82,35 @@ TEST(MemoryPlan, ClosedFormsOfTheStates) {
   // Full fine-tuning: 16 bytes per parameter over the ranks, whatever the stage.
   const double state = z3.masters + z3.optimizer + z3.grad_slice;
   EXPECT_NEAR(state * 4, 16.0 * P, 16.0 * 4 * (Dit(in).layers + 1));
+}
+
+// ZeRO-3's gradient reduce-scatter: one block's gradient, the bucket's message (32 MB of fp32
+// for all ranks together, whatever the world: hpc/buckets.h) and on the CPU the MPI
+// collective's temporaries (two messages on the tree's root); none on a GPU.
+TEST(MemoryPlan, ReduceScatterBucketsDoNotGrowWithTheWorld) {
+  for (int world : {2, 8, 64}) {
+    auto in = Wan13(world);
+    in.run.prompts_per_iteration = 1;
+    in.run.group_size = world;
+    in.run.zero_stage = 3;
+    auto p = PlanMemory(in);
+    ASSERT_TRUE(p.ok()) << p.status();
+    const int64_t layers = Dit(in).layers, block = p->block_parameters / layers;
+    const int64_t replicated = p->parameters - p->block_parameters;
+    const int64_t per_rank = std::min<int64_t>((block + world - 1) / world, hpc::BucketElementsPerRank(world));
+    const int64_t message = 4 * world * per_rank;
+    EXPECT_LE(message, 32 << 20) << world << " ranks";
+    EXPECT_EQ(p->gradients, 4 * replicated + 4 * block + message + 2 * message) << world << " ranks";
+    in.run.device = torch::Device(torch::kCUDA, 0);
+    auto gpu = PlanMemory(in);
+    ASSERT_TRUE(gpu.ok()) << gpu.status();
+    EXPECT_EQ(gpu->gradients, 4 * replicated + 4 * block + message) << "NCCL holds no temporaries";
+  }
+  EXPECT_EQ(hpc::BucketElementsPerRank(1), int64_t{1} << 22);
+  EXPECT_EQ(hpc::BucketElementsPerRank(2), int64_t{1} << 22);
+  EXPECT_EQ(hpc::BucketElementsPerRank(8), int64_t{1} << 20);
+  EXPECT_EQ(hpc::BucketElementsPerRank(3), (int64_t{1} << 23) / 3);
+  EXPECT_EQ(hpc::BucketElementsPerRank(1 << 24), 1) << "at least one element";
 }
 
 TEST(MemoryPlan, ActivationsFollowTheShapes) {
