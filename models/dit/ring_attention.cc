@@ -101,22 +101,36 @@ struct RingFunction : public torch::autograd::Function<RingFunction> {
     auto dq = torch::zeros(qs.sizes(), qs.options());
     // Travelling: the block's keys and values, and the gradients every rank adds to them.
     std::vector<torch::Tensor> kv = {k.to(torch::kFloat).contiguous(), v.to(torch::kFloat).contiguous()};
-    std::vector<torch::Tensor> dkv = {torch::zeros_like(kv[0]), torch::zeros_like(kv[1])};
+    // The gradients of a block follow it round the ring, each rank adding its queries' share;
+    // after n moves they are back with its owner. They travel while the next block computes:
+    // at step s the previous rank's sum for this step's block is in flight (`moving`), and is
+    // waited for only once this rank's own share of that block is computed.
+    std::vector<torch::Tensor> dkv;
+    std::unique_ptr<RingStep> moving;
     for (int step = 0; step < n; ++step) {
       const int64_t block = (r - step + n) % n;
       std::unique_ptr<RingStep> next;
       if (step + 1 < n) next = std::make_unique<RingStep>(ring, kv);
       auto p = Scores(qs, kv[0], key_mask, block, len);
       p.sub_(lse).exp_();  // the softmax, [B, H, Lq, Lk]
-      dkv[1] += torch::matmul(p.transpose(-2, -1), dout);
+      auto dv = torch::matmul(p.transpose(-2, -1), dout);
       auto ds = torch::matmul(dout, kv[1].transpose(-2, -1));  // dP, then in place dS
       ds.sub_(delta).mul_(p);  // two score blocks at a time
+      p = torch::Tensor();
       dq += torch::matmul(ds, kv[0]);
-      dkv[0] += torch::matmul(ds.transpose(-2, -1), qs);
-      // The gradients follow their block; after n moves they are back with its owner.
-      if (n > 1) dkv = RingStep(ring, dkv, /*tag_base=*/2).Wait();
+      auto dk = torch::matmul(ds.transpose(-2, -1), qs);
+      ds = torch::Tensor();
+      if (moving) {  // the sum of the ranks before this one, for this step's block
+        dkv = moving->Wait();
+        dkv[0] += dk;
+        dkv[1] += dv;
+      } else {
+        dkv = {std::move(dk), std::move(dv)};
+      }
+      if (n > 1) moving = std::make_unique<RingStep>(ring, dkv, /*tag_base=*/2);
       if (next) kv = next->Wait();
     }
+    if (moving) dkv = moving->Wait();  // this rank's own block, summed over the ring
     dq *= scale;
     return {dq.to(q.scalar_type()), dkv[0].to(k.scalar_type()), dkv[1].to(v.scalar_type()), torch::Tensor(),
             torch::Tensor()};
