@@ -398,6 +398,8 @@ absl::Status Trainer::Update(IterationRecord& r) {
   uc.sde = config_.sde;
   DGRPO_ASSIGN_OR_RETURN(const int n_steps,
                          TrainedStepCount(config_.steps, config_.timestep_fraction, config_.sde.window));
+  m.lr = ScheduledLr(config_, iteration_);
+  optimizer_->set_lr(m.lr);
   const auto update_start = Clock::now();
   DGRPO_ASSIGN_OR_RETURN(auto local,
                          UpdatePolicy(*policy_, reference_.get(), *optimizer_, uc, r.trajectories, r.advantages,

@@ -55,6 +55,7 @@ struct IterationMetrics {
   std::vector<double> reward_mean;
   std::vector<double> reward_std;
   UpdateStats update;
+  double lr = 0;               // the learning rate of this iteration's optimizer steps
   double rollout_seconds = 0;  // sampling (the SDE rollout) alone
   double reward_seconds = 0;   // decoding and scoring
   double update_seconds = 0;

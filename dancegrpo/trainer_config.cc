@@ -1,5 +1,6 @@
 #include "dancegrpo/trainer_config.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/numbers.h"
@@ -80,12 +81,26 @@ absl::Status ValidateTrainerConfig(const TrainerConfig& c) {
   if (!(c.clip_range > 0))
     return absl::InvalidArgumentError(absl::StrCat("clip_range = ", c.clip_range, "; it must be > 0 (e.g. 1e-4)"));
   DGRPO_RETURN_IF_ERROR(hpc::ValidateAdamWConfig(c.optimizer));
+  if (c.lr_schedule != "constant" && c.lr_schedule != "cosine")
+    return absl::InvalidArgumentError(
+        absl::StrCat("--lr_schedule=", c.lr_schedule, ": use constant or cosine (to --lr x --lr_final_fraction)"));
+  if (c.lr_schedule == "cosine" && !(c.lr_final_fraction >= 0 && c.lr_final_fraction <= 1))
+    return absl::InvalidArgumentError(absl::StrCat("--lr_final_fraction=", c.lr_final_fraction,
+                                                   ": the cosine schedule ends at that fraction of --lr; use 0 to 1"));
   if (c.optimizer.max_grad_norm < 0)
     return absl::InvalidArgumentError(absl::StrCat("--max_grad_norm=", c.optimizer.max_grad_norm,
                                                    "; use a positive norm, or 0 for no clipping"));
   if (c.compute_dtype != torch::kFloat32 && c.compute_dtype != torch::kBFloat16)
     return absl::InvalidArgumentError("the compute precision is fp32 or bf16");
   return TrainedStepCount(c.steps, c.timestep_fraction, c.sde.window).status();
+}
+
+double ScheduledLr(const TrainerConfig& c, int64_t iteration) {
+  const double lr = c.optimizer.lr;
+  if (c.lr_schedule != "cosine" || c.iterations < 2) return lr;
+  const double t = static_cast<double>(std::clamp<int64_t>(iteration, 0, c.iterations - 1)) / (c.iterations - 1);
+  const double final_lr = lr * c.lr_final_fraction;
+  return final_lr + 0.5 * (lr - final_lr) * (1.0 + std::cos(M_PI * t));
 }
 
 std::string DescribeConfig(const TrainerConfig& c) {
@@ -117,6 +132,10 @@ std::string DescribeConfig(const TrainerConfig& c) {
   add("cfg_scale", c.cfg_scale);
   add("kl_beta", c.kl_beta);
   add("lr", c.optimizer.lr);
+  if (c.lr_schedule != "constant") {  // (absent from older checkpoints: constant)
+    add("lr_schedule", c.lr_schedule);
+    add("lr_final_fraction", c.lr_final_fraction);
+  }
   add("beta1", c.optimizer.beta1);
   add("beta2", c.optimizer.beta2);
   add("adam_eps", c.optimizer.eps);

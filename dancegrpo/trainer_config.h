@@ -43,6 +43,11 @@ struct TrainerConfig {
   double cfg_scale = 1.0;
   double kl_beta = 0.0;
   OptimizerConfig optimizer;        // hpc::AdamWConfig: its defaults (lr 3e-3, ...) are the run's
+  // The learning rate over the run (ScheduledLr): "constant" (optimizer.lr throughout) or
+  // "cosine" (optimizer.lr at iteration 0, down a half cosine to optimizer.lr x
+  // lr_final_fraction at the last iteration).
+  std::string lr_schedule = "constant";
+  double lr_final_fraction = 0.1;
   std::vector<int64_t> latent_shape;  // [C, F, H, W]
   // Mixed precision: the policy computes in this dtype (fp32 or bf16 weights and
   // activations); the optimizer keeps fp32 masters and moments in its shards, and the SDE
@@ -77,6 +82,10 @@ std::string PrecisionName(torch::ScalarType dtype);
 // below 1, or a trained-step count of zero. It knows nothing of the world size or the model
 // (the topology and the memory plan check those).
 absl::Status ValidateTrainerConfig(const TrainerConfig& c);
+
+// The learning rate of `iteration` (0-based) of c.iterations under c.lr_schedule. A function of
+// the iteration alone, so a resumed run steps with the rates of an uninterrupted one.
+double ScheduledLr(const TrainerConfig& c, int64_t iteration);
 
 // The config as "key=value" lines (stored in checkpoints, compared on resume).
 std::string DescribeConfig(const TrainerConfig& c);

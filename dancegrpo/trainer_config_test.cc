@@ -1,5 +1,6 @@
 #include "dancegrpo/trainer_config.h"
 
+#include <cmath>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -36,6 +37,8 @@ TEST(TrainerConfig, RefusesEachBadSettingByName) {
       {"latent_shape must be [C, F, H, W]", [](TrainerConfig& c) { c.latent_shape = {1, 2}; }},
       {"timestep_fraction", [](TrainerConfig& c) { c.timestep_fraction = 0; }},
       {"best_of_n = 3", [](TrainerConfig& c) { c.best_of_n = 3; }},
+      {"--lr_schedule=linear: use constant or cosine", [](TrainerConfig& c) { c.lr_schedule = "linear"; }},
+      {"--lr_final_fraction=1.5", [](TrainerConfig& c) { c.lr_schedule = "cosine", c.lr_final_fraction = 1.5; }},
   };
   for (const auto& k : cases) {
     TrainerConfig c;
@@ -44,6 +47,27 @@ TEST(TrainerConfig, RefusesEachBadSettingByName) {
     EXPECT_FALSE(s.ok()) << k.needle;
     EXPECT_TRUE(Mentions(s, k.needle)) << "expected '" << k.needle << "' in: " << s;
   }
+}
+
+// The schedule's closed form: lr at the first iteration, lr x f at the last, their mean half-way.
+TEST(TrainerConfig, CosineLearningRateSchedule) {
+  TrainerConfig c;
+  c.optimizer.lr = 1e-3;
+  c.iterations = 11;
+  for (int64_t i : {0, 5, 10}) EXPECT_DOUBLE_EQ(ScheduledLr(c, i), 1e-3) << "constant";
+  c.lr_schedule = "cosine";
+  c.lr_final_fraction = 0.2;
+  EXPECT_DOUBLE_EQ(ScheduledLr(c, 0), 1e-3);
+  EXPECT_NEAR(ScheduledLr(c, 5), 0.6e-3, 1e-15);
+  EXPECT_NEAR(ScheduledLr(c, 10), 0.2e-3, 1e-15);
+  EXPECT_NEAR(ScheduledLr(c, 2), 0.2e-3 + 0.4e-3 * (1 + std::cos(M_PI * 0.2)), 1e-15);
+  EXPECT_NEAR(ScheduledLr(c, 40), 0.2e-3, 1e-15) << "past the end: the final rate";
+  for (int64_t i = 1; i < 11; ++i) EXPECT_LT(ScheduledLr(c, i), ScheduledLr(c, i - 1)) << i;
+  const auto described = ParseDescribedConfig(DescribeConfig(c));
+  EXPECT_EQ(described.at("lr_schedule"), "cosine");
+  EXPECT_EQ(described.at("lr_final_fraction"), "0.2");
+  EXPECT_EQ(ParseDescribedConfig(DescribeConfig(TrainerConfig())).count("lr_schedule"), 0u)
+      << "constant is what checkpoints without the key meant";
 }
 
 TEST(TrainerConfig, DescribedConfigParsesBack) {

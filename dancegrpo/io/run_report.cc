@@ -31,6 +31,7 @@ std::vector<std::pair<std::string, double>> TensorBoardScalars(const IterationMe
                      {"update/approx_kl", u.approx_kl},
                      {"update/kl_to_reference", u.kl_to_reference},
                      {"update/grad_norm", u.grad_norm},
+                     {"update/lr", m.lr},
                      {"update/skipped_steps", static_cast<double>(u.skipped_steps)},
                      {"throughput/samples_per_second", m.samples_per_second},
                      {"time/rollout_seconds", m.rollout_seconds},
@@ -50,10 +51,10 @@ std::string MetricsJson(const IterationMetrics& m, double tflops) {
                           m.reward_mean[k], m.reward_std[k]);
   std::string line = absl::StrFormat(
       "{\"iteration\": %d, \"rewards\": {%s}, \"mean_ratio\": %.8g, \"clip_fraction\": %.6g, \"approx_kl\": %.6g, "
-      "\"kl_to_reference\": %.6g, \"grad_norm\": %.6g, \"samples_per_second\": %.4g, \"seconds\": %.4g, "
+      "\"kl_to_reference\": %.6g, \"grad_norm\": %.6g, \"lr\": %.6g, \"samples_per_second\": %.4g, \"seconds\": %.4g, "
       "\"rollout_seconds\": %.4g, \"reward_seconds\": %.4g, \"update_seconds\": %.4g",
       m.iteration, rewards, m.update.mean_ratio, m.update.clip_fraction, m.update.approx_kl, m.update.kl_to_reference,
-      m.update.grad_norm, m.samples_per_second, m.seconds, m.rollout_seconds, m.reward_seconds, m.update_seconds);
+      m.update.grad_norm, m.lr, m.samples_per_second, m.seconds, m.rollout_seconds, m.reward_seconds, m.update_seconds);
   if (tflops > 0) absl::StrAppendFormat(&line, ", \"model_tflops_per_rank\": %.4g", tflops);
   return line + "}";
 }

@@ -52,6 +52,10 @@ DEFINE_double(cfg_scale, D().cfg_scale,
               "classifier-free guidance in rollout and training; 1 = off (needs the empty prompt's embedding)");
 // The optimizer.
 DEFINE_double(lr, D().optimizer.lr, "AdamW learning rate (finite, > 0)");
+DEFINE_string(lr_schedule, D().lr_schedule,
+              "constant (--lr throughout) or cosine (--lr at the first iteration, down a half cosine to --lr x "
+              "--lr_final_fraction at the last)");
+DEFINE_double(lr_final_fraction, D().lr_final_fraction, "with --lr_schedule=cosine: the last iteration's share of --lr");
 DEFINE_double(max_grad_norm, D().optimizer.max_grad_norm, "gradient-norm clipping; 0 = off");
 DEFINE_bool(ema, D().optimizer.ema, "train: keep an EMA of the weights; evaluate: score the checkpoint's EMA weights");
 DEFINE_double(ema_decay, D().optimizer.ema_decay,
@@ -158,6 +162,8 @@ absl::StatusOr<RunConfig> RunConfigFromFlags() {
   c.ulysses = FLAGS_ulysses;
   c.cfg_scale = FLAGS_cfg_scale;
   c.kl_beta = FLAGS_kl_beta;
+  c.lr_schedule = FLAGS_lr_schedule;
+  c.lr_final_fraction = FLAGS_lr_final_fraction;
   c.optimizer.lr = FLAGS_lr;
   c.optimizer.max_grad_norm = FLAGS_max_grad_norm;
   c.optimizer.ema = FLAGS_ema;
