@@ -160,7 +160,7 @@ std::string StartLine(const tools::RunConfig& run, Trainer& t, const tools::Load
   }
   return absl::StrFormat(
       "train: %s, %.3g M parameters (%.3g M trained%s), on %d rank(s) = dp %d x sp %d%s, %s (%d thread(s) per rank), %s, "
-      "ZeRO-%d, latents %s, %ld samples per iteration (%d prompts x group %d) from %zu prompts, %ld iterations%s, "
+      "ZeRO-%d, latents %s, %ld samples per iteration (%d prompts x group %d) from %zu prompts, %ld iterations, %s%s, "
       "decoder: %s, BLAS: %s",
       FLAGS_model, parameters / 1e6, t.optimizer().total_elements() / 1e6,
       c.lora.enabled() ? absl::StrFormat(": LoRA r=%d alpha %g on %d layers, base %s", c.lora.rank, c.lora.alpha,
@@ -170,6 +170,8 @@ std::string StartLine(const tools::RunConfig& run, Trainer& t, const tools::Load
       at::get_num_threads(),
       FLAGS_precision, c.zero_stage, absl::StrJoin(c.latent_shape, "x"), t.TrainedSamplesPerIteration(),
       c.prompts_per_iteration, c.group_size, loaded.prompts.size(), c.iterations,
+      c.lr_schedule == "cosine" ? absl::StrFormat("lr %g cosine to %g", c.optimizer.lr, c.optimizer.lr * c.lr_final_fraction)
+                                : absl::StrFormat("lr %g", c.optimizer.lr),
       plan ? absl::StrCat(", planned peak ", dancegrpo::FormatBytes(static_cast<double>(plan->peak)), " per rank (",
                           plan->peak_phase, ")")
            : "",

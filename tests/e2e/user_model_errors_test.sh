@@ -41,6 +41,12 @@ if timeout 300 mpirun -np 1 "${train}" "${GOOD[@]}" --out="${work}/good" >"${wor
   else
     failed=$((failed + 1)); echo "FAIL the start line or metrics.jsonl does not name the BLAS kernels:"; grep "^train:" "${work}/good.log"
   fi
+  # The learning rate, in the start line and in every metrics line.
+  if grep -qE "^train: .* iterations, lr [0-9.e-]+," "${work}/good.log" && grep -q '"lr": ' "${work}/good/metrics.jsonl"; then
+    passed=$((passed + 1)); echo "ok   $(grep -oE 'iterations, lr [0-9.e-]+' "${work}/good.log" | head -1)"
+  else
+    failed=$((failed + 1)); echo "FAIL the start line or metrics.jsonl does not give the learning rate"
+  fi
 else
   failed=$((failed + 1)); echo "FAIL good configuration:"; tail -5 "${work}/good.log"
 fi
@@ -48,6 +54,8 @@ fi
 expect lr_nan "learning rate" --lr=nan
 expect lr_zero "learning rate" --lr=0
 expect lr_negative "learning rate" --lr=-1e-4
+expect lr_schedule_unknown "--lr_schedule=linear: use constant or cosine" --lr_schedule=linear
+expect lr_final_fraction "--lr_final_fraction=2" --lr_schedule=cosine --lr_final_fraction=2
 expect keep_negative "--keep_checkpoints=-1 is negative" --keep_checkpoints=-1
 expect micro_negative "--micro_batch=-2 is negative" --micro_batch=-2
 expect no_gpu "no GPU is visible" --device=cuda
