@@ -170,8 +170,9 @@ std::string StartLine(const tools::RunConfig& run, Trainer& t, const tools::Load
       at::get_num_threads(),
       FLAGS_precision, c.zero_stage, absl::StrJoin(c.latent_shape, "x"), t.TrainedSamplesPerIteration(),
       c.prompts_per_iteration, c.group_size, loaded.prompts.size(), c.iterations,
-      c.lr_schedule == "cosine" ? absl::StrFormat("lr %g cosine to %g", c.optimizer.lr, c.optimizer.lr * c.lr_final_fraction)
-                                : absl::StrFormat("lr %g", c.optimizer.lr),
+      c.lr_schedule == "cosine"
+          ? absl::StrFormat("lr %g cosine to %g", c.optimizer.lr, dancegrpo::ScheduledLr(c, c.iterations - 1))
+          : absl::StrFormat("lr %g", c.optimizer.lr),
       plan ? absl::StrCat(", planned peak ", dancegrpo::FormatBytes(static_cast<double>(plan->peak)), " per rank (",
                           plan->peak_phase, ")")
            : "",
