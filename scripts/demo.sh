@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: GRPO on the shapes world from the shipped base checkpoint, on 2 MPI ranks,
 # then a held-out table of base against trained, per reward.
-#   ./scripts/demo.sh                 (4-5 minutes of training on 2 AVX-512 cores, 11 on 2 AVX2 cores; after setup and a cold build)
+#   ./scripts/demo.sh                 (6-8 minutes on 2 AVX-512 cores, 16-20 on 2 older AVX2 cores; after setup and a cold build)
 #   PRECISION=bf16 ./scripts/demo.sh  (bf16 compute weights and activations, fp32 masters)
 #   SEED=2 OUT=runs/demo_seed2 ./scripts/demo.sh  (another training seed; scripts/demo_seeds.sh runs 3)
 #   FLAGFILE=configs/shapes_lora.flags OUT=runs/demo_lora ./scripts/demo.sh  (LoRA instead of full fine-tuning)
