@@ -1,7 +1,7 @@
 // probe: does a shapes-world model follow each word of its prompt? For the base model, or a
 // trained checkpoint on top of it (world/shapes_probe.h):
 //   bazel-bin/world/tools/probe --base=configs/base/shapes_base.safetensors
-//   bazel-bin/dancegrpo/tools/probe --checkpoint=runs/demo/checkpoints/ckpt-000250.h5
+//   bazel-bin/world/tools/probe --checkpoint=runs/demo/checkpoints/ckpt-000400.h5
 // prints, per prompt attribute, the flow-matching loss on ground-truth clips with the true
 // prompt and with that attribute swapped, at several noise levels (equal losses: the model
 // ignores the word), and how often generated clips move in the asked direction against in
