@@ -60,6 +60,12 @@ absl::Status CheckCuda(const torch::Tensor& t, const char* op) {
   return absl::OkStatus();
 }
 
+// Collectives also take CPU tensors: the small control messages of the data plane (a layout
+// check's counts, a failure flag, a gradient norm) travel through a copy on this GPU and come
+// back. Point-to-point transfers, which complete later, still take CUDA tensors only.
+bool Staged(const torch::Tensor& a, const torch::Tensor& b) { return !a.is_cuda() || !b.is_cuda(); }
+torch::Tensor OnGpu(const torch::Tensor& t, int device) { return t.to(torch::Device(torch::kCUDA, device)); }
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<NcclCommunicator>> NcclCommunicator::Create(std::shared_ptr<MpiCommunicator> mpi,
@@ -118,7 +124,12 @@ absl::Status NcclCommunicator::Finish(const std::string& what) {
 
 absl::Status NcclCommunicator::AllReduce(const torch::Tensor& t, ReduceOp op) {
   if (auto s = CheckCollectiveArgs("AllReduce", t, t, t.numel(), t.numel()); !s.ok()) return s;
-  if (auto s = CheckCuda(t, "AllReduce"); !s.ok()) return s;
+  if (Staged(t, t)) {
+    auto d = OnGpu(t, handle_.device);
+    auto s = AllReduce(d, op);
+    if (s.ok()) t.copy_(d);
+    return s;
+  }
   auto type = NcclType(t);
   if (!type.ok()) return type.status();
   auto s = Nccl(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), *type, NcclOp(op), handle_.comm,
@@ -129,7 +140,12 @@ absl::Status NcclCommunicator::AllReduce(const torch::Tensor& t, ReduceOp op) {
 
 absl::Status NcclCommunicator::ReduceScatter(const torch::Tensor& in, const torch::Tensor& out, ReduceOp op) {
   if (auto s = CheckCollectiveArgs("ReduceScatter", in, out, out.numel() * size(), out.numel()); !s.ok()) return s;
-  if (auto s = CheckCuda(in, "ReduceScatter"); !s.ok()) return s;
+  if (Staged(in, out)) {
+    auto d = torch::empty_like(out, out.options().device(torch::kCUDA, handle_.device));
+    auto s = ReduceScatter(OnGpu(in, handle_.device), d, op);
+    if (s.ok()) out.copy_(d);
+    return s;
+  }
   auto type = NcclType(in);
   if (!type.ok()) return type.status();
   auto s = Nccl(ncclReduceScatter(in.data_ptr(), out.data_ptr(), out.numel(), *type, NcclOp(op), handle_.comm,
@@ -140,7 +156,12 @@ absl::Status NcclCommunicator::ReduceScatter(const torch::Tensor& in, const torc
 
 absl::Status NcclCommunicator::AllGather(const torch::Tensor& in, const torch::Tensor& out) {
   if (auto s = CheckCollectiveArgs("AllGather", in, out, in.numel(), in.numel() * size()); !s.ok()) return s;
-  if (auto s = CheckCuda(in, "AllGather"); !s.ok()) return s;
+  if (Staged(in, out)) {
+    auto d = torch::empty_like(out, out.options().device(torch::kCUDA, handle_.device));
+    auto s = AllGather(OnGpu(in, handle_.device), d);
+    if (s.ok()) out.copy_(d);
+    return s;
+  }
   auto type = NcclType(in);
   if (!type.ok()) return type.status();
   auto s = Nccl(ncclAllGather(in.data_ptr(), out.data_ptr(), in.numel(), *type, handle_.comm,
@@ -174,7 +195,12 @@ absl::Status NcclCommunicator::Broadcast(const torch::Tensor& t, int root) {
     return absl::InvalidArgumentError(absl::StrCat("Broadcast root ", root, " is not a rank of this ", size(),
                                                    "-rank communicator"));
   if (auto s = CheckCollectiveArgs("Broadcast", t, t, t.numel(), t.numel()); !s.ok()) return s;
-  if (auto s = CheckCuda(t, "Broadcast"); !s.ok()) return s;
+  if (Staged(t, t)) {
+    auto d = OnGpu(t, handle_.device);
+    auto s = Broadcast(d, root);
+    if (s.ok()) t.copy_(d);
+    return s;
+  }
   auto type = NcclType(t);
   if (!type.ok()) return type.status();
   auto s = Nccl(ncclBroadcast(t.data_ptr(), t.data_ptr(), t.numel(), *type, root, handle_.comm,
