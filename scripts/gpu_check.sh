@@ -99,7 +99,7 @@ else
   echo "NOTE: no protoc and no kit: the files that use TensorBoard's messages will not compile"
 fi
 CXXFLAGS+=(-I"$GEN")
-SOURCES=(hpc/mpi_error.cc hpc/nccl_bootstrap.cc hpc/comm/communicator.cc hpc/comm/mpi_communicator.cc
+SOURCES=(hpc/mpi_error.cc hpc/nccl_bootstrap.cc hpc/comm/communicator.cc hpc/comm/mpi_communicator.cc hpc/comm/agree.cc
   hpc/comm/nccl_communicator.cc hpc/comm/communicator_conformance.cc hpc/comm/nccl_communicator_test.cc
   hpc/comm/mpi_communicator_test.cc tests/mpi_gtest_main.cc hpc/tools/nccl_probe.cc)
 t0=$(date +%s)
@@ -131,7 +131,7 @@ COMMON=$(o hpc/mpi_error.cc hpc/nccl_bootstrap.cc hpc/comm/communicator.cc hpc/c
 TESTLIBS=("$GTEST" -lglog -lgflags)
 "$CXX" -o "$BUILD/nccl_communicator_test" $COMMON $(o hpc/comm/communicator_conformance.cc \
   hpc/comm/nccl_communicator_test.cc tests/mpi_gtest_main.cc) "${TESTLIBS[@]}" "${LDFLAGS[@]}" || exit 1
-"$CXX" -o "$BUILD/mpi_communicator_test" $COMMON $(o hpc/comm/communicator_conformance.cc \
+"$CXX" -o "$BUILD/mpi_communicator_test" $COMMON $(o hpc/comm/communicator_conformance.cc hpc/comm/agree.cc \
   hpc/comm/mpi_communicator_test.cc tests/mpi_gtest_main.cc) "${TESTLIBS[@]}" "${LDFLAGS[@]}" || exit 1
 "$CXX" -o "$BUILD/nccl_probe" $(o hpc/mpi_error.cc hpc/nccl_bootstrap.cc hpc/tools/nccl_probe.cc) \
   "${LDFLAGS[@]}" || exit 1
