@@ -18,6 +18,7 @@
 #   MPI_LIBDIR   the directory of libmpi.so [from `mpicxx --showme:libdirs`]
 #   MPIRUN       Open MPI's launcher [mpirun]
 #   NP_MAX       the most ranks to try [4]
+#   TRAIN_ONLY   1: build, then run section 5 alone (a short device lease) [0]
 #
 # What it runs, each check printed as PASS/FAIL/SKIP:
 #   1. nccl_probe and the NCCL conformance suite with one rank per visible GPU
@@ -79,8 +80,10 @@ fi
 
 echo "gpu_check: $CXX_STD, torch $TORCH_DIR, CUDA $CUDA_HOME, NCCL $NCCL_LIB ($NCCL_INCLUDE), deps $DEPS_PREFIX, MPI $MPI_INCLUDE"
 CXXFLAGS=(-std=$CXX_STD -O1 -g0 -fPIC -DOMPI_SKIP_MPICXX -DDANCEGRPO_WITH_CUDA=1 -DDANCEGRPO_WITH_NCCL=1
-  -I. -I"$TORCH_DIR/include" -I"$TORCH_DIR/include/torch/csrc/api/include" -I"$CUDA_HOME/include"
-  -I"$NCCL_INCLUDE" -I"$DEPS_PREFIX/include" -I"$MPI_INCLUDE")
+  -I. -I"$DEPS_PREFIX/include" -I"$TORCH_DIR/include" -I"$TORCH_DIR/include/torch/csrc/api/include" -I"$CUDA_HOME/include"
+  -I"$NCCL_INCLUDE" -I"$MPI_INCLUDE")
+# DEPS_PREFIX's headers come before libtorch's: a pip torch ships an old google/protobuf of its
+# own, which must not shadow the protobuf that train links (found on the H200, torch 2.11).
 # FFmpeg (MP4 samples) only where its headers are: the kit does not carry it (its libraries
 # and theirs are ~60 MiB), so elsewhere train writes PNG and GIF samples only.
 if [[ -f "$DEPS_PREFIX/include/libavformat/avformat.h" || -f /usr/include/x86_64-linux-gnu/libavformat/avformat.h ]]; then
@@ -151,6 +154,7 @@ check() {  # check NAME CMD...: runs CMD, prints PASS/FAIL with the tail of its 
   if timeout 300 "$@" >"$log" 2>&1; then echo "PASS $name"; else echo "FAIL $name (exit $?)"; bad=1; fi
   tail -25 "$log" | sed "s/^/  [$name] /"
 }
+if [[ "${TRAIN_ONLY:-0}" != 1 ]]; then  # TRAIN_ONLY=1: build, then section 5 alone
 check nccl_probe_np$NP "${RUN[@]}" -np "$NP" -x NCCL_DEBUG=VERSION "$BUILD/nccl_probe"
 check nccl_conformance_np$NP "${RUN[@]}" -np "$NP" -x NCCL_DEBUG=WARN "$BUILD/nccl_communicator_test"
 check mpi_conformance_np2 "${RUN[@]}" -np 2 "$BUILD/mpi_communicator_test"
@@ -208,6 +212,7 @@ else
   echo "FAIL build_dit_tests"; bad=1
   cat "$BUILD"/*dit*.o.log "$BUILD"/*autograd*.o.log 2>/dev/null | grep -m10 error
 fi
+fi  # TRAIN_ONLY
 # --- 5. train on CUDA in bf16, and the DiT's forward+backward MFU
 if [[ "${SKIP_TRAIN:-0}" == 1 ]]; then echo "SKIP train_cuda_bf16 (SKIP_TRAIN=1)"; exit $bad; fi
 TRAIN_SRC=(dancegrpo/advantage.cc dancegrpo/rng.cc dancegrpo/rollout.cc dancegrpo/schedule.cc dancegrpo/sde.cc

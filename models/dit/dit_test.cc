@@ -258,7 +258,7 @@ TEST(DitConfig, RejectsInconsistentShapes) {
 // ----------------------------------------------------------------------------- Wan config and text
 
 std::string WriteTemp(const std::string& name, const std::string& text) {
-  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+  const std::string path = ::testing::TempDir() + name;  // TEST_TMPDIR under Bazel, else /tmp/
   std::ofstream(path) << text;
   return path;
 }
