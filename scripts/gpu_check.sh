@@ -154,6 +154,10 @@ check() {  # check NAME CMD...: runs CMD, prints PASS/FAIL with the tail of its 
   if timeout 300 "$@" >"$log" 2>&1; then echo "PASS $name"; else echo "FAIL $name (exit $?)"; bad=1; fi
   tail -25 "$log" | sed "s/^/  [$name] /"
 }
+DIT=(models/dit/dit.cc models/dit/dit_config.cc models/dit/cpu_attention.cc models/dit/cpu_ops.cc models/dit/ring_attention.cc models/lora.cc
+  models/lora_keys.cc models/safetensors.cc hpc/atomic_file.cc hpc/crc32c.cc hpc/seqpar.cc hpc/usp.cc models/timestep_embedding.cc
+  models/velocity_model.cc hpc/block_runner.cc hpc/sharding.cc hpc/zero3.cc hpc/memory.cc)
+ALLFLAGS=("${CXXFLAGS[@]}" -I"$DEPS_PREFIX/include/hdf5" -I"$DEPS_PREFIX/include/hdf5/openmpi")
 if [[ "${TRAIN_ONLY:-0}" != 1 ]]; then  # TRAIN_ONLY=1: build, then section 5 alone
 check nccl_probe_np$NP "${RUN[@]}" -np "$NP" -x NCCL_DEBUG=VERSION "$BUILD/nccl_probe"
 check nccl_conformance_np$NP "${RUN[@]}" -np "$NP" -x NCCL_DEBUG=WARN "$BUILD/nccl_communicator_test"
@@ -175,7 +179,6 @@ fi
 # rewards/oip/ (the Open Inference Protocol client) needs gRPC and its generated stubs, which
 # the GPU kit does not carry; it has no libtorch-version-specific code.
 mapfile -t ALL < <(find dancegrpo models rewards world hpc tests bench tools -name '*.cc' -not -path 'rewards/oip/*' | sort)
-ALLFLAGS=("${CXXFLAGS[@]}" -I"$DEPS_PREFIX/include/hdf5" -I"$DEPS_PREFIX/include/hdf5/openmpi")
 printf '%s\n' "${ALL[@]}" | xargs -P "$(nproc)" -I{} sh -c \
   'out="$0/syntax_$(echo {} | tr / _).log"; "$@" -fsyntax-only {} >"$out" 2>&1 || echo "SYNTAX-FAIL {}"' \
   "$BUILD" "$CXX" "${ALLFLAGS[@]}" >"$BUILD/syntax.txt"
@@ -187,9 +190,6 @@ if ((nfail == 0)); then echo "PASS compile_all_${#ALL[@]}_files_with_this_libtor
 fi
 # The DiT and what it links: its fused CPU kernels, LoRA (every linear is a LoraLinear; the
 # adapter files need safetensors, atomic writes and CRC-32C).
-DIT=(models/dit/dit.cc models/dit/dit_config.cc models/dit/cpu_attention.cc models/dit/cpu_ops.cc models/dit/ring_attention.cc models/lora.cc
-  models/lora_keys.cc models/safetensors.cc hpc/atomic_file.cc hpc/crc32c.cc hpc/seqpar.cc hpc/usp.cc models/timestep_embedding.cc
-  models/velocity_model.cc hpc/block_runner.cc hpc/sharding.cc hpc/zero3.cc hpc/memory.cc)
 pids=()
 for src in "${DIT[@]}" models/dit/dit_test.cc models/dit/dit_seqpar_test.cc models/dit/dit_usp_test.cc tests/smoke/torch_autograd_test.cc; do
   "$CXX" "${CXXFLAGS[@]}" -c "$src" -o "$BUILD/$(echo "$src" | tr / _).o" 2>"$BUILD/$(echo "$src" | tr / _).o.log" &
@@ -225,7 +225,9 @@ TRAIN_SRC=(dancegrpo/advantage.cc dancegrpo/rng.cc dancegrpo/rollout.cc dancegrp
   rewards/reward.cc rewards/registry.cc rewards/video_rewards.cc world/toy_world.cc world/shapes_world.cc
   world/shapes_rewards.cc "$GEN/dancegrpo/io/tensorboard.pb.cc")
 pids=()
-for src in "${TRAIN_SRC[@]}" dancegrpo/tools/train.cc tests/fixtures/make_fixtures.cc bench/dit_bench.cc \
+ALSO=()
+[[ "${TRAIN_ONLY:-0}" == 1 ]] && ALSO=("${DIT[@]}")  # section 4 built these otherwise
+for src in "${TRAIN_SRC[@]}" ${ALSO[@]+"${ALSO[@]}"} dancegrpo/tools/train.cc tests/fixtures/make_fixtures.cc bench/dit_bench.cc \
   bench/vae_bench.cc; do
   "$CXX" "${ALLFLAGS[@]}" -O2 -c "$src" -o "$BUILD/$(echo "$src" | tr / _).o" 2>"$BUILD/$(echo "$src" | tr / _).o.log" &
   pids+=($!)
