@@ -6,6 +6,7 @@
 #   SEED=2 OUT=runs/demo_seed2 ./scripts/demo.sh  (another training seed; scripts/demo_seeds.sh runs 3)
 #   FLAGFILE=configs/shapes_lora.flags OUT=runs/demo_lora ./scripts/demo.sh  (LoRA instead of full fine-tuning)
 #   EVAL_SAMPLES=8 EVAL_SEED=777 ./scripts/demo.sh  (the held-out evaluation's samples per prompt and noise seed)
+#   EVAL_EMA=1 FLAGFILE=my.flags ./scripts/demo.sh  (a recipe with --ema: score the EMA weights)
 # The shapes world goes through the same path as a user's own model: shapes_inputs writes its
 # config.json, weights, text embeddings and prompt files, and train / evaluate read them.
 # Outputs in runs/demo: metrics.jsonl, reward_curves.png, samples/iter_*.{png,gif}, tensorboard/,
@@ -34,11 +35,7 @@ bazel-bin/dancegrpo/tools/inspect "${final}" | head -3
 # evaluate samples with the checkpoint's sampler unless told otherwise; the held-out table in
 # the README was measured with every step stochastic at eta 0.3 (and 32 samples a batch), so
 # those are given here.
-bazel-bin/dancegrpo/tools/evaluate --model=runs/shapes_inputs/config.json --weights=runs/shapes_inputs/dit.safetensors \
-  --embeddings=runs/shapes_inputs/embeddings.h5 --latent_shape=3,4,10,10 --prompts=runs/shapes_inputs/heldout.jsonl \
-  --rewards=alignment,colour,count,motion,motion_quality,jpeg --precision="${precision}" \
-  --eta=0.3 --sde_window_size=0 --micro_batch=32 --samples_per_prompt="${EVAL_SAMPLES:-4}" --eval_seed="${EVAL_SEED:-12345}" \
-  --checkpoint="${final}" --out="${out}" | tee "${out}/heldout_table.md"
+PRECISION="${precision}" ./scripts/demo_evaluate.sh "${final}" "${out}"
 if [ -z "${OUT:-}" ] && [ -z "${FLAGFILE:-}" ] && [ "${precision}" = fp32 ] && [ "${SEED:-1}" = 1 ]; then
   cp "${out}/base_vs_trained.gif" docs/images/base_vs_trained.gif
   echo "copied ${out}/base_vs_trained.gif to docs/images/ (the README's picture)"

@@ -7,6 +7,8 @@
 #   SEEDS="1 2" KERNELS=best ./scripts/demo_study.sh   (a part of it)
 #   KERNELS="Haswell SkylakeX" ./scripts/demo_study.sh   (other OpenBLAS kernel sets, by OPENBLAS_CORETYPE name)
 #   FLAGFILE=my.flags ./scripts/demo_study.sh   (another recipe; the demo's flags by default)
+#   EMA=1 FLAGFILE=ema.flags ./scripts/demo_study.sh   (a recipe with --ema: each run scored twice, its
+#                                                       weights and their EMA; rows "..., EMA"; runs/study/*/ema/)
 # About 10 demos: with good kernels 5 x 6-8 minutes on 2 AVX-512 cores; the generic ones 1.4x longer
 # on a Zen 5 EPYC, 3-4x on Xeons and older EPYCs.
 set -euo pipefail
@@ -16,6 +18,19 @@ kernels=(${KERNELS:-best generic})
 ./scripts/setup.sh >/dev/null
 bazel build --config=quiet //world/tools:probe
 rows=()
+# score CHECKPOINT DIR LABEL SEED MINUTES [--ema]: the probe's direction for the checkpoint, and
+# a table row from DIR/heldout_table.md.
+score() {
+  bazel-bin/world/tools/probe --checkpoint="$1" --split=heldout --seed=777 --samples=208 ${6:+"$6"} >"$2/probe.txt" 2>&1
+  local asked row
+  asked=$(sed -nE 's/.*in the asked one ([0-9]+)%.*/\1/p' "$2/probe.txt")
+  row=$(awk -F'|' -v k="$3" -v s="$4" -v a="${asked}" -v m="$5" '
+    /^\| [a-z_]/ && $4 ~ /[0-9]/ { name = $2; gsub(/ /, "", name); v[name] = $4 + 0 }
+    END { printf "| %s | %s | %.4f | %.4f | %.4f | %.4f | %s%% | %s min |", s, k, v["alignment"], v["colour"], v["count"],
+          v["motion"], a, m }' "$2/heldout_table.md")
+  echo "${row}"
+  rows+=("${row}")
+}
 for k in "${kernels[@]}"; do
   for s in "${seeds[@]}"; do
     out="runs/study/${k}_seed${s}"
@@ -30,21 +45,19 @@ for k in "${kernels[@]}"; do
       >"${out}.log" 2>&1
     minutes=$(( ($(date +%s) - start + 30) / 60 ))
     final=$(ls "${out}"/checkpoints/ckpt-*.h5 | tail -1)
-    bazel-bin/world/tools/probe --checkpoint="${final}" --split=heldout --seed=777 --samples=208 >"${out}/probe.txt" 2>&1
-    asked=$(sed -nE 's/.*in the asked one ([0-9]+)%.*/\1/p' "${out}/probe.txt")
     blas=$(grep -o 'BLAS: OpenBLAS [A-Za-z0-9]* kernels' "${out}.log" | head -1 | awk '{print $3}')
-    row=$(awk -F'|' -v k="${k} (${blas})" -v s="${s}" -v a="${asked}" -v m="${minutes}" '
-      /^\| [a-z_]/ && $4 ~ /[0-9]/ { name = $2; gsub(/ /, "", name); v[name] = $4 + 0 }
-      END { printf "| %s | %s | %.4f | %.4f | %.4f | %.4f | %s%% | %s min |", s, k, v["alignment"], v["colour"], v["count"],
-            v["motion"], a, m }' "${out}/heldout_table.md")
-    echo "${row}"
-    rows+=("${row}")
+    score "${final}" "${out}" "${k} (${blas})" "${s}" "${minutes}" ""
+    if [ "${EMA:-0}" = 1 ]; then  # the same checkpoint's EMA weights (a recipe with --ema)
+      EVAL_EMA=1 EVAL_SAMPLES=8 EVAL_SEED=777 ./scripts/demo_evaluate.sh "${final}" "${out}/ema" >"${out}/ema.log" 2>&1
+      score "${final}" "${out}/ema" "${k} (${blas}), EMA" "${s}" "${minutes}" --ema
+    fi
   done
 done
 {
   echo "| seed | kernels | alignment | colour | count | motion | moving the asked way | time |"
   echo "|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
-  printf '%s\n' "${rows[@]}" | awk -F'|' '{ a = $4 + 0; s += a; n++; if (n == 1 || a < lo) lo = a; if (n == 1 || a > hi) hi = a }
-    END { printf "\nalignment over the %d runs: mean %.4f, range %.4f - %.4f\n", n, s / n, lo, hi }'
+  printf '%s\n' "${rows[@]}" | awk -F'|' '{ g = ($3 ~ /EMA/) ? "EMA weights" : "weights"; a = $4 + 0; s[g] += a; n[g]++
+      if (n[g] == 1 || a < lo[g]) lo[g] = a; if (n[g] == 1 || a > hi[g]) hi[g] = a }
+    END { for (g in n) printf "\nalignment, %s of the %d runs: mean %.4f, range %.4f - %.4f\n", g, n[g], s[g] / n[g], lo[g], hi[g] }'
 } | tee runs/study.md
