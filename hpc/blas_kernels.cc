@@ -176,6 +176,13 @@ absl::StatusOr<BlasChoice> ChooseBlasKernels(const BlasOptions& options) {
                                               choice.picked, "): ", s.message(),
                                               "; unset OPENBLAS_CORETYPE to let train choose and check them"));
     choice.reason = absl::StrCat("OPENBLAS_CORETYPE=", forced, "; GEMM self-check passed");
+    if (!SameCore(forced, choice.picked)) {  // a name OpenBLAS does not know, or a set this CPU cannot run
+      choice.reason = absl::StrCat("OPENBLAS_CORETYPE=", forced, " not taken: OpenBLAS's own choice; GEMM self-check passed");
+      choice.notice = absl::StrCat("OPENBLAS_CORETYPE=", forced, " is not a kernel set this OpenBLAS took on this CPU; it ",
+                                   "computes with ", choice.picked, ". Set a name it knows that this CPU runs (",
+                                   BestKernelsForThisCpu().empty() ? "Prescott" : BestKernelsForThisCpu(),
+                                   " here), or unset OPENBLAS_CORETYPE to let train choose");
+    }
     return choice;
   }
   // Candidates, best first: what the CPU allows (if OpenBLAS picked less), OpenBLAS's own

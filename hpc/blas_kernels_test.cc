@@ -1,13 +1,15 @@
 // The BLAS kernel choice: the GEMM self-check catches wrong products (a dropped tail, an
 // offset, NaN) in fp32 and bf16; a kernel set whose GEMM is wrong is refused with a notice and
 // the process computes with a correct one; no correct set, or a wrong user-forced set, is an
-// error that names the fix; by default the kernels are the best this CPU runs.
+// error that names the fix; a forced name OpenBLAS did not take gets a notice; by default the
+// kernels are the best this CPU runs.
 #include "hpc/blas_kernels.h"
 
 #include <torch/torch.h>
 
 #include <cstdlib>
 
+#include "absl/strings/ascii.h"
 #include "gtest/gtest.h"
 
 namespace dancegrpo::hpc {
@@ -134,6 +136,27 @@ TEST_F(BlasKernels, AUserForcedKernelSetIsKeptAndChecked) {
   EXPECT_NE(kept->reason.find("OPENBLAS_CORETYPE=" + original_), std::string::npos) << kept->reason;
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("unset OPENBLAS_CORETYPE"), std::string::npos) << refused.status();
+}
+
+// A name OpenBLAS ignores (a typo, a set it does not know) leaves its own choice in place: the
+// run goes on with those kernels, checked, and says the variable was not taken.
+TEST_F(BlasKernels, AForcedNameOpenBlasDidNotTakeIsNamedInANotice) {
+  if (!IsOpenBlas()) GTEST_SKIP() << "not OpenBLAS";
+  setenv("OPENBLAS_CORETYPE", "Skylakex2", 1);
+  auto choice = ChooseBlasKernels();
+  unsetenv("OPENBLAS_CORETYPE");
+  ASSERT_TRUE(choice.ok()) << choice.status();
+  EXPECT_EQ(choice->kernels, original_);
+  EXPECT_NE(choice->notice.find("OPENBLAS_CORETYPE=Skylakex2 is not a kernel set this OpenBLAS took"), std::string::npos)
+      << choice->notice;
+  EXPECT_NE(choice->notice.find("computes with " + original_), std::string::npos) << choice->notice;
+  EXPECT_NE(choice->Describe().find("not taken"), std::string::npos) << choice->Describe();
+  // The same name in another case is the set itself: no notice.
+  setenv("OPENBLAS_CORETYPE", absl::AsciiStrToUpper(original_).c_str(), 1);
+  auto same = ChooseBlasKernels();
+  unsetenv("OPENBLAS_CORETYPE");
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_TRUE(same->notice.empty()) << same->notice;
 }
 
 TEST(BlasKernelTiers, RankTheKernelSets) {
