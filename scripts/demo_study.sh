@@ -7,8 +7,8 @@
 #   SEEDS="1 2" KERNELS=best ./scripts/demo_study.sh   (a part of it)
 #   KERNELS="Haswell SkylakeX" ./scripts/demo_study.sh   (other OpenBLAS kernel sets, by OPENBLAS_CORETYPE name)
 #   FLAGFILE=my.flags ./scripts/demo_study.sh   (another recipe; the demo's flags by default)
-#   EMA=1 FLAGFILE=ema.flags ./scripts/demo_study.sh   (a recipe with --ema: each run scored twice, its
-#                                                       weights and their EMA; rows "..., EMA"; runs/study/*/ema/)
+# A run whose checkpoint keeps an EMA of the weights (the demo's recipe: --ema) is scored twice:
+# its last weights, and their EMA (rows "..., EMA"; runs/study/*/ema/), which the demo reports.
 # About 10 demos: with good kernels 5 x 6-8 minutes on 2 AVX-512 cores; the generic ones 1.4x longer
 # on a Zen 5 EPYC, 3-4x on Xeons and older EPYCs.
 set -euo pipefail
@@ -41,13 +41,13 @@ for k in "${kernels[@]}"; do
       *) core=(OPENBLAS_CORETYPE="${k}") ;;            # a kernel set by name (checked by train)
     esac
     mkdir -p runs/study
-    env -u OPENBLAS_CORETYPE "${core[@]}" EVAL_SAMPLES=8 EVAL_SEED=777 SEED="${s}" OUT="${out}" ./scripts/demo.sh \
+    env -u OPENBLAS_CORETYPE "${core[@]}" EVAL_EMA=0 EVAL_SAMPLES=8 EVAL_SEED=777 SEED="${s}" OUT="${out}" ./scripts/demo.sh \
       >"${out}.log" 2>&1
     minutes=$(( ($(date +%s) - start + 30) / 60 ))
     final=$(ls "${out}"/checkpoints/ckpt-*.h5 | tail -1)
     blas=$(grep -o 'BLAS: OpenBLAS [A-Za-z0-9]* kernels' "${out}.log" | head -1 | awk '{print $3}')
     score "${final}" "${out}" "${k} (${blas})" "${s}" "${minutes}" ""
-    if [ "${EMA:-0}" = 1 ]; then  # the same checkpoint's EMA weights (a recipe with --ema)
+    if bazel-bin/dancegrpo/tools/inspect "${final}" | sed -n 2p | grep -q 'EMA'; then  # the same checkpoint's EMA
       EVAL_EMA=1 EVAL_SAMPLES=8 EVAL_SEED=777 ./scripts/demo_evaluate.sh "${final}" "${out}/ema" >"${out}/ema.log" 2>&1
       score "${final}" "${out}/ema" "${k} (${blas}), EMA" "${s}" "${minutes}" --ema
     fi
