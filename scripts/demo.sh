@@ -6,7 +6,8 @@
 #   SEED=2 OUT=runs/demo_seed2 ./scripts/demo.sh  (another training seed; scripts/demo_seeds.sh runs 3)
 #   FLAGFILE=configs/shapes_lora.flags OUT=runs/demo_lora ./scripts/demo.sh  (LoRA instead of full fine-tuning)
 #   EVAL_SAMPLES=8 EVAL_SEED=777 ./scripts/demo.sh  (the held-out evaluation's samples per prompt and noise seed)
-#   EVAL_EMA=0 ./scripts/demo.sh  (score the last weights instead of their EMA, which the recipe keeps)
+#   FLAGFILE=my_ema.flags ./scripts/demo.sh  (a recipe with --ema: the held-out table scores the EMA weights;
+#                                             EVAL_EMA=0 the last weights)
 # The shapes world goes through the same path as a user's own model: shapes_inputs writes its
 # config.json, weights, text embeddings and prompt files, and train / evaluate read them.
 # Outputs in runs/demo: metrics.jsonl, reward_curves.png, samples/iter_*.{png,gif}, tensorboard/,

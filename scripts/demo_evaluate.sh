@@ -2,10 +2,10 @@
 # The demo's held-out evaluation of one checkpoint: base against trained on the 26 held-out
 # prompts of the shapes world, per reward, into OUT/heldout_table.md and OUT's pictures
 # (eval_{base,trained}.{png,gif}, base_vs_trained.gif). scripts/demo.sh runs it after training.
-#   scripts/demo_evaluate.sh CHECKPOINT OUT
+#   scripts/demo_evaluate.sh CHECKPOINT OUT     (after scripts/demo.sh has built the tools)
 # Environment: EVAL_SAMPLES (samples per prompt, 4), EVAL_SEED (noise seed, 12345),
 # EVAL_EMA (1: the checkpoint's EMA weights, 0: its weights; by default the EMA when the
-# checkpoint keeps one, as the demo's --ema recipe does), PRECISION (fp32).
+# checkpoint keeps one: a run trained with --ema), PRECISION (fp32).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -eq 2 ] || { echo "usage: $0 CHECKPOINT OUT" >&2; exit 2; }
