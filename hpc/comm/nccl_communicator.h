@@ -1,5 +1,7 @@
 // The NCCL backend of Communicator, for CUDA tensors (built with --config=cuda; without it
-// Create returns Unimplemented).
+// Create returns Unimplemented). Its collectives also take CPU tensors, the data plane's small
+// control messages (a layout check's counts, a failure flag), through a copy on this rank's
+// GPU; point-to-point transfers take CUDA tensors only.
 //
 // Bootstrap (the Horovod way, hpc/nccl_bootstrap.h): each rank selects the GPU given by the
 // launcher's local rank, rank 0 creates the ncclUniqueId, MPI broadcasts it, every rank
