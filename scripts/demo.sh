@@ -32,6 +32,8 @@ preload=(); [ -e "${tcmalloc}" ] && preload=(-x LD_PRELOAD="${tcmalloc}")
 mpirun -np "${NP:-2}" --oversubscribe --bind-to none "${preload[@]}" bazel-bin/dancegrpo/tools/train \
   --flagfile="${FLAGFILE:-configs/shapes.flags}" --precision="${precision}" --seed="${SEED:-1}" --out="${out}"
 final=$(ls "${out}"/checkpoints/ckpt-*.h5 | tail -1)  # the last checkpoint (the flagfile's --iterations)
+# A recipe with --keep_best: the checkpoint after the run's best window of training reward.
+[ -e "${out}/checkpoints/best.h5" ] && final="${out}/checkpoints/best.h5"
 bazel-bin/dancegrpo/tools/inspect "${final}" | head -3
 # evaluate samples with the checkpoint's sampler unless told otherwise; the held-out table in
 # the README was measured with every step stochastic at eta 0.3 (and 32 samples a batch), so

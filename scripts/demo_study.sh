@@ -45,11 +45,17 @@ for k in "${kernels[@]}"; do
       >"${out}.log" 2>&1
     minutes=$(( ($(date +%s) - start + 30) / 60 ))
     final=$(ls "${out}"/checkpoints/ckpt-*.h5 | tail -1)
+    # a recipe with --keep_best: the checkpoint demo.sh scored, the one after the best window
+    kept=""
+    if [ -e "${out}/checkpoints/best.h5" ]; then
+      final="${out}/checkpoints/best.h5"
+      kept=", best.h5 = $(bazel-bin/dancegrpo/tools/inspect "${final}" | sed -nE '1s/.*(before iteration [0-9]+).*/\1/p')"
+    fi
     blas=$(grep -o 'BLAS: OpenBLAS [A-Za-z0-9]* kernels' "${out}.log" | head -1 | awk '{print $3}')
-    score "${final}" "${out}" "${k} (${blas})" "${s}" "${minutes}" ""
+    score "${final}" "${out}" "${k} (${blas})${kept}" "${s}" "${minutes}" ""
     if bazel-bin/dancegrpo/tools/inspect "${final}" | sed -n 2p | grep -q 'EMA'; then  # the same checkpoint's EMA
       EVAL_EMA=1 EVAL_SAMPLES=8 EVAL_SEED=777 ./scripts/demo_evaluate.sh "${final}" "${out}/ema" >"${out}/ema.log" 2>&1
-      score "${final}" "${out}/ema" "${k} (${blas}), EMA" "${s}" "${minutes}" --ema
+      score "${final}" "${out}/ema" "${k} (${blas})${kept}, EMA" "${s}" "${minutes}" --ema
     fi
   done
 done

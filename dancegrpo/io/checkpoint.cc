@@ -203,6 +203,13 @@ absl::StatusOr<LoraCheckpointInfo> ReadCheckpointLora(const std::string& path) {
   return info;
 }
 
+absl::StatusOr<int64_t> ReadCheckpointIteration(const std::string& path) {
+  DGRPO_ASSIGN_OR_RETURN(auto file, OpenCheckpoint(path));
+  auto iteration = h5::ReadIntAttribute(file.id(), "iteration");
+  if (!iteration.ok()) return InFile(path, iteration.status());
+  return iteration;
+}
+
 absl::StatusOr<std::string> ReadCheckpointConfig(const std::string& path) {
   DGRPO_ASSIGN_OR_RETURN(auto file, OpenCheckpoint(path));
   auto text = GetText(file.id(), "config");

@@ -64,6 +64,9 @@ struct LoraCheckpointInfo {
 };
 absl::StatusOr<LoraCheckpointInfo> ReadCheckpointLora(const std::string& path);
 
+// The iteration a committed checkpoint was saved before (its file name aside: best.h5 is one).
+absl::StatusOr<int64_t> ReadCheckpointIteration(const std::string& path);
+
 // The training config the checkpoint was written with (DescribeConfig's lines; evaluate
 // samples with its sampler, ApplyDescribedSampler).
 absl::StatusOr<std::string> ReadCheckpointConfig(const std::string& path);

@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "dancegrpo/io/best_checkpoint.h"
 #include "dancegrpo/io/checkpoint.h"
 #include "dancegrpo/io/run_report.h"
 #include "dancegrpo/plan/memory_plan.h"
@@ -47,6 +48,10 @@ DEFINE_string(out, "runs/default", "output directory: checkpoints/, trajectories
 DEFINE_string(resume, "", "'latest' (the newest committed checkpoint in --out, or a fresh start if none) or a path");
 DEFINE_int32(checkpoint_every, 0, "write a checkpoint every N iterations (and at the end); 0 = only at the end");
 DEFINE_int32(keep_checkpoints, 3, "keep the newest K checkpoints; 0 = keep all");
+DEFINE_bool(keep_best, false,
+            "also keep, as checkpoints/best.h5, the checkpoint after the window of --best_window iterations with the "
+            "highest mean weighted training reward (dancegrpo/io/best_checkpoint.h); needs --checkpoint_every");
+DEFINE_int32(best_window, 0, "--keep_best's window in iterations; 0 = --checkpoint_every");
 DEFINE_bool(save_trajectories, false, "append every rank's samples to HDF5 trajectory shards");
 DEFINE_string(trajectory_latents, "all", "latents kept in trajectory shards: all | trained");
 DEFINE_string(replay_from, "", "learner mode: train from the trajectory shards in this directory instead of sampling");
@@ -113,6 +118,7 @@ void CheckTrainFlags(int rank) {
   }
   if (FLAGS_targets < 1) Die(rank, absl::StrCat("--targets=", FLAGS_targets, "; it must be >= 1"));
   if (!(FLAGS_watchdog_seconds > 0)) Die(rank, "--watchdog_seconds must be > 0");
+  if (FLAGS_keep_best) (void)OrDie(rank, dancegrpo::io::BestWindow(FLAGS_best_window, FLAGS_checkpoint_every));
   if (FLAGS_trajectory_latents != "all" && FLAGS_trajectory_latents != "trained")
     Die(rank, absl::StrCat("--trajectory_latents=", FLAGS_trajectory_latents, " is unknown; use all or trained"));
 }
@@ -281,12 +287,35 @@ int main(int argc, char** argv) {
                                                                                   : dancegrpo::StoredLatents::kAll);
       trainer.AddObserver(std::make_shared<dancegrpo::TrajectoryShards>(writer, trainer.config()));
     }
+    // --keep_best: rank 0 scores each checkpoint by the training reward of the window before it
+    // and keeps the best as checkpoints/best.h5 (a link; no collective).
+    std::shared_ptr<dancegrpo::io::BestCheckpoint> best;
+    if (FLAGS_keep_best && rank == 0) {
+      std::vector<std::pair<std::string, double>> weights;
+      for (const auto& w : loaded.rewards) weights.emplace_back(w.reward->name(), w.weight);
+      best = OrDie(rank, dancegrpo::io::BestCheckpoint::Open(
+                             ckpt_dir, FLAGS_out + "/metrics.jsonl",
+                             OrDie(rank, dancegrpo::io::BestWindow(FLAGS_best_window, FLAGS_checkpoint_every)),
+                             std::move(weights), trainer.iteration()),
+                   "--keep_best: ");
+      if (!best->notice().empty()) std::fprintf(stderr, "train: --keep_best: %s\n", best->notice().c_str());
+      if (best->best_iteration() >= 0) std::printf("best so far: %s\n", best->Describe().c_str());
+      trainer.AddObserver(best);
+    }
     auto checkpoint = [&] {
       if (writer) OrDie(rank, writer->CommitSegment());
       hpc::ResetPeakRss();
       const auto saved = OrDie(rank, dancegrpo::SaveCheckpoint(trainer, ckpt_dir, FLAGS_keep_checkpoints));
       end_phase("checkpoint");
-      if (rank == 0) std::printf("checkpoint %s\n", saved.c_str());
+      if (rank != 0) return;
+      std::printf("checkpoint %s\n", saved.c_str());
+      if (!best) return;
+      const auto kept = best->Consider(saved, trainer.iteration());
+      if (!kept.ok())  // the run goes on; the last best stays
+        std::fprintf(stderr, "train: --keep_best: %s; %s stays as it was\n", std::string(kept.status().message()).c_str(),
+                     best->BestPath().c_str());
+      else if (kept->has_value())
+        std::printf("best: %s\n", (*kept)->c_str());
     };
     if (FLAGS_checkpoint_every > 0 && trainer.iteration() == 0) checkpoint();
     const auto replay = ReplayList(rank, run.trainer.iterations);
@@ -353,6 +382,7 @@ int main(int argc, char** argv) {
 
     // The report.
     if (report && failure.ok()) report->Finish(stopped_by, trainer.iteration());
+    if (best && failure.ok()) std::printf("best: %s\n", best->Describe().c_str());
     if (plan && failure.ok()) {  // every rank's measured peak beside the plan, phase by phase
       auto mine = torch::zeros({static_cast<int64_t>(phases.size())}, torch::kFloat64);
       for (size_t k = 0; k < phases.size(); ++k) mine[k] = static_cast<double>(measured[phases[k]]);
