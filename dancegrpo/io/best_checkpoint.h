@@ -11,7 +11,8 @@
 // The score of the checkpoint saved before iteration p is the mean over iterations
 // p - W .. p - 1 of the weighted training reward sum_k w_k mean_k (the weights the
 // advantages use), W = the window. A checkpoint is a candidate only when all W iterations
-// are known; a higher score (strictly) replaces the best. With an EMA of the weights
+// are known; a higher score (strictly) replaces the best. train offers its periodic checkpoints
+// and the last, not one written for a stop signal (the resumed run's best is the uninterrupted one's). With an EMA of the weights
 // (--ema) of about W iterations' horizon, the window covers what the EMA averages.
 //
 // Files: best.h5 is a hard link to the committed ckpt-IIIIII.h5 (a copy where links fail),

@@ -287,8 +287,10 @@ int main(int argc, char** argv) {
                                                                                   : dancegrpo::StoredLatents::kAll);
       trainer.AddObserver(std::make_shared<dancegrpo::TrajectoryShards>(writer, trainer.config()));
     }
-    // --keep_best: rank 0 scores each checkpoint by the training reward of the window before it
-    // and keeps the best as checkpoints/best.h5 (a link; no collective).
+    // --keep_best: rank 0 scores each periodic (and the last) checkpoint by the training reward
+    // of the window before it and keeps the best as checkpoints/best.h5 (a link; no collective).
+    // A checkpoint written for a stop signal is not a candidate, so that a preempted and resumed
+    // run keeps the same best as an uninterrupted one.
     std::shared_ptr<dancegrpo::io::BestCheckpoint> best;
     if (FLAGS_keep_best && rank == 0) {
       std::vector<std::pair<std::string, double>> weights;
@@ -302,14 +304,14 @@ int main(int argc, char** argv) {
       if (best->best_iteration() >= 0) std::printf("best so far: %s\n", best->Describe().c_str());
       trainer.AddObserver(best);
     }
-    auto checkpoint = [&] {
+    auto checkpoint = [&](bool candidate) {
       if (writer) OrDie(rank, writer->CommitSegment());
       hpc::ResetPeakRss();
       const auto saved = OrDie(rank, dancegrpo::SaveCheckpoint(trainer, ckpt_dir, FLAGS_keep_checkpoints));
       end_phase("checkpoint");
       if (rank != 0) return;
       std::printf("checkpoint %s\n", saved.c_str());
-      if (!best) return;
+      if (!best || !candidate) return;
       const auto kept = best->Consider(saved, trainer.iteration());
       if (!kept.ok())  // the run goes on; the last best stays
         std::fprintf(stderr, "train: --keep_best: %s; %s stays as it was\n", std::string(kept.status().message()).c_str(),
@@ -317,7 +319,7 @@ int main(int argc, char** argv) {
       else if (kept->has_value())
         std::printf("best: %s\n", (*kept)->c_str());
     };
-    if (FLAGS_checkpoint_every > 0 && trainer.iteration() == 0) checkpoint();
+    if (FLAGS_checkpoint_every > 0 && trainer.iteration() == 0) checkpoint(true);
     const auto replay = ReplayList(rank, run.trainer.iterations);
     std::shared_ptr<dancegrpo::io::RunReport> report;
     if (rank == 0) {
@@ -357,12 +359,12 @@ int main(int argc, char** argv) {
       }
       const bool last = trainer.iteration() == run.trainer.iterations;
       const bool periodic = FLAGS_checkpoint_every > 0 && trainer.iteration() % FLAGS_checkpoint_every == 0;
-      if (last || periodic) checkpoint();
+      if (last || periodic) checkpoint(true);
       // Did any rank get a stop signal? (One tiny all-reduce per iteration.)
       auto stop = torch::tensor({static_cast<int64_t>(g_stop_signal)}, torch::kInt64);
       OrDie(rank, world->AllReduce(stop, hpc::ReduceOp::kMax));
       if (stop.item<int64_t>() != 0 && !last) {
-        if (!periodic) checkpoint();
+        if (!periodic) checkpoint(false);
         stopped_by = static_cast<int>(stop.item<int64_t>());
         break;
       }

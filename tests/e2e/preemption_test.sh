@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Preemption: a stop signal (SIGTERM from Slurm to each task, or SIGUSR1 to mpirun, which
 # forwards it) mid-run makes every rank write a checkpoint after the current iteration and
-# exit 0; --resume=latest then ends bit-identical to an uninterrupted run. The third case runs
+# exit 0; --resume=latest then ends bit-identical to an uninterrupted run, with the same
+# --keep_best checkpoint (best.h5). The third case runs
 # scripts/sbatch/dancegrpo.sbatch itself with mpirun as its launcher (a tiny Wan-format model
 # from make_fixtures in its flag file): signalled, stopped, run again, bit-identical.
 set -uo pipefail
@@ -12,7 +13,7 @@ work="${TEST_TMPDIR:-$(mktemp -d)}/preemption"
 rm -rf "${work}"; mkdir -p "${work}"
 ITERS=300
 ARGS=(--model=toy --iterations="${ITERS}" --prompts_per_iteration=4 --group_size=4 --steps=4 --micro_batch=4
-      --seed=5 --sample_every=0 --watchdog_seconds=60)
+      --seed=5 --sample_every=0 --watchdog_seconds=60 --checkpoint_every=50 --keep_best)
 fail() { echo "FAIL: $*"; exit 1; }
 
 timeout 300 mpirun -np 2 --oversubscribe --bind-to none "${train}" --out="${work}/ref" "${ARGS[@]}" \
@@ -47,6 +48,14 @@ stop_run() {
     fail "${name}: resumed != uninterrupted: $(cat "${dir}.compare")"
   grep -q "bit-identical" "${dir}.compare" || fail "${name}: $(cat "${dir}.compare")"
   echo "ok   ${name}: resumed run bit-identical to the uninterrupted one"
+  # --keep_best: the resumed run keeps the uninterrupted run's best (its scores rebuilt from
+  # metrics.jsonl; the stop's own checkpoint is not a candidate).
+  "${inspect}" "${dir}/checkpoints/best.h5" --compare="${work}/ref/checkpoints/best.h5" >"${dir}.best" 2>&1 ||
+    fail "${name}: best.h5: $(cat "${dir}.best")"
+  grep -q "bit-identical" "${dir}.best" || fail "${name}: best.h5 differs: $(cat "${dir}.best")"
+  [ "$(grep '^best:' "${dir}.log" | tail -1)" = "$(grep '^best:' "${work}/ref.log" | tail -1 | sed "s|${work}/ref|${dir}|")" ] ||
+    fail "${name}: best.h5 is another checkpoint: $(grep '^best:' "${dir}.log" | tail -1)"
+  echo "ok   ${name}: best.h5 the uninterrupted run's ($(grep '^best:' "${dir}.log" | tail -1 | sed 's/.*= //'))"
 }
 stop_run sigterm_to_ranks TERM ranks
 stop_run sigusr1_to_mpirun USR1 mpirun
