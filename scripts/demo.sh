@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The main job: GRPO on the shapes world from the shipped base checkpoint, on 2 MPI ranks,
 # then a held-out table of base against trained, per reward.
-#   ./scripts/demo.sh                 (6-8 minutes on 2 AVX-512 cores, 16-20 on 2 older AVX2 cores; after setup and a cold build)
+#   ./scripts/demo.sh                 (7-11 minutes on 2 AVX-512 cores, 20-40 on 2 older AVX2 cores; after setup and a cold build)
 #   PRECISION=bf16 ./scripts/demo.sh  (bf16 compute weights and activations, fp32 masters)
 #   SEED=2 OUT=runs/demo_seed2 ./scripts/demo.sh  (another training seed; scripts/demo_seeds.sh runs 3)
 #   FLAGFILE=configs/shapes_lora.flags OUT=runs/demo_lora ./scripts/demo.sh  (LoRA instead of full fine-tuning)
 #   EVAL_SAMPLES=8 EVAL_SEED=777 ./scripts/demo.sh  (the held-out evaluation's samples per prompt and noise seed)
-#   FLAGFILE=my_ema.flags ./scripts/demo.sh  (a recipe with --ema: the held-out table scores the EMA weights;
-#                                             EVAL_EMA=0 the last weights)
+#   EVAL_EMA=0 ./scripts/demo.sh      (the held-out table of the last weights; by default, that of their EMA, which
+#                                      the demo's recipe keeps, as any recipe with --ema)
 # The shapes world goes through the same path as a user's own model: shapes_inputs writes its
 # config.json, weights, text embeddings and prompt files, and train / evaluate read them.
 # Outputs in runs/demo: metrics.jsonl, reward_curves.png, samples/iter_*.{png,gif}, tensorboard/,

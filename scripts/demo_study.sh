@@ -7,9 +7,10 @@
 #   SEEDS="1 2" KERNELS=best ./scripts/demo_study.sh   (a part of it)
 #   KERNELS="Haswell SkylakeX" ./scripts/demo_study.sh   (other OpenBLAS kernel sets, by OPENBLAS_CORETYPE name)
 #   FLAGFILE=my.flags ./scripts/demo_study.sh   (another recipe; the demo's flags by default)
-# A run whose checkpoint keeps an EMA of the weights (a recipe with --ema) is scored twice:
-# its last weights, and their EMA (rows "..., EMA"; runs/study/*/ema/), which demo.sh would report.
-# About 10 demos: with good kernels 5 x 6-8 minutes on 2 AVX-512 cores; the generic ones 1.4x longer
+# A run whose checkpoint keeps an EMA of the weights (the demo's recipe, or any with --ema) is
+# scored twice: its last weights, and their EMA (rows "..., EMA"; runs/study/*/ema/), which
+# demo.sh reports.
+# About 10 demos: with good kernels 5 x 8-10 minutes on 2 AVX-512 cores (both scorings); the generic ones 1.4x longer
 # on a Zen 5 EPYC, 3-4x on Xeons and older EPYCs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
